@@ -1,0 +1,52 @@
+"""The model families: name -> input profile, age output and network builder.
+
+``params.yaml`` picks one with ``model:`` and holds its hyper-parameters under ``models.<name>``;
+this module is the only place that maps a name to code.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import keras
+
+from stages import networks
+from stages.images import get_profile
+from stages.targets import AgeOutput
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    profile: str  # image profile the network reads (see stages.images.PROFILES)
+    age_output: AgeOutput
+    build: Callable[..., keras.Model]  # build(input_shape, age_output, augment, seed, **hparams)
+    summary: str
+
+
+SPECS: dict[str, ModelSpec] = {
+    s.name: s
+    for s in (
+        ModelSpec("multitask", "rgb128", AgeOutput("regression"), networks.multitask_cnn,
+                  "seed 001 model A: shared conv-BN-ReLU blocks, age (linear, MSE) and gender branches"),
+    )
+}
+
+
+def get_spec(name: str) -> ModelSpec:
+    try:
+        return SPECS[name]
+    except KeyError:
+        raise ValueError(f"unknown model {name!r}; choose one of {sorted(SPECS)}") from None
+
+
+def profile_for(name: str) -> str:
+    """The image profile a model reads: preprocess builds only this one."""
+    return get_spec(name).profile
+
+
+def build_model(name: str, architecture: dict | None, augment: dict, seed: int) -> keras.Model:
+    """Build the named network (uncompiled) with architecture hyper-parameters from params."""
+    spec = get_spec(name)
+    return spec.build(get_profile(spec.profile).shape, spec.age_output, augment, seed,
+                      **(architecture or {}))

@@ -1,0 +1,120 @@
+"""Stage 3, train: fit the chosen model family on the cached arrays and save ``models/model.keras``.
+
+Per-epoch metrics go to DVCLive (``reports/train``), so ``dvc plots show`` draws learning curves.
+The weights of the best validation epoch are restored before saving.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from stages.config import load_params
+from stages.datasets import make_dataset, targets
+from stages.preprocess import load_split
+from stages.registry import build_model, get_spec
+
+
+def seed_everything(seed: int) -> None:
+    """Python, NumPy and TensorFlow seeds plus deterministic TF kernels: same params, same model."""
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def make_optimizer(name: str, learning_rate: float, weight_decay: float = 0.0):
+    optimizers = {"adam": keras.optimizers.Adam, "adamw": keras.optimizers.AdamW,
+                  "rmsprop": keras.optimizers.RMSprop, "sgd": keras.optimizers.SGD}
+    if name not in optimizers:
+        raise ValueError(f"unknown optimizer {name!r}; choose one of {sorted(optimizers)}")
+    kwargs = {"weight_decay": weight_decay} if name == "adamw" else {}
+    return optimizers[name](learning_rate=learning_rate, **kwargs)
+
+
+def compile_model(model: keras.Model, spec, hp: dict) -> None:
+    model.compile(
+        optimizer=make_optimizer(hp.get("optimizer", "adam"), hp["learning_rate"],
+                                 hp.get("weight_decay", 0.0)),
+        loss={"age": spec.age_output.loss, "gender": "binary_crossentropy"},
+        loss_weights=hp.get("loss_weights", {"age": 1.0, "gender": 1.0}),
+        metrics={"gender": [keras.metrics.BinaryAccuracy(name="accuracy")]},
+    )
+
+
+class AgeMAE(keras.callbacks.Callback):
+    """Validation age MAE in years after each epoch, whatever form the age output takes."""
+
+    def __init__(self, images, ages, age_output, batch_size):
+        super().__init__()
+        self.data = make_dataset(images, None, batch_size)
+        self.ages, self.age_output = ages, age_output
+
+    def on_epoch_end(self, epoch, logs=None):
+        pred = self.model.predict(self.data, verbose=0)["age"]
+        logs["val_age_mae"] = float(abs(self.age_output.decode(pred) - self.ages).mean())
+
+
+def train(params: dict, data_dir: str | Path, model_out: str | Path, live_dir: str | Path) -> dict:
+    """Train ``params['model']`` and save it. Returns a summary (epochs, seconds, parameter count)."""
+    from dvclive import Live
+    from dvclive.keras import DVCLiveCallback
+
+    name = params["model"]
+    spec = get_spec(name)
+    hp = {**params["train"], **(params.get("models", {}).get(name) or {})}
+    seed = int(hp["seed"])
+    seed_everything(seed)
+
+    x_train, y_train = load_split(data_dir, "train")
+    x_val, y_val = load_split(data_dir, "val")
+    train_ds = make_dataset(x_train, targets(y_train, spec.age_output), hp["batch_size"],
+                            shuffle=True, seed=seed)
+    val_ds = make_dataset(x_val, targets(y_val, spec.age_output), hp["batch_size"])
+
+    model = build_model(name, hp.get("architecture"), hp.get("augment", {}), seed)
+    compile_model(model, spec, hp)
+    monitor = "val_age_mae"
+    callbacks = [
+        AgeMAE(x_val, y_val[:, 0], spec.age_output, hp["batch_size"]),
+        keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=hp["reduce_lr"]["factor"],
+                                          patience=hp["reduce_lr"]["patience"], verbose=1),
+        keras.callbacks.EarlyStopping(monitor=monitor, patience=hp["early_stopping_patience"],
+                                      restore_best_weights=True, verbose=1),
+    ]
+    Path(live_dir).mkdir(parents=True, exist_ok=True)
+    with Live(str(live_dir), dvcyaml=None, save_dvc_exp=False) as live:
+        callbacks.append(DVCLiveCallback(live=live))
+        start = time.perf_counter()
+        history = model.fit(train_ds, validation_data=val_ds, epochs=hp["epochs"],
+                            callbacks=callbacks, verbose=2)
+        seconds = time.perf_counter() - start
+    Path(model_out).parent.mkdir(parents=True, exist_ok=True)
+    model.save(model_out)
+    best = min(history.history[monitor])
+    summary = {"model": name, "epochs_run": len(history.history[monitor]),
+               "best_val_age_mae": round(best, 4), "train_seconds": round(seconds, 1),
+               "train_images_per_second": round(len(x_train) * len(history.history[monitor]) / seconds, 1),
+               "parameters": int(model.count_params())}
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--data-dir", default="data/processed")
+    parser.add_argument("--model-out", default="models/model.keras")
+    parser.add_argument("--live-dir", default="reports/train")
+    parser.add_argument("--summary-out", default="models/train_summary.json")
+    args = parser.parse_args(argv)
+    summary = train(load_params(args.params), args.data_dir, args.model_out, args.live_dir)
+    Path(args.summary_out).write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"train: {summary}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
