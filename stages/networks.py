@@ -74,3 +74,42 @@ def multitask_cnn(input_shape, age_output: AgeOutput, augment: dict, seed: int,
         b = layers.Dropout(dropout, seed=seed, name=f"{task}_dropout")(b)
         outputs[task] = age_head(b, age_output) if task == "age" else gender_head(b)
     return keras.Model(inputs, outputs, name="multitask_cnn")
+
+
+def _residual_block(x, filters: int, stride: int, name: str):
+    """Pre-activation-free basic residual block: conv-BN-ReLU-conv-BN + shortcut, ReLU."""
+    shortcut = x
+    if stride != 1 or x.shape[-1] != filters:
+        shortcut = layers.Conv2D(filters, 1, strides=stride, use_bias=False, name=f"{name}_proj")(x)
+        shortcut = layers.BatchNormalization(name=f"{name}_proj_bn")(shortcut)
+    y = layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False,
+                      kernel_initializer="he_normal", name=f"{name}_conv1")(x)
+    y = layers.BatchNormalization(name=f"{name}_bn1")(y)
+    y = layers.ReLU(name=f"{name}_relu1")(y)
+    y = layers.Conv2D(filters, 3, padding="same", use_bias=False, kernel_initializer="he_normal",
+                      name=f"{name}_conv2")(y)
+    y = layers.BatchNormalization(name=f"{name}_bn2", gamma_initializer="zeros")(y)
+    return layers.ReLU(name=f"{name}_out")(layers.Add(name=f"{name}_add")([shortcut, y]))
+
+
+def compact_resnet(input_shape, age_output: AgeOutput, augment: dict, seed: int,
+                   stem_filters=32, stage_filters=(32, 64, 128, 256), dropout=0.3) -> keras.Model:
+    """The default network: a small residual multi-task CNN for 2-core CPUs.
+
+    A stride-2 stem halves the input at once (64 px -> 32 px), then one basic residual block
+    per stage (the first at stride 1, the rest at stride 2), global average pooling, and two
+    light heads on the shared features: the age distribution over 0..116 years and gender.
+    """
+    inputs = keras.Input(input_shape, name="image")
+    x = augmentation(augment, seed)(inputs)
+    x = layers.Rescaling(1 / 127.5, offset=-1.0, name="scale")(x)
+    x = layers.Conv2D(stem_filters, 3, strides=2, padding="same", use_bias=False,
+                      kernel_initializer="he_normal", name="stem_conv")(x)
+    x = layers.BatchNormalization(name="stem_bn")(x)
+    x = layers.ReLU(name="stem_relu")(x)
+    for i, f in enumerate(stage_filters):
+        x = _residual_block(x, f, 1 if i == 0 else 2, f"stage{i + 1}")
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    x = layers.Dropout(dropout, seed=seed, name="dropout")(x)
+    return keras.Model(inputs, {"age": age_head(x, age_output), "gender": gender_head(x)},
+                       name="compact_resnet")

@@ -41,21 +41,9 @@ def compile_model(model: keras.Model, spec, hp: dict) -> None:
                                  hp.get("weight_decay", 0.0)),
         loss={"age": spec.age_output.loss, "gender": "binary_crossentropy"},
         loss_weights=hp.get("loss_weights", {"age": 1.0, "gender": 1.0}),
-        metrics={"gender": [keras.metrics.BinaryAccuracy(name="accuracy")]},
+        metrics={"age": [spec.age_output.mae_metric()],
+                 "gender": [keras.metrics.BinaryAccuracy(name="accuracy")]},
     )
-
-
-class AgeMAE(keras.callbacks.Callback):
-    """Validation age MAE in years after each epoch, whatever form the age output takes."""
-
-    def __init__(self, images, ages, age_output, batch_size):
-        super().__init__()
-        self.data = make_dataset(images, None, batch_size)
-        self.ages, self.age_output = ages, age_output
-
-    def on_epoch_end(self, epoch, logs=None):
-        pred = self.model.predict(self.data, verbose=0)["age"]
-        logs["val_age_mae"] = float(abs(self.age_output.decode(pred) - self.ages).mean())
 
 
 def train(params: dict, data_dir: str | Path, model_out: str | Path, live_dir: str | Path) -> dict:
@@ -71,6 +59,9 @@ def train(params: dict, data_dir: str | Path, model_out: str | Path, live_dir: s
 
     x_train, y_train = load_split(data_dir, "train")
     x_val, y_val = load_split(data_dir, "val")
+    if len(x_train) == 0 or len(x_val) == 0:
+        raise ValueError(f"train ({len(x_train)}) and val ({len(x_val)}) splits in {data_dir} must "
+                         "both hold images: add data or change split fractions in params.yaml")
     train_ds = make_dataset(x_train, targets(y_train, spec.age_output), hp["batch_size"],
                             shuffle=True, seed=seed)
     val_ds = make_dataset(x_val, targets(y_val, spec.age_output), hp["batch_size"])
@@ -79,10 +70,9 @@ def train(params: dict, data_dir: str | Path, model_out: str | Path, live_dir: s
     compile_model(model, spec, hp)
     monitor = "val_age_mae"
     callbacks = [
-        AgeMAE(x_val, y_val[:, 0], spec.age_output, hp["batch_size"]),
         keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=hp["reduce_lr"]["factor"],
-                                          patience=hp["reduce_lr"]["patience"], verbose=1),
-        keras.callbacks.EarlyStopping(monitor=monitor, patience=hp["early_stopping_patience"],
+                                          patience=hp["reduce_lr"]["patience"], mode="min", verbose=1),
+        keras.callbacks.EarlyStopping(monitor=monitor, patience=hp["early_stopping_patience"], mode="min",
                                       restore_best_weights=True, verbose=1),
     ]
     Path(live_dir).mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,36 @@
+"""Running a trained model: the one place model outputs become ages, groups and gender."""
+from __future__ import annotations
+
+import numpy as np
+import keras
+
+from stages.datasets import make_dataset
+from stages.targets import AgeOutput
+
+
+def load_model(path) -> keras.Model:
+    """Load a saved ``.keras`` model in Keras safe mode (no arbitrary code from the file)."""
+    return keras.models.load_model(path, compile=False, safe_mode=True)
+
+
+def predict_outputs(model: keras.Model, images: np.ndarray, batch_size: int = 256,
+                    tta_flip: bool = False) -> dict[str, np.ndarray]:
+    """Raw network outputs for uint8 images (N, S, S, C): ``{"age": (N, units), "gender": (N,)}``.
+
+    With ``tta_flip`` each face is also predicted mirrored and the two outputs are averaged.
+    """
+    out = model.predict(make_dataset(images, None, batch_size), verbose=0)
+    if tta_flip:
+        mirrored = model.predict(make_dataset(images[:, :, ::-1], None, batch_size), verbose=0)
+        out = {k: (out[k] + mirrored[k]) / 2.0 for k in out}
+    return {"age": np.asarray(out["age"]), "gender": np.asarray(out["gender"]).reshape(-1)}
+
+
+def decode_outputs(outputs: dict[str, np.ndarray], age_output: AgeOutput) -> dict[str, np.ndarray]:
+    """Raw outputs -> ``pred_age`` (years), ``gender_prob`` (P(female)) and, for bins models,
+    ``pred_bin`` (arg-max bin of the model's own scheme)."""
+    decoded = {"pred_age": age_output.decode(outputs["age"]), "gender_prob": outputs["gender"]}
+    pred_bin = age_output.predicted_bin(outputs["age"])
+    if pred_bin is not None:
+        decoded["pred_bin"] = pred_bin
+    return decoded
