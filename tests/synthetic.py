@@ -46,7 +46,8 @@ def make_utkface(folder: str | Path, n: int = 60, seed: int = 0, defects: bool =
         good = (folder / written["valid"][0]).read_bytes()
         (folder / "33_1_2_20170110000000002.jpg.chip.jpg").write_bytes(good[: len(good) // 3])
         written["unreadable_image"] = ["33_1_2_20170110000000002.jpg.chip.jpg"]
-        dup = "99_1_4_20170110000000003.jpg.chip.jpg"  # sorts after its original
+        original = written["valid"][1]
+        dup = original.rsplit("_", 1)[0] + "_99999999999999999.jpg.chip.jpg"  # sorts after it
         (folder / dup).write_bytes((folder / written["valid"][1]).read_bytes())
         written["duplicate"] = [dup]
     return written

@@ -1,0 +1,64 @@
+import numpy as np
+import pytest
+
+from stages.bins import CUSTOM12, FIVE_YEAR, RANGES10, SCHEMES, get_scheme
+from stages.targets import AgeOutput
+
+
+def test_five_year_groups_match_seed_004():
+    assert FIVE_YEAR.n_bins == 20
+    assert FIVE_YEAR.encode([0, 4, 5, 94, 95, 116]).tolist() == [0, 0, 1, 18, 19, 19]
+    assert FIVE_YEAR.labels()[0] == "0-4" and FIVE_YEAR.labels()[-1] == "95+"
+
+
+def test_custom12_bins_match_seed_000():
+    assert CUSTOM12.labels() == ["1-3", "4-10", "11-17", "18-22", "23-26", "27-32", "33-37",
+                                 "38-45", "46-53", "54-62", "63-73", "74+"]
+
+
+def test_ranges10_match_seed_003_example():
+    # seed 003: ages [2, 6, 8, 15, 21] -> groups [1, 2, 2, 3, 5] (1-based)
+    assert (RANGES10.encode([2, 6, 8, 15, 21]) + 1).tolist() == [1, 2, 2, 3, 5]
+    assert RANGES10.n_bins == 10
+
+
+@pytest.mark.parametrize("scheme", list(SCHEMES.values()), ids=list(SCHEMES))
+def test_every_edge_round_trips(scheme):
+    """An age on a lower edge, and the age just below it, land in neighbouring bins; the one-hot
+    of each bin decodes to an age inside that bin."""
+    for i, lo in enumerate(scheme.edges):
+        assert scheme.encode([lo])[0] == i
+        if i > 0:
+            assert scheme.encode([lo - 1])[0] == i - 1
+    one_hot = np.eye(scheme.n_bins)
+    decoded = scheme.decode(one_hot)
+    assert (scheme.encode(decoded) == np.arange(scheme.n_bins)).all()
+
+
+def test_decode_is_expected_value_of_normalised_scores():
+    probs = np.zeros((1, FIVE_YEAR.n_bins))
+    probs[0, 2], probs[0, 4] = 2.0, 2.0  # unnormalised sigmoid-style scores
+    assert FIVE_YEAR.decode(probs)[0] == pytest.approx((12 + 22) / 2)
+
+
+def test_unknown_scheme_is_named():
+    with pytest.raises(ValueError, match="nope"):
+        get_scheme("nope")
+
+
+@pytest.mark.parametrize("output", [AgeOutput("regression"), AgeOutput("bins", FIVE_YEAR, "softmax"),
+                                    AgeOutput("distribution", sigma=2.0)], ids=lambda o: o.kind)
+def test_age_output_encode_decode(output):
+    ages = np.array([1, 7, 30, 64, 90])
+    decoded = output.decode(output.encode(ages))
+    tolerance = {"regression": 1e-6, "bins": 2.5,  # bins decode to their centre
+                 "distribution": 1.0}[output.kind]  # the target Gaussian is cut at age 0
+    assert np.abs(decoded - ages).max() <= tolerance
+    if output.kind == "distribution":  # away from the ends it is exact
+        assert np.abs(decoded[2:] - ages[2:]).max() < 1e-3
+
+
+def test_age_output_tensor_decode_matches_numpy():
+    output = AgeOutput("distribution", sigma=3.0)
+    y = output.encode(np.array([3, 40, 80]))
+    assert np.allclose(np.asarray(output.decode_tensor(y)), output.decode(y), atol=1e-4)

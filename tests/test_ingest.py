@@ -1,0 +1,104 @@
+import json
+
+import pandas as pd
+import pytest
+
+from stages import ingest
+from stages.bins import FIVE_YEAR
+from stages.source import SourceError
+
+
+def test_every_defect_is_reported_with_its_reason(utk_dir, tmp_path):
+    folder, written = utk_dir
+    report = ingest.run(folder, tmp_path / "labels.csv", tmp_path / "dq.json", 0.1, 0.1, seed=1)
+    skipped = {s["file"]: s["reason"] for s in report["skipped"]}
+    for reason in ("malformed_name", "out_of_range", "unreadable_image", "duplicate"):
+        for name in written[reason]:
+            assert skipped[name] == reason
+    assert report["skipped_by_reason"] == {r: len(written[r]) for r in written if r != "valid"}
+    labels = pd.read_csv(tmp_path / "labels.csv")
+    # nothing silently dropped: kept + skipped = everything seen
+    assert len(labels) + len(skipped) == report["images_seen"] == sum(map(len, written.values()))
+    assert json.loads((tmp_path / "dq.json").read_text())["images_kept"] == len(labels)
+
+
+def test_duplicate_keeps_first_name_and_says_which(utk_dir, tmp_path):
+    folder, written = utk_dir
+    ingest.run(folder, tmp_path / "l.csv", tmp_path / "q.json", 0.1, 0.1, seed=1)
+    labels = pd.read_csv(tmp_path / "l.csv")
+    report = json.loads((tmp_path / "q.json").read_text())
+    dup = [s for s in report["skipped"] if s["reason"] == "duplicate"][0]
+    assert written["valid"][1] in dup["detail"] and written["valid"][1] in set(labels["file"])
+    assert labels["hash"].is_unique
+
+
+def test_split_is_deterministic_and_order_independent(utk_dir, tmp_path):
+    folder, _ = utk_dir
+    kept, _ = ingest.scan(folder)
+    a = ingest.stratified_split(kept, 0.1, 0.1, seed=7)
+    b = ingest.stratified_split(kept.sample(frac=1, random_state=0), 0.1, 0.1, seed=7).loc[a.index]
+    assert (a == b).all()
+    c = ingest.stratified_split(kept, 0.1, 0.1, seed=8)
+    assert (a != c).any()  # the seed matters
+
+
+def test_split_fractions_and_stratification():
+    rows = [{"file": f"{i:05d}", "age": age, "gender": g}
+            for i, (age, g) in enumerate((a, g) for a in range(1, 100) for g in (0, 1) for _ in range(10))]
+    df = pd.DataFrame(rows)
+    split = ingest.stratified_split(df, 0.1, 0.2, seed=0)
+    counts = split.value_counts()
+    assert counts["test"] == round(len(df) * 0.2) and counts["val"] == round(len(df) * 0.1)
+    strata = FIVE_YEAR.encode(df["age"]) * 2 + df["gender"]
+    for s in set(strata):
+        share = (split[strata == s] == "test").mean()
+        assert abs(share - 0.2) <= 1.0 / (strata == s).sum() + 1e-9
+
+
+def test_no_content_hash_in_two_splits(utk_dir, tmp_path):
+    folder, _ = utk_dir
+    ingest.run(folder, tmp_path / "l.csv", tmp_path / "q.json", 0.2, 0.2, seed=3)
+    labels = pd.read_csv(tmp_path / "l.csv")
+    assert labels.groupby("hash")["split"].nunique().max() == 1
+    assert set(labels["split"]) == {"train", "val", "test"}
+
+
+def test_tar_archive_and_folder_give_the_same_labels(utk_dir, tmp_path):
+    import tarfile
+
+    folder, _ = utk_dir
+    archive = tmp_path / "UTKFace.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(folder, arcname="UTKFace")
+    ingest.run(folder, tmp_path / "a.csv", tmp_path / "a.json", 0.1, 0.1, seed=1)
+    ingest.run(archive, tmp_path / "b.csv", tmp_path / "b.json", 0.1, 0.1, seed=1)
+    assert pd.read_csv(tmp_path / "a.csv").equals(pd.read_csv(tmp_path / "b.csv"))
+
+
+@pytest.mark.parametrize("make", ["missing", "empty"])
+def test_missing_or_empty_source_is_a_clear_error(tmp_path, make, capsys):
+    source = tmp_path / "UTKFace"
+    if make == "empty":
+        source.mkdir()
+    with pytest.raises(SourceError, match=str(source)):
+        ingest.run(source, tmp_path / "l.csv", tmp_path / "q.json", 0.1, 0.1, seed=1)
+    params = tmp_path / "params.yaml"
+    params.write_text(f"data: {{source: {source}}}\nsplit: {{seed: 1, val_fraction: 0.1, test_fraction: 0.1}}\n")
+    assert ingest.main(["--params", str(params), "--labels-out", str(tmp_path / "l.csv"),
+                        "--report-out", str(tmp_path / "q.json")]) == 1
+    assert "UTKFace" in capsys.readouterr().err
+
+
+REAL_ARCHIVE = ingest.Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "UTKFace.tar.gz"
+
+
+@pytest.mark.skipif(not REAL_ARCHIVE.is_file(), reason="shared UTKFace archive not present")
+def test_real_archive_defects_are_all_accounted_for(tmp_path):
+    """Smoke run on the real share (read by path, nothing copied into the project)."""
+    report = ingest.run(REAL_ARCHIVE, tmp_path / "l.csv", tmp_path / "q.json", 0.1, 0.1, seed=42)
+    assert report["images_seen"] == 21708
+    assert report["skipped_by_reason"]["malformed_name"] == 5
+    assert report["skipped_by_reason"]["duplicate"] > 0
+    assert report["images_kept"] + report["images_skipped"] == report["images_seen"]
+    labels = pd.read_csv(tmp_path / "l.csv")
+    assert labels.groupby("hash")["split"].nunique().max() == 1

@@ -1,0 +1,46 @@
+"""Every registered model family builds, has the right output shapes and trains one step."""
+import numpy as np
+import pytest
+
+from stages.datasets import make_dataset, targets
+from stages.images import get_profile
+from stages.registry import SPECS, build_model, get_spec, profile_for
+from stages.train import compile_model
+
+HP = {"learning_rate": 1e-3, "optimizer": "adam", "loss_weights": {"age": 1.0, "gender": 1.0}}
+
+
+def _batch(name, n=4, seed=0):
+    rng = np.random.default_rng(seed)
+    shape = get_profile(profile_for(name)).shape
+    x = rng.integers(0, 256, (n, *shape), dtype=np.uint8)
+    labels = np.stack([rng.integers(1, 100, n), rng.integers(0, 2, n), rng.integers(0, 5, n)], 1)
+    return x, labels.astype(np.int16)
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_builds_and_trains_one_step(name):
+    spec = get_spec(name)
+    model = build_model(name, None, {"flip": True, "translation": 0.05}, seed=0)
+    x, labels = _batch(name)
+    out = model.predict(x, verbose=0)
+    assert out["age"].shape == (len(x), spec.age_output.units)
+    assert out["gender"].shape == (len(x), 1)
+    assert ((out["gender"] >= 0) & (out["gender"] <= 1)).all()
+    compile_model(model, spec, HP)
+    before = [w.copy() for w in model.get_weights()]
+    model.fit(make_dataset(x, targets(labels, spec.age_output), batch_size=4), epochs=1, verbose=0)
+    changed = [not np.allclose(a, b) for a, b in zip(before, model.get_weights())]
+    assert any(changed), "a training step must change the weights"
+
+
+def test_augmentation_is_inactive_at_inference():
+    model = build_model("compact", None, {"flip": True, "translation": 0.2}, seed=0)
+    x, _ = _batch("compact")
+    a, b = model.predict(x, verbose=0), model.predict(x, verbose=0)
+    assert np.array_equal(a["age"], b["age"])
+
+
+def test_unknown_model_lists_choices():
+    with pytest.raises(ValueError, match="compact"):
+        get_spec("resnet9000")
