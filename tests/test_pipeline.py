@@ -63,5 +63,6 @@ def test_dvc_repro_end_to_end(project):
     again = _run([sys.executable, "-m", "dvc", "repro"], project)
     assert "Running stage" not in again
     dag = _run([sys.executable, "-m", "dvc", "dag", "--dot"], project)
-    for edge in ("ingest", "preprocess", "train", "evaluate", "plot"):
-        assert edge in dag
+    for a, b in [("ingest", "preprocess"), ("preprocess", "train"), ("train", "evaluate"),
+                 ("evaluate", "plot")]:
+        assert f'"{a}" -> "{b}"' in dag
