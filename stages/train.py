@@ -35,11 +35,28 @@ def make_optimizer(name: str, learning_rate: float, weight_decay: float = 0.0):
     return optimizers[name](learning_rate=learning_rate, **kwargs)
 
 
-def compile_model(model: keras.Model, spec, hp: dict) -> None:
+def learning_rate(hp: dict, steps_per_epoch: int | None):
+    """The constant rate for ``lr_schedule: plateau`` (ReduceLROnPlateau lowers it), or a schedule:
+    ``cosine`` warms up linearly for one epoch, then decays to zero by the last epoch."""
+    if hp.get("lr_schedule", "plateau") == "plateau":
+        return hp["learning_rate"]
+    if hp["lr_schedule"] != "cosine":
+        raise ValueError(f"unknown lr_schedule {hp['lr_schedule']!r}; choose plateau or cosine")
+    if not steps_per_epoch:
+        raise ValueError("a cosine schedule needs the number of steps per epoch")
+    warmup = steps_per_epoch
+    return keras.optimizers.schedules.CosineDecay(
+        hp["learning_rate"] / 10, decay_steps=max(1, hp["epochs"] * steps_per_epoch - warmup),
+        warmup_target=hp["learning_rate"], warmup_steps=warmup)
+
+
+def compile_model(model: keras.Model, spec, hp: dict, steps_per_epoch: int | None = None) -> None:
     model.compile(
-        optimizer=make_optimizer(hp.get("optimizer", "adam"), hp["learning_rate"],
+        optimizer=make_optimizer(hp.get("optimizer", "adam"), learning_rate(hp, steps_per_epoch),
                                  hp.get("weight_decay", 0.0)),
-        loss={"age": spec.age_output.loss, "gender": "binary_crossentropy"},
+        loss={"age": spec.age_output.loss,
+              "gender": keras.losses.BinaryCrossentropy(
+                  label_smoothing=hp.get("gender_label_smoothing", 0.0))},
         loss_weights=hp.get("loss_weights", {"age": 1.0, "gender": 1.0}),
         metrics={"age": [spec.age_output.mae_metric()],
                  "gender": [keras.metrics.BinaryAccuracy(name="accuracy")]},
@@ -67,11 +84,14 @@ def train(params: dict, data_dir: str | Path, model_out: str | Path, live_dir: s
     val_ds = make_dataset(x_val, targets(y_val, spec.age_output), hp["batch_size"])
 
     model = build_model(name, hp.get("architecture"), hp.get("augment", {}), seed)
-    compile_model(model, spec, hp)
+    compile_model(model, spec, hp, steps_per_epoch=-(-len(x_train) // hp["batch_size"]))
     monitor = "val_age_mae"
-    callbacks = [
-        keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=hp["reduce_lr"]["factor"],
-                                          patience=hp["reduce_lr"]["patience"], mode="min", verbose=1),
+    callbacks = []
+    if hp.get("lr_schedule", "plateau") == "plateau":
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(
+            monitor=monitor, factor=hp["reduce_lr"]["factor"], patience=hp["reduce_lr"]["patience"],
+            mode="min", verbose=1))
+    callbacks += [
         keras.callbacks.EarlyStopping(monitor=monitor, patience=hp["early_stopping_patience"], mode="min",
                                       restore_best_weights=True, verbose=1),
     ]

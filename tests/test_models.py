@@ -44,3 +44,17 @@ def test_augmentation_is_inactive_at_inference():
 def test_unknown_model_lists_choices():
     with pytest.raises(ValueError, match="compact"):
         get_spec("resnet9000")
+
+
+def test_cosine_schedule_warms_up_then_decays_to_zero():
+    from stages.train import learning_rate
+
+    hp = {"lr_schedule": "cosine", "learning_rate": 0.01, "epochs": 10}
+    schedule = learning_rate(hp, steps_per_epoch=100)
+    assert float(schedule(0)) == pytest.approx(0.001)
+    assert float(schedule(100)) == pytest.approx(0.01)
+    assert float(schedule(1000)) == pytest.approx(0.0, abs=1e-6)
+    assert float(schedule(400)) < float(schedule(200))
+    assert learning_rate({"learning_rate": 0.01}, None) == 0.01  # plateau: constant start
+    with pytest.raises(ValueError, match="warm"):
+        learning_rate({"lr_schedule": "warm", "learning_rate": 0.01}, 10)
