@@ -1,8 +1,9 @@
 """Stage 4, evaluate: score the trained model on the held-out test split.
 
 Writes ``reports/metrics.json`` (DVC metrics: age MAE / RMSE / CS@5 / five-year-group accuracy,
-gender accuracy / F1 / ROC AUC, own-bin accuracy for bins models, cost) and
-``reports/predictions.csv`` (one row per test face).
+gender accuracy / F1 / ROC AUC, own-bin accuracy for bins models, cost, and the headline fairness
+gaps under ``fairness``), ``reports/predictions.csv`` (one row per test face) and the full
+fairness tables ``reports/breakdown.json`` / ``.csv`` (see :mod:`stages.breakdown`).
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from stages import breakdown
 from stages.bins import FIVE_YEAR
 from stages.config import load_params
 from stages.inference import decode_outputs, load_model, predict_outputs
@@ -52,7 +54,8 @@ def score(df: pd.DataFrame, spec) -> dict:
     return metrics
 
 
-def run(params: dict, model_path, data_dir, labels_csv, train_summary, metrics_out, predictions_out) -> dict:
+def run(params: dict, model_path, data_dir, labels_csv, train_summary, metrics_out, predictions_out,
+        breakdown_out=None, breakdown_csv_out=None) -> dict:
     spec = get_spec(params["model"])
     model = load_model(model_path)
     images, _ = load_split(data_dir, "test")
@@ -69,7 +72,13 @@ def run(params: dict, model_path, data_dir, labels_csv, train_summary, metrics_o
                        "train_seconds": summary.get("train_seconds"),
                        "inference_images_per_second": round(len(images) / seconds, 1)}
     metrics["test_images"] = len(df)
+    full = breakdown.breakdown(df, cfg.get("breakdown_min_group_size", 1))
+    metrics["fairness"] = breakdown.headline(full)
     Path(metrics_out).parent.mkdir(parents=True, exist_ok=True)
+    if breakdown_out:
+        Path(breakdown_out).write_text(json.dumps(_rounded(full), indent=2) + "\n")
+    if breakdown_csv_out:
+        breakdown.long_table(full).round(4).to_csv(breakdown_csv_out, index=False)
     Path(metrics_out).write_text(json.dumps(_rounded(metrics), indent=2) + "\n")
     df.to_csv(predictions_out, index=False)
     return metrics
@@ -78,6 +87,8 @@ def run(params: dict, model_path, data_dir, labels_csv, train_summary, metrics_o
 def _rounded(obj):
     if isinstance(obj, dict):
         return {k: _rounded(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_rounded(v) for v in obj]
     return round(obj, 4) if isinstance(obj, float) else obj
 
 
@@ -90,9 +101,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-summary", default="models/train_summary.json")
     parser.add_argument("--metrics-out", default="reports/metrics.json")
     parser.add_argument("--predictions-out", default="reports/predictions.csv")
+    parser.add_argument("--breakdown-out", default="reports/breakdown.json")
+    parser.add_argument("--breakdown-csv-out", default="reports/breakdown.csv")
     args = parser.parse_args(argv)
     metrics = run(load_params(args.params), args.model, args.data_dir, args.labels,
-                  args.train_summary, args.metrics_out, args.predictions_out)
+                  args.train_summary, args.metrics_out, args.predictions_out,
+                  args.breakdown_out, args.breakdown_csv_out)
     print(f"evaluate: age {metrics['age']}, gender {metrics['gender']}")
     return 0
 
