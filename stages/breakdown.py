@@ -16,7 +16,7 @@ Definitions (every figure comes with the number of faces it is computed on):
   standard deviation (ddof=0) of the group scores, each group counting once whatever its size.
   Only groups with at least ``min_group_size`` faces enter the gap and std (a group of three faces
   would make the gap mostly noise); the others stay in the table with ``in_spread`` false. When
-  no group qualifies, gap and std are ``None``.
+  fewer than two groups qualify there is nothing to compare: gap and std are ``None``.
 """
 from __future__ import annotations
 
@@ -83,7 +83,7 @@ def spread(tab: pd.DataFrame) -> dict:
     out = {"groups": int(len(used)), "min_n": int(used["n"].min()) if len(used) else 0}
     for score in SCORES:
         values = used[score].to_numpy(dtype=float)
-        if len(values) == 0:
+        if len(values) < 2:
             out[score] = {"gap": None, "std": None, "best": None, "worst": None}
             continue
         best, worst = ((values.argmax(), values.argmin()) if HIGHER_IS_BETTER[score]
@@ -133,7 +133,7 @@ def markdown(full: dict, name: str) -> str:
              f"worst: {s[score]['worst'] or '-'})"
              for score, label in (("mae", "MAE"), ("cs5", "CS@5"), ("gender_accuracy", "gender accuracy"))]
     lines.append("")
-    lines.append(f"Across {s['groups']} groups with at least {full['min_group_size']} faces: "
+    lines.append(f"Groups with at least {full['min_group_size']} faces: {s['groups']}. "
                  + "; ".join(parts) + ".")
     if not all(row["in_spread"] for row in full[name]["groups"]):
         lines.append(f"\\* fewer than {full['min_group_size']} faces: shown, but left out of gap and std.")

@@ -78,10 +78,13 @@ def test_min_group_size_leaves_small_groups_out_of_the_spread(faces):
     assert s["cs5"]["gap"] == pytest.approx(0.5) and s["cs5"]["std"] == pytest.approx(0.25)
 
 
-def test_no_group_large_enough_gives_none(faces):
+def test_fewer_than_two_groups_large_enough_gives_none(faces):
+    none = {"gap": None, "std": None, "best": None, "worst": None}
     full = bd.breakdown(faces, min_group_size=100)
-    assert full["gender"]["spread"]["mae"] == {"gap": None, "std": None, "best": None, "worst": None}
+    assert full["gender"]["spread"]["mae"] == none
     assert bd.headline(full)["gender"]["mae_gap"] is None
+    one = bd.breakdown(faces, min_group_size=3)["race"]["spread"]  # only Black has 3 faces
+    assert one["groups"] == 1 and one["mae"] == none
 
 
 def test_gender_age_group_and_race_x_gender_by_hand(faces):

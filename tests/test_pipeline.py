@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from synthetic import make_utkface
+from test_plot import declared_figures
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -20,7 +21,7 @@ def _run(cmd, cwd):
            "TF_CPP_MIN_LOG_LEVEL": "2"}
     result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    return result.stdout
+    return result.stdout + result.stderr
 
 
 @pytest.fixture
@@ -35,6 +36,7 @@ def project(tmp_path):
     params = yaml.safe_load((proj / "params.yaml").read_text())
     params["data"]["source"] = "data/raw/UTKFace"
     params["train"]["epochs"] = 1
+    params["evaluate"]["breakdown_min_group_size"] = 1  # 8 test faces: let every group count
     for hp in params["models"].values():
         hp["epochs"] = 1
     (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
@@ -47,7 +49,7 @@ def project(tmp_path):
 
 def test_dvc_repro_end_to_end(project):
     out = _run([sys.executable, "-m", "dvc", "repro"], project)
-    for stage in ("ingest", "preprocess", "train", "evaluate", "plot"):
+    for stage in ("ingest", "preprocess", "train", "evaluate", "plot", "model_card"):
         assert f"Running stage '{stage}'" in out
     metrics = json.loads((project / "reports/metrics.json").read_text())
     assert 0 <= metrics["age"]["mae"] < 120 and 0 <= metrics["gender"]["accuracy"] <= 1
@@ -56,13 +58,27 @@ def test_dvc_repro_end_to_end(project):
     quality = json.loads((project / "reports/data_quality.json").read_text())
     assert set(quality["skipped_by_reason"]) == {"malformed_name", "out_of_range",
                                                  "unreadable_image", "duplicate"}
-    for figure in ("learning_curves", "age_scatter", "gender_confusion", "mae_by_age_group"):
-        assert (project / "reports/figures" / f"{figure}.png").stat().st_size > 1000
+    assert set(metrics["fairness"]) == {"race", "gender", "age_group", "race_x_gender"}
+    assert metrics["fairness"]["race"]["mae_gap"] >= 0
+    breakdown = json.loads((project / "reports/breakdown.json").read_text())
+    assert sum(row["n"] for row in breakdown["race"]["groups"]) == len(predictions)
+    for figure in declared_figures(project / "dvc.yaml"):  # every declared figure is drawn
+        assert (project / figure).stat().st_size > 1000, figure
+    card = (project / "reports/model_card.md").read_text()
+    for heading in ("## Data", "## Split", "## Model and parameters", "## Headline metrics",
+                    "## Fairness breakdown", "## Known limitations"):
+        assert heading in card
+    # DVC renders every declared plot (images and data plots) without a load error
+    shown = _run([sys.executable, "-m", "dvc", "plots", "show", "-o", "plots_html"], project)
+    assert "failed to load" not in shown
+    html = (project / "plots_html" / "index.html").read_text()
+    for figure in declared_figures(project / "dvc.yaml"):
+        assert figure.replace("/", "_") in html, figure
     assert (project / "models/model.keras").is_file()
     # nothing changed: a second repro runs no stage
     again = _run([sys.executable, "-m", "dvc", "repro"], project)
     assert "Running stage" not in again
     dag = _run([sys.executable, "-m", "dvc", "dag", "--dot"], project)
     for a, b in [("ingest", "preprocess"), ("preprocess", "train"), ("train", "evaluate"),
-                 ("evaluate", "plot")]:
+                 ("evaluate", "plot"), ("evaluate", "model_card")]:
         assert f'"{a}" -> "{b}"' in dag

@@ -1,0 +1,84 @@
+"""The plot stage draws every figure dvc.yaml declares, for models with and without own bins."""
+from pathlib import Path
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from stages import breakdown, plot
+from stages.bins import CUSTOM12, FIVE_YEAR
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def declared_figures(dvc_yaml: Path = ROOT / "dvc.yaml") -> list[str]:
+    """Image files declared under ``plots:`` in dvc.yaml (plain paths or keys of dicts)."""
+    names = []
+    for entry in yaml.safe_load(dvc_yaml.read_text())["plots"]:
+        for name in ([entry] if isinstance(entry, str) else entry):
+            if name.endswith(".png"):
+                names.append(name)
+    return names
+
+
+def test_dvc_yaml_declares_every_figure_the_stage_writes():
+    declared = declared_figures()
+    assert len(declared) == len(set(declared))
+    assert sorted(declared) == sorted(f"reports/figures/{n}" for n in plot.figure_names())
+
+
+def _inputs(tmp_path: Path, n: int, own_bins: bool, channels: int = 3):
+    rng = np.random.default_rng(0)
+    age = rng.integers(1, 100, n)
+    df = pd.DataFrame({"file": [f"{a}_x.jpg" for a in age], "age": age, "gender": rng.integers(0, 2, n),
+                       "race": rng.integers(0, 5, n)})
+    df["pred_age"] = np.clip(age + rng.normal(0, 6, n), 0, 116).round(2)
+    df["gender_prob"] = rng.random(n).round(4)
+    df["pred_gender"] = (df["gender_prob"] >= 0.5).astype(int)
+    groups = FIVE_YEAR.labels()
+    df["age_group"] = [groups[i] for i in FIVE_YEAR.encode(df["age"])]
+    df["pred_age_group"] = [groups[i] for i in FIVE_YEAR.encode(df["pred_age"])]
+    if own_bins:
+        names = CUSTOM12.labels()
+        df["bin"] = [names[i] for i in CUSTOM12.encode(df["age"])]
+        df["pred_bin"] = [names[i] for i in CUSTOM12.encode(df["pred_age"])]
+    df.to_csv(tmp_path / "predictions.csv", index=False)
+    (tmp_path / "breakdown.json").write_text(json.dumps(breakdown.breakdown(df, 5)))
+    labels = df[["file", "age", "gender", "race"]].assign(split="test")
+    labels = pd.concat([labels, labels.assign(split="train")])
+    labels.to_csv(tmp_path / "labels.csv", index=False)
+    np.save(tmp_path / "test_images.npy", rng.integers(0, 255, (n, 16, 16, channels), dtype=np.uint8))
+    live = tmp_path / "train" / "plots" / "metrics"
+    for folder in ("train", "eval"):
+        (live / folder).mkdir(parents=True)
+        for name, _ in plot.LEARNING_CURVES:
+            pd.DataFrame({"step": [0, 1, 2], name: [3.0, 2.0, 1.5]}).to_csv(
+                live / folder / f"{name}.tsv", sep="\t", index=False)
+    return tmp_path
+
+
+@pytest.mark.parametrize("own_bins, n, channels", [(False, 60, 3), (True, 12, 1)])
+def test_plot_writes_every_declared_figure(tmp_path, own_bins, n, channels):
+    src = _inputs(tmp_path, n, own_bins, channels)
+    out = tmp_path / "reports" / "figures"
+    written = plot.run(src / "predictions.csv", src / "train", out, src / "breakdown.json",
+                       src / "labels.csv", src / "test_images.npy")
+    assert len(written) == len(declared_figures())
+    for name in declared_figures():
+        path = tmp_path / name
+        assert path.is_file() and path.stat().st_size > 1000, name
+
+
+def test_own_scheme_is_recognised_from_labels():
+    df = pd.DataFrame({"bin": ["1-3", "74+"], "pred_bin": ["4-10", "74+"]})
+    assert plot.own_scheme(df) is CUSTOM12
+    assert plot.own_scheme(df.drop(columns=["bin"])) is None
+
+
+def test_faces_grid_refuses_arrays_out_of_step(tmp_path):
+    df = pd.DataFrame({"age": [1], "pred_age": [2.0], "gender": [0], "pred_gender": [0]})
+    with pytest.raises(ValueError, match="out of step"):
+        plot.plot_faces_grid(np.zeros((2, 8, 8, 3), np.uint8), df, tmp_path / "x.png")
