@@ -32,6 +32,8 @@ def project(tmp_path):
     for item in ("dvc.yaml", "params.yaml", ".dvcignore"):
         shutil.copy(ROOT / item, proj / item)
     shutil.copytree(ROOT / "stages", proj / "stages", ignore=shutil.ignore_patterns("__pycache__"))
+    (proj / "kfold").mkdir()
+    shutil.copy(ROOT / "kfold" / "dvc.yaml", proj / "kfold" / "dvc.yaml")
     make_utkface(proj / "data" / "raw" / "UTKFace", n=80, seed=1)
     params = yaml.safe_load((proj / "params.yaml").read_text())
     params["data"]["source"] = "data/raw/UTKFace"
@@ -39,6 +41,7 @@ def project(tmp_path):
     params["evaluate"]["breakdown_min_group_size"] = 1  # 8 test faces: let every group count
     for hp in params["models"].values():
         hp["epochs"] = 1
+    params["kfold"]["n_folds"] = 2
     (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     _run(["git", "init", "-q"], proj)
     _run([sys.executable, "-m", "dvc", "init", "-q"], proj)
@@ -51,6 +54,7 @@ def test_dvc_repro_end_to_end(project):
     out = _run([sys.executable, "-m", "dvc", "repro"], project)
     for stage in ("ingest", "preprocess", "train", "evaluate", "plot", "model_card"):
         assert f"Running stage '{stage}'" in out
+    assert "kfold" not in out and not (project / "kfold" / "metrics.json").exists()
     metrics = json.loads((project / "reports/metrics.json").read_text())
     assert 0 <= metrics["age"]["mae"] < 120 and 0 <= metrics["gender"]["accuracy"] <= 1
     predictions = pd.read_csv(project / "reports/predictions.csv")
@@ -82,3 +86,28 @@ def test_dvc_repro_end_to_end(project):
     for a, b in [("ingest", "preprocess"), ("preprocess", "train"), ("train", "evaluate"),
                  ("evaluate", "plot"), ("evaluate", "model_card")]:
         assert f'"{a}" -> "{b}"' in dag
+
+
+def test_kfold_is_a_separate_pipeline(project):
+    """`dvc repro kfold/dvc.yaml` runs ingest, preprocess and the k-fold stages, not train."""
+    out = _run([sys.executable, "-m", "dvc", "repro", "kfold/dvc.yaml"], project)
+    for stage in ("ingest", "preprocess", "kfold/dvc.yaml:cv", "kfold/dvc.yaml:aggregate"):
+        assert f"Running stage '{stage}'" in out
+    assert "Running stage 'train'" not in out and not (project / "models").exists()
+    result = json.loads((project / "kfold/metrics.json").read_text())
+    assert result["n_folds"] == 2
+    for stat in ("mean", "std"):
+        assert set(result[stat]) >= {"age", "gender", "fairness"}
+        assert result[stat]["age"]["mae"] >= 0
+    folds = pd.read_csv(project / "kfold/folds/folds.csv")
+    labels = pd.read_csv(project / "data/interim/labels.csv")
+    # folds hold exactly the train + val images: the test split is never used
+    assert set(folds["file"]) == set(labels.loc[labels["split"] != "test", "file"])
+    for k in range(2):
+        held = pd.read_csv(project / f"kfold/folds/fold_{k}/predictions.csv")
+        assert set(held["file"]) == set(folds.loc[folds["fold"] == k, "file"])
+    per_fold = pd.read_csv(project / "kfold/per_fold.csv")
+    assert per_fold["age.mae"].std() == pytest.approx(result["std"]["age"]["mae"], abs=1e-3)
+    assert "± " in (project / "kfold/summary.md").read_text()
+    shown = _run([sys.executable, "-m", "dvc", "metrics", "show", "kfold/metrics.json"], project)
+    assert "mean.age.mae" in shown
