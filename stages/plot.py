@@ -248,6 +248,12 @@ def plot_error_by_group(full: dict, name: str, out: Path) -> None:
         texts = ["" if n == 0 else (f"{v:.1f}" if score == "mae" else f"{v:.2f}")
                  for v, n in zip(values, rows["n"])]
         ax.bar_label(bars, texts, fontsize=7, padding=2)
+        seen = rows["n"] > 0
+        if seen.any():  # all faces: the mean over faces is the n-weighted mean of the group scores
+            overall = float(np.average(values[seen], weights=rows["n"][seen]))
+            (ax.axvline if horizontal else ax.axhline)(overall, color="black", ls="--", lw=1,
+                                                        label=f"all faces {overall:.2f}")
+            ax.legend(loc="lower right", fontsize=8)
         s = spread[score]
         gap = "gap - (fewer than 2 groups large enough)" if s["gap"] is None else \
             f"gap {s['gap']:.3f}, std {s['std']:.3f}"
