@@ -198,12 +198,20 @@ def plot_gender_by_age_group(labels: pd.DataFrame, out: Path) -> None:
     _save(fig, out)
 
 
-def plot_faces_grid(images: np.ndarray, df: pd.DataFrame, out: Path, seed: int = 0) -> None:
+def plot_faces_grid(images: np.ndarray, df: pd.DataFrame, out: Path, seed: int = 0,
+                    image_labels: np.ndarray | None = None) -> None:
     """Seed 002: 20 test faces (a seeded random sample), each titled 'predicted (true)' for age
-    and gender. Green title: gender right and age within 5 years; red otherwise."""
-    if len(images) != len(df):
-        raise ValueError(f"{len(images)} test images but {len(df)} prediction rows: the cached "
-                         "arrays and predictions.csv are out of step")
+    and gender. Green title: gender right and age within 5 years; red otherwise.
+
+    Row i of ``images`` must be the face of row i of ``df``; with ``image_labels`` (the cached
+    ``test_labels.npy``, columns age, gender, race) that is checked label by label."""
+    aligned = len(images) == len(df)
+    if aligned and image_labels is not None:
+        aligned = np.array_equal(np.asarray(image_labels)[:, :3],
+                                 df[["age", "gender", "race"]].to_numpy())
+    if not aligned:
+        raise ValueError(f"{len(images)} test images but {len(df)} prediction rows, or their labels "
+                         "differ: the cached arrays and predictions.csv are out of step")
     rng = np.random.default_rng(seed)
     pick = np.sort(rng.choice(len(df), size=min(GRID_FACES, len(df)), replace=False))
     fig, axes = plt.subplots(4, 5, figsize=(11, 10.5))
@@ -294,6 +302,7 @@ def run(predictions_csv, live_dir, out_dir, breakdown_json, labels_csv, test_ima
     if scheme is not None and scheme not in (FIVE_YEAR, CUSTOM12):
         schemes.append((scheme, f"the model's own bins ({scheme.name})"))
     five = FIVE_YEAR.labels()
+    grid_labels = Path(test_images).with_name("test_labels.npy")  # written beside it by preprocess
     figures = {
         "learning_curves.png": lambda p: plot_learning_curves(Path(live_dir), p),
         "age_scatter.png": lambda p: plot_age_scatter(df, p),
@@ -305,7 +314,9 @@ def run(predictions_csv, live_dir, out_dir, breakdown_json, labels_csv, test_ima
             df["age_group"], df["pred_age_group"], five, "five-year groups", True, p),
         "age_bin_distribution.png": lambda p: plot_bin_distribution(labels, schemes, p),
         "gender_by_age_group.png": lambda p: plot_gender_by_age_group(labels, p),
-        "faces_grid.png": lambda p: plot_faces_grid(np.load(test_images), df, p, grid_seed),
+        "faces_grid.png": lambda p: plot_faces_grid(
+            np.load(test_images), df, p, grid_seed,
+            np.load(grid_labels) if grid_labels.is_file() else None),
         **{f"error_by_{b}.png": (lambda p, b=b: plot_error_by_group(full, b, p)) for b in BREAKDOWNS},
     }
     for kind, normalise in (("counts", False), ("normalised", True)):

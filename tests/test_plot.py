@@ -51,6 +51,7 @@ def _inputs(tmp_path: Path, n: int, own_bins: bool, channels: int = 3):
     labels = pd.concat([labels, labels.assign(split="train")])
     labels.to_csv(tmp_path / "labels.csv", index=False)
     np.save(tmp_path / "test_images.npy", rng.integers(0, 255, (n, 16, 16, channels), dtype=np.uint8))
+    np.save(tmp_path / "test_labels.npy", df[["age", "gender", "race"]].to_numpy(dtype=np.int16))
     live = tmp_path / "train" / "plots" / "metrics"
     for folder in ("train", "eval"):
         (live / folder).mkdir(parents=True)
@@ -79,6 +80,12 @@ def test_own_scheme_is_recognised_from_labels():
 
 
 def test_faces_grid_refuses_arrays_out_of_step(tmp_path):
-    df = pd.DataFrame({"age": [1], "pred_age": [2.0], "gender": [0], "pred_gender": [0]})
+    df = pd.DataFrame({"age": [1, 40], "pred_age": [2.0, 38.0], "gender": [0, 1], "race": [0, 2],
+                       "pred_gender": [0, 1]})
     with pytest.raises(ValueError, match="out of step"):
-        plot.plot_faces_grid(np.zeros((2, 8, 8, 3), np.uint8), df, tmp_path / "x.png")
+        plot.plot_faces_grid(np.zeros((3, 8, 8, 3), np.uint8), df, tmp_path / "x.png")
+    swapped = np.array([[40, 1, 2], [1, 0, 0]])
+    with pytest.raises(ValueError, match="out of step"):
+        plot.plot_faces_grid(np.zeros((2, 8, 8, 3), np.uint8), df, tmp_path / "x.png", image_labels=swapped)
+    plot.plot_faces_grid(np.zeros((2, 8, 8, 3), np.uint8), df, tmp_path / "x.png", image_labels=swapped[::-1])
+    assert (tmp_path / "x.png").is_file()
