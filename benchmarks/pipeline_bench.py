@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-STAGES = ["ingest", "preprocess", "train", "evaluate", "plot"]
+STAGES = ["ingest", "preprocess", "train", "evaluate", "plot", "model_card"]
 
 
 def speed(model_name: str, n_images: int, batch_size: int) -> None:
