@@ -9,7 +9,7 @@ import io
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 
 @dataclass(frozen=True)
@@ -56,9 +56,12 @@ def decode(data: bytes, name: str = "<bytes>") -> Image.Image:
     try:
         img = Image.open(io.BytesIO(data))
         img.load()
+        return ImageOps.exif_transpose(img)  # inside the try: a corrupt EXIF block raises too
+    except UnidentifiedImageError as exc:  # its text names an anonymous BytesIO: say it plainly
+        raise ImageDecodeError(f"{name}: cannot decode image (not an image in any format PIL "
+                               "reads: JPEG, PNG, WebP, GIF, BMP, TIFF, ...)") from exc
     except Exception as exc:  # PIL raises several types for bad data
         raise ImageDecodeError(f"{name}: cannot decode image ({exc})") from exc
-    return ImageOps.exif_transpose(img)
 
 
 def to_array(img: Image.Image, profile: Profile) -> np.ndarray:
@@ -66,14 +69,31 @@ def to_array(img: Image.Image, profile: Profile) -> np.ndarray:
 
     Resizing uses PIL's BOX filter, i.e. area averaging: the right filter for shrinking faces.
     """
-    mode = "L" if profile.channels == 1 else "RGB"
+    img = to_mode(img, profile.channels).resize((profile.size, profile.size), Image.Resampling.BOX)
+    arr = np.asarray(img, dtype=np.uint8)
+    return arr.reshape(profile.shape)
+
+
+def to_mode(img: Image.Image, channels: int) -> Image.Image:
+    """Convert any PIL mode to ``L`` (1 channel) or ``RGB`` (3), keeping the size.
+
+    Palette and alpha images are flattened onto white first, so transparent areas do not turn
+    black (their hidden colour values are often black or garbage).
+    """
+    mode = "L" if channels == 1 else "RGB"
+    if img.mode == mode:
+        return img
+    if img.mode.startswith("I;16") or img.mode == "I":
+        # 16-bit greyscale (e.g. some PNGs): PIL's convert would clip everything above 255 to white
+        arr = np.asarray(img, dtype=np.float64)
+        scale = 255.0 / 65535.0 if arr.max() > 255 else 1.0
+        img = Image.fromarray(np.clip(arr * scale + 0.5, 0, 255).astype(np.uint8), "L")
+        return img if mode == "L" else img.convert(mode)
     if img.mode in ("P", "PA") or "A" in img.mode:
         img = img.convert("RGBA")
         background = Image.new("RGBA", img.size, (255, 255, 255, 255))
         img = Image.alpha_composite(background, img)  # flatten transparency onto white
-    img = img.convert(mode).resize((profile.size, profile.size), Image.Resampling.BOX)
-    arr = np.asarray(img, dtype=np.uint8)
-    return arr.reshape(profile.shape)
+    return img.convert(mode)
 
 
 def load_array(data: bytes, profile: Profile, name: str = "<bytes>") -> np.ndarray:
