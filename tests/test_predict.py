@@ -1,0 +1,325 @@
+"""Prediction on new pictures: inputs of every kind, per-file errors, face crops, model families.
+
+The model is an untrained ``compact`` network saved to a temporary folder: these tests check the
+plumbing (which pixels reach the network, which record each output lands in), not accuracy.
+Untrained, it would give every face nearly the same outputs, so its two heads are sharpened (weights
+x30): different faces then get clearly different (age, gender probability) pairs, far apart beyond
+the tolerances used, and a record holding another face's prediction cannot go unseen.
+"""
+import io
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from stages import predict as P
+from stages.faces import Box, DetectorUnavailable, HaarDetector, chip_box
+from stages.images import get_profile, to_array
+from stages.registry import build_model
+from synthetic import face
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    import keras
+
+    folder = tmp_path_factory.mktemp("models")
+    keras.utils.set_random_seed(0)  # the same untrained weights every run
+    model = build_model("compact", None, {}, seed=0)
+    for head in ("age", "gender"):
+        kernel, bias = model.get_layer(head).get_weights()
+        model.get_layer(head).set_weights([kernel * 30, bias])
+    model.save(folder / "model.keras")
+    (folder / "train_summary.json").write_text(json.dumps({"model": "compact", "epochs_run": 0}))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def predictor(model_dir):
+    return P.Predictor(model_dir / "model.keras", params=None, batch_size=4, workers=2, tta=False)
+
+
+def _face(seed, size=120, age=None):
+    rng = np.random.default_rng(seed)
+    return face(age if age is not None else 10 + 15 * seed, seed % 2, rng, size=size)
+
+
+def _save(img, path, **kw):
+    img.save(path, **kw)
+    return path
+
+
+def _ok(records):
+    return [r for r in records if not r["error"]]
+
+
+# --- bad inputs ---------------------------------------------------------------------------------
+
+@pytest.fixture
+def mixed_folder(tmp_path):
+    """Two good crops and every kind of bad file, the bad ones between the good ones."""
+    d = tmp_path / "in"
+    (d / "sub").mkdir(parents=True)
+    _save(_face(0), d / "a_good.jpg", quality=95)
+    good = (d / "a_good.jpg").read_bytes()
+    (d / "b_empty.jpg").write_bytes(b"")
+    (d / "c_truncated.jpg").write_bytes(good[: len(good) // 2])
+    (d / "d_text.png").write_text("this is not a picture\n")
+    _save(_face(1), d / "sub" / "e_good.png")
+    (d / "notes.txt").write_text("not looked at: folders are searched for image suffixes only")
+    return d
+
+
+def test_bad_files_get_their_own_error_and_the_rest_is_predicted(predictor, mixed_folder):
+    records = predictor.predict([mixed_folder, mixed_folder / "missing.jpg"], detect=False)
+    by_file = {r["file"].replace(str(mixed_folder) + "/", ""): r for r in records}
+    assert list(by_file) == ["a_good.jpg", "b_empty.jpg", "c_truncated.jpg", "d_text.png",
+                             "sub/e_good.png", "missing.jpg"]
+    assert "empty file (0 bytes)" in by_file["b_empty.jpg"]["error"]
+    assert "truncated" in by_file["c_truncated.jpg"]["error"]
+    assert "not an image" in by_file["d_text.png"]["error"]
+    assert "no such file" in by_file["missing.jpg"]["error"]
+    for name in ("a_good.jpg", "sub/e_good.png"):
+        rec = by_file[name]
+        assert rec["error"] is None and rec["box"] == [0, 0, 120, 120] and rec["face"] == 0
+        assert 0 <= rec["age"] <= 116 and rec["gender"] in ("female", "male")
+        assert 0.5 <= rec["gender_probability"] <= 1
+    for name in ("b_empty.jpg", "c_truncated.jpg", "d_text.png", "missing.jpg"):
+        assert by_file[name]["age"] is None and by_file[name]["box"] is None
+
+
+def test_cli_reports_failures_on_stderr_and_in_exit_status(model_dir, mixed_folder, tmp_path, capsys):
+    out = tmp_path / "out.csv"
+    code = P.main([str(mixed_folder), "--model", str(model_dir / "model.keras"), "--no-detect",
+                   "--output", str(out)])
+    err = capsys.readouterr().err
+    assert code == 1
+    for name in ("b_empty.jpg", "c_truncated.jpg", "d_text.png"):
+        assert f"{mixed_folder / name}: " in err
+    assert "5 files, 2 faces, 3 failed" in err
+    rows = out.read_text().splitlines()
+    assert rows[0] == ",".join(P.CSV_FIELDS) and len(rows) == 6
+
+    code = P.main([str(mixed_folder / "a_good.jpg"), "--model", str(model_dir / "model.keras"),
+                   "--no-detect", "--format", "json"])
+    captured = capsys.readouterr()
+    assert code == 0
+    (rec,) = json.loads(captured.out)
+    assert rec["box"] == [0, 0, 120, 120] and rec["error"] is None and rec["bin"] is None
+
+
+def test_empty_folder_is_an_error_not_silence(predictor, tmp_path):
+    (rec,) = predictor.predict([tmp_path], detect=False)
+    assert "no image files" in rec["error"]
+
+
+def test_cli_setup_errors_exit_2(tmp_path, capsys):
+    assert P.main(["x.jpg", "--model", str(tmp_path / "none.keras")]) == 2
+    assert "model file not found" in capsys.readouterr().err
+
+
+# --- every size, format and mode ----------------------------------------------------------------
+
+def _reference(img):
+    return to_array(img.convert("RGB"), get_profile("rgb64"))
+
+
+@pytest.mark.parametrize("fmt, mode, kw", [
+    ("JPEG", "RGB", {"quality": 100}), ("JPEG", "L", {"quality": 100}),
+    ("PNG", "RGB", {}), ("PNG", "L", {}), ("PNG", "P", {}),
+    ("WEBP", "RGB", {"lossless": True}), ("WEBP", "L", {"lossless": True}),
+    ("GIF", "P", {}), ("BMP", "RGB", {}), ("TIFF", "RGB", {})])
+def test_formats_and_modes_reach_the_model_as_the_same_pixels(predictor, fmt, mode, kw):
+    img = _face(2, size=90).convert(mode)
+    data = io.BytesIO()
+    img.save(data, fmt, **kw)
+    prepared = P.prepare(P._Item("x", data.getvalue()), predictor.profile, None)
+    assert prepared.error is None
+    (arr,) = prepared.arrays
+    assert arr.shape == (64, 64, 3) and arr.dtype == np.uint8
+    tolerance = 3 if fmt == "JPEG" else 0.5  # mean absolute difference, grey levels
+    assert np.abs(arr.astype(float) - _reference(img)).mean() <= tolerance
+
+
+def test_transparency_is_flattened_onto_white(predictor):
+    rgba = np.zeros((40, 40, 4), np.uint8)  # fully transparent black
+    rgba[10:30, 10:30] = (200, 0, 0, 255)  # an opaque red square
+    data = io.BytesIO()
+    Image.fromarray(rgba, "RGBA").save(data, "PNG")
+    (arr,) = P.prepare(P._Item("x", data.getvalue()), predictor.profile, None).arrays
+    assert (arr[0, 0] == 255).all() and tuple(arr[32, 32]) == (200, 0, 0)
+
+
+def test_sixteen_bit_greyscale_is_scaled_not_clipped(predictor):
+    ramp = np.tile(np.linspace(0, 65535, 64).astype(np.uint16), (64, 1))
+    data = io.BytesIO()
+    Image.fromarray(ramp).save(data, "PNG")
+    (arr,) = P.prepare(P._Item("x", data.getvalue()), predictor.profile, None).arrays
+    assert arr[0, 0, 0] < 10 and arr[0, -1, 0] > 245 and 100 < arr[0, 32, 0] < 155
+
+
+def test_exif_orientation_is_honoured(predictor):
+    img = Image.new("RGB", (80, 40), (0, 0, 0))
+    img.paste((255, 255, 255), (0, 0, 40, 40))  # left half white
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored as shot; display rotated 90 degrees clockwise
+    data = io.BytesIO()
+    img.save(data, "JPEG", quality=100, exif=exif)
+    prepared = P.prepare(P._Item("x", data.getvalue()), predictor.profile, None)
+    assert prepared.boxes == [Box(0, 0, 40, 80)]  # portrait after rotation
+    (arr,) = prepared.arrays
+    upright = img.transpose(Image.Transpose.ROTATE_270)  # what a viewer shows: white on top
+    assert np.abs(arr.astype(float) - _reference(upright)).mean() < 3
+    assert arr[:32].mean() > 200 and arr[32:].mean() < 50
+
+
+@pytest.mark.parametrize("size", [(1, 1), (3, 700), (2500, 1800)])
+def test_any_size(predictor, size):
+    img = Image.new("RGB", size, (90, 120, 150))
+    (rec,) = predictor.predict([img], detect=False)
+    assert rec["error"] is None and rec["box"] == [0, 0, *size]
+
+
+def test_in_memory_inputs_and_batch_size_do_not_change_results(model_dir):
+    faces = [_face(i, size=60 + 20 * i) for i in range(5)]
+    inputs = [faces[0], np.asarray(faces[1]), b"junk", _encode(faces[2]), faces[3].convert("L"), faces[4]]
+    runs = [P.Predictor(model_dir / "model.keras", params=None, batch_size=b, tta=False).predict(
+        inputs, detect=False) for b in (1, 3, 64)]
+    assert [r["file"] for r in runs[0]] == ["<image 0>", "<array 1>", "<bytes 2>", "<bytes 3>",
+                                            "<image 4>", "<image 5>"]
+    assert runs[0][2]["error"] and all(r["error"] is None for i, r in enumerate(runs[0]) if i != 2)
+    for other in runs[1:]:
+        for a, b in zip(runs[0], other):
+            assert a["file"] == b["file"] and a["error"] == b["error"]
+            assert a["age"] == pytest.approx(b["age"], abs=0.11)
+            assert a["gender_probability"] == pytest.approx(b["gender_probability"], abs=2e-4)
+    _assert_distinct(_ok(runs[0]))
+
+
+def _assert_distinct(records):
+    """Faces must get clearly different outputs, or a mix-up of records would go unseen."""
+    for i, a in enumerate(records):
+        for b in records[i + 1:]:
+            assert (abs(a["age"] - b["age"]) > 0.5
+                    or abs(a["gender_probability"] - b["gender_probability"]) > 0.005), (a, b)
+
+
+def _encode(img, fmt="PNG"):
+    data = io.BytesIO()
+    img.save(data, fmt)
+    return data.getvalue()
+
+
+# --- faces: several per photo, cut like UTKFace chips --------------------------------------------
+
+def _group_photo(boxes, size=(640, 360), seed=0):
+    """A photo with a synthetic face pasted exactly where the crop for each box will be cut."""
+    rng = np.random.default_rng(seed)
+    canvas = Image.fromarray(rng.integers(0, 60, (size[1], size[0], 3), dtype=np.uint8))
+    chips = []
+    for i, box in enumerate(boxes):
+        left, top, right, bottom = chip_box(box)
+        chip = _face(i, size=right - left, age=5 + 30 * i)
+        canvas.paste(chip, (left, top))
+        chips.append(chip)
+    return canvas, chips
+
+
+def test_several_faces_give_several_records_with_the_right_crops(model_dir):
+    boxes = [Box(420, 60, 150, 150), Box(40, 100, 100, 100), Box(250, 150, 60, 60)]
+    photo, chips = _group_photo(boxes)
+    calls = []
+
+    def detector(img):
+        calls.append(img.size)
+        return sorted(boxes, key=lambda b: b.x)  # a real detector reports left to right too
+
+    pred = P.Predictor(model_dir / "model.keras", params=None, detector=detector, batch_size=2, tta=False)
+    records = pred.predict([photo, photo.rotate(0)])
+    assert calls == [(640, 360), (640, 360)]
+    assert [r["face"] for r in records] == [0, 1, 2, 0, 1, 2]
+    assert [r["box"] for r in records[:3]] == [b.as_list() for b in sorted(boxes, key=lambda b: b.x)]
+    # each record holds the prediction for its own face: the same as predicting that chip alone
+    alone = [pred.predict([chip], detect=False)[0] for chip in chips]  # one call each: no mix-up
+    order = [1, 2, 0]  # chips in box order given, records left to right
+    for rec, k in zip(records[:3], order):
+        assert rec["age"] == pytest.approx(alone[k]["age"], abs=0.11)
+        assert rec["gender_probability"] == pytest.approx(alone[k]["gender_probability"], abs=2e-4)
+    _assert_distinct(alone)
+
+
+def test_no_face_found_is_a_per_file_error(model_dir):
+    pred = P.Predictor(model_dir / "model.keras", params=None, detector=lambda img: [], tta=False)
+    (rec,) = pred.predict([_face(0)])
+    assert "no face found" in rec["error"] and "--no-detect" in rec["error"]
+
+
+def test_chip_box_matches_the_measured_utkface_margins():
+    left, top, right, bottom = chip_box(Box(100, 100, 105, 105))
+    assert right - left == bottom - top == 100  # chip side = box side / 1.05
+    assert left == 103 and top == 111  # centred across, 0.085 chip sides below the box centre
+
+
+def test_missing_opencv_cascade_says_what_to_do(monkeypatch):
+    import cv2
+
+    monkeypatch.delattr(cv2, "CascadeClassifier", raising=False)
+    with pytest.raises(DetectorUnavailable, match="--no-detect"):
+        HaarDetector()
+
+
+def _haar_or_skip():
+    try:
+        return HaarDetector()
+    except DetectorUnavailable as exc:
+        pytest.skip(f"real detector not testable with this OpenCV: {exc}")
+
+
+def _real_face_or_skip():
+    """A real photograph shipped inside matplotlib (Grace Hopper, public domain, US Navy)."""
+    try:
+        from matplotlib import cbook
+
+        with cbook.get_sample_data("grace_hopper.jpg") as f:
+            return Image.open(f).convert("RGB")
+    except Exception as exc:  # pragma: no cover - depends on the installed matplotlib
+        pytest.skip(f"matplotlib's sample photo is not available: {exc}")
+
+
+def test_real_opencv_detector_finds_every_face_in_a_composite(model_dir):
+    detector = _haar_or_skip()
+    portrait = _real_face_or_skip()  # 512 x 600, one face
+    rng = np.random.default_rng(0)
+    canvas = Image.fromarray(rng.integers(0, 255, (700, 1600, 3), dtype=np.uint8))
+    placed = [(0, 50, 1.0), (560, 150, 0.6), (1000, 0, 1.1)]  # left, top, scale
+    for left, top, scale in placed:
+        canvas.paste(portrait.resize((round(512 * scale), round(600 * scale))), (left, top))
+    assert detector(Image.fromarray(rng.integers(0, 255, (700, 1600, 3), dtype=np.uint8))) == []
+
+    pred = P.Predictor(model_dir / "model.keras", params=None, detector=detector, tta=False)
+    records = pred.predict([canvas])
+    assert [r["face"] for r in records] == [0, 1, 2] and not any(r["error"] for r in records)
+    single = detector(portrait)[0]  # where the face is in the portrait itself
+    for rec, (left, top, scale) in zip(records, placed):
+        x, y, w, h = rec["box"]
+        assert abs(x - (left + single.x * scale)) < 0.15 * w
+        assert abs(y - (top + single.y * scale)) < 0.15 * h
+        assert abs(w - single.w * scale) < 0.2 * w
+
+
+# --- which model family a saved model is --------------------------------------------------------
+
+def test_family_from_sidecar_params_or_shape(model_dir, tmp_path):
+    model = P.Predictor(model_dir / "model.keras", params=None).model
+    assert P.resolve_spec(model, model_dir / "model.keras")[1].endswith("train_summary.json")
+    params = tmp_path / "params.yaml"
+    params.write_text("model: compact\n")
+    assert P.resolve_spec(model, tmp_path / "m.keras", params_path=params) == (
+        P.get_spec("compact"), str(params))
+    assert P.resolve_spec(model, None)[1] == "input shape and age units"
+    params.write_text("model: multitask\n")  # stale params: caught by the shape check
+    spec, source = P.resolve_spec(model, None, params_path=params)
+    assert spec.name == "compact" and source == "input shape and age units"
+    with pytest.raises(P.SetupError, match="--model-name multitask reads"):
+        P.resolve_spec(model, None, model_name="multitask")
