@@ -30,7 +30,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from stages.bins import FIVE_YEAR
-from stages.faces import Box, Detector, DetectorUnavailable, HaarDetector, crop_chip
+from stages.faces import DETECT_MAX_SIDE, Box, Detector, DetectorUnavailable, HaarDetector, crop_chip
 from stages.images import ImageDecodeError, Profile, decode, get_profile, to_array, to_mode
 from stages.registry import SPECS, ModelSpec, get_spec
 
@@ -356,16 +356,20 @@ def main(argv: list[str] | None = None) -> int:
                         help="images are face crops already: use each whole image as one face")
     parser.add_argument("--no-tta", action="store_true",
                         help="skip the mirrored second pass (twice as fast, as evaluated without it)")
+    parser.add_argument("--detect-max-side", type=int, default=DETECT_MAX_SIDE,
+                        help="search photos for faces shrunk to at most this many pixels "
+                             "(default %(default)s; larger finds smaller faces, slower)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--workers", type=int, default=None,
                         help="threads decoding and finding faces (default: all cores)")
     args = parser.parse_args(argv)
 
     try:
+        # the detector first: if it cannot run, say so before the model takes seconds to load
+        detector = None if args.no_detect else HaarDetector(max_side=args.detect_max_side)
         predictor = Predictor(args.model, model_name=args.model_name, params=args.params,
-                              batch_size=args.batch_size, tta=not args.no_tta, workers=args.workers)
-        if not args.no_detect:
-            predictor.detector  # noqa: B018 - fail now, before any work, if there is no detector
+                              detector=detector, batch_size=args.batch_size, tta=not args.no_tta,
+                              workers=args.workers)
         records = []
         for rec in predictor.iter_records(args.paths, detect=not args.no_detect):
             if rec["error"]:

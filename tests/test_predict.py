@@ -114,9 +114,14 @@ def test_empty_folder_is_an_error_not_silence(predictor, tmp_path):
     assert "no image files" in rec["error"]
 
 
-def test_cli_setup_errors_exit_2(tmp_path, capsys):
-    assert P.main(["x.jpg", "--model", str(tmp_path / "none.keras")]) == 2
+def test_cli_setup_errors_exit_2(model_dir, tmp_path, capsys, monkeypatch):
+    assert P.main(["x.jpg", "--model", str(tmp_path / "none.keras"), "--no-detect"]) == 2
     assert "model file not found" in capsys.readouterr().err
+    import cv2
+
+    monkeypatch.delattr(cv2, "CascadeClassifier", raising=False)  # as in OpenCV 5
+    assert P.main(["x.jpg", "--model", str(model_dir / "model.keras")]) == 2
+    assert "--no-detect" in capsys.readouterr().err
 
 
 # --- every size, format and mode ----------------------------------------------------------------
@@ -256,9 +261,9 @@ def test_no_face_found_is_a_per_file_error(model_dir):
 
 
 def test_chip_box_matches_the_measured_utkface_margins():
-    left, top, right, bottom = chip_box(Box(100, 100, 105, 105))
-    assert right - left == bottom - top == 100  # chip side = box side / 1.05
-    assert left == 103 and top == 111  # centred across, 0.085 chip sides below the box centre
+    left, top, right, bottom = chip_box(Box(100, 100, 104, 104))
+    assert right - left == bottom - top == 100  # chip side = box side / 1.04
+    assert left == 102 and top == 110  # centred across, 0.083 chip sides below the box centre
 
 
 def test_missing_opencv_cascade_says_what_to_do(monkeypatch):
