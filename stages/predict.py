@@ -39,6 +39,7 @@ SIDECAR = "train_summary.json"  # written by the train stage beside the model: {
 # Folders are searched for these; a file named on the command line is tried whatever its name.
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 FIELDS = ["file", "face", "box", "age", "age_group", "bin", "gender", "gender_probability", "error"]
+CHUNK = 256  # faces per model call (at least one batch)
 NO_FACE = "no face found (if the image is already a face crop, use --no-detect / detect=False)"
 
 
@@ -211,11 +212,13 @@ class Predictor:
     ``model`` is a ``.keras`` path or a loaded Keras model; ``model_name`` / ``params`` say which
     family it is when ``train_summary.json`` is not beside it (see :func:`resolve_spec`).
     ``detector`` replaces the Haar cascade with any ``callable(PIL image) -> [Box]``.
+    ``batch_size`` faces go through the network at once, ``chunk`` faces per model call.
     """
 
     def __init__(self, model=DEFAULT_MODEL, *, model_name: str | None = None,
                  params="params.yaml", detector: Detector | None = None,
-                 batch_size: int = 64, tta: bool = True, workers: int | None = None):
+                 batch_size: int = 64, tta: bool = True, workers: int | None = None,
+                 chunk: int = CHUNK):
         if isinstance(model, (str, os.PathLike)):
             path = Path(model)
             if not path.is_file():
@@ -230,6 +233,9 @@ class Predictor:
         self.profile = get_profile(self.spec.profile)
         self._detector = detector
         self.batch_size, self.tta = int(batch_size), tta
+        # faces per model call: each predict() call costs tens of ms on top of its batches, so
+        # several batches go at once (measured on 2 cores: 250 crops/s in calls of 64, 390 of 256)
+        self.chunk = max(1, int(chunk))
         self.workers = workers or os.cpu_count() or 1
 
     @property
@@ -249,7 +255,7 @@ class Predictor:
         on ``workers`` threads (PIL and OpenCV release the GIL) a window ahead of the model."""
         detector = self.detector if detect else None
         items = iter(expand(images))
-        window = max(2 * self.batch_size, 4 * self.workers)
+        window = self.chunk + 4 * self.workers
         pending: list[_Prepared] = []
         faces = 0
         with ThreadPoolExecutor(self.workers) as pool:
@@ -261,7 +267,7 @@ class Predictor:
                     futures.append(pool.submit(prepare, it, self.profile, detector))
                 pending.append(prepared)
                 faces += len(prepared.arrays)
-                if faces >= self.batch_size:
+                if faces >= self.chunk:
                     yield from self._run(pending)
                     pending, faces = [], 0
             yield from self._run(pending)

@@ -186,11 +186,11 @@ def test_any_size(predictor, size):
     assert rec["error"] is None and rec["box"] == [0, 0, *size]
 
 
-def test_in_memory_inputs_and_batch_size_do_not_change_results(model_dir):
+def test_in_memory_inputs_and_batching_do_not_change_results(model_dir):
     faces = [_face(i, size=60 + 20 * i) for i in range(5)]
     inputs = [faces[0], np.asarray(faces[1]), b"junk", _encode(faces[2]), faces[3].convert("L"), faces[4]]
-    runs = [P.Predictor(model_dir / "model.keras", params=None, batch_size=b, tta=False).predict(
-        inputs, detect=False) for b in (1, 3, 64)]
+    runs = [P.Predictor(model_dir / "model.keras", params=None, batch_size=b, chunk=c, tta=False)
+            .predict(inputs, detect=False) for b, c in ((1, 1), (2, 3), (64, 256))]
     assert [r["file"] for r in runs[0]] == ["<image 0>", "<array 1>", "<bytes 2>", "<bytes 3>",
                                             "<image 4>", "<image 5>"]
     assert runs[0][2]["error"] and all(r["error"] is None for i, r in enumerate(runs[0]) if i != 2)
@@ -240,7 +240,8 @@ def test_several_faces_give_several_records_with_the_right_crops(model_dir):
         calls.append(img.size)
         return sorted(boxes, key=lambda b: b.x)  # a real detector reports left to right too
 
-    pred = P.Predictor(model_dir / "model.keras", params=None, detector=detector, batch_size=2, tta=False)
+    pred = P.Predictor(model_dir / "model.keras", params=None, detector=detector, batch_size=2,
+                       chunk=2, tta=False)
     records = pred.predict([photo, photo.rotate(0)])
     assert calls == [(640, 360), (640, 360)]
     assert [r["face"] for r in records] == [0, 1, 2, 0, 1, 2]
