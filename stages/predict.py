@@ -168,7 +168,8 @@ def _open(item: _Item) -> Image.Image:
     if isinstance(src, bytes):
         return decode(src, item.name)
     if isinstance(src, np.ndarray):
-        if src.dtype != np.uint8 or src.ndim not in (2, 3) or (src.ndim == 3 and src.shape[2] not in (1, 3, 4)):
+        channels = src.shape[2] if src.ndim == 3 else 1
+        if src.dtype != np.uint8 or src.ndim not in (2, 3) or channels not in (1, 3, 4):
             raise ImageDecodeError(f"expected a uint8 array (H, W), (H, W, 1|3|4), got "
                                    f"{src.dtype} {src.shape}")
         return Image.fromarray(src[:, :, 0] if src.ndim == 3 and src.shape[2] == 1 else src)
