@@ -14,14 +14,19 @@ def targets(labels: np.ndarray, age_output: AgeOutput) -> dict[str, np.ndarray]:
 
 
 def make_dataset(images: np.ndarray, target: dict[str, np.ndarray] | None, batch_size: int,
-                 shuffle: bool = False, seed: int = 0) -> tf.data.Dataset:
-    """Batches of (uint8 images, targets), or of images alone when ``target`` is None.
+                 shuffle: bool = False, seed: int = 0,
+                 sample_weight: dict[str, np.ndarray] | None = None) -> tf.data.Dataset:
+    """Batches of (uint8 images, targets), or of images alone when ``target`` is None; with
+    ``sample_weight`` (per-output (N,) weights, same keys as ``target``) batches of
+    (images, targets, weights).
 
     Shuffling reshuffles each epoch from ``seed``, so a run is repeatable. Pixels stay uint8 until
     the network's own rescaling layer, which keeps the in-memory cache four times smaller.
     """
     images = tf.convert_to_tensor(images)  # captured by reference, not copied into the graph
     target = None if target is None else {k: tf.convert_to_tensor(v) for k, v in target.items()}
+    weight = (None if sample_weight is None
+              else {k: tf.convert_to_tensor(v, dtype=tf.float32) for k, v in sample_weight.items()})
     index = tf.data.Dataset.range(len(images))
     if shuffle:
         index = index.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
@@ -31,7 +36,10 @@ def make_dataset(images: np.ndarray, target: dict[str, np.ndarray] | None, batch
         x = tf.gather(images, i)
         if target is None:
             return x
-        return x, {k: tf.gather(v, i) for k, v in target.items()}
+        y = {k: tf.gather(v, i) for k, v in target.items()}
+        if weight is None:
+            return x, y
+        return x, y, {k: tf.gather(v, i) for k, v in weight.items()}
 
     return index.map(gather, num_parallel_calls=tf.data.AUTOTUNE,
                      deterministic=True).prefetch(tf.data.AUTOTUNE)

@@ -27,10 +27,11 @@ PROFILES = {
     p.name: p
     for p in (
         Profile("gray70", 70, 1),  # seed 004 sigmoid / ReLU CNNs
+        Profile("rgb70", 70, 3),  # seed 004 VGG19 (70 x 70 RGB)
         Profile("gray128", 128, 1),  # seed 003 ten-range CNN
         Profile("rgb64", 64, 3),  # compact default network
-        Profile("rgb128", 128, 3),  # seed 001 model A, seed 002
-        Profile("rgb224", 224, 3),  # VGG16 / VGG19, seed 000
+        Profile("rgb128", 128, 3),  # seed 001 models A and B (VGG16), seed 002
+        Profile("rgb224", 224, 3),  # seed 000 (12 custom bins)
     )
 }
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import keras
 
+from stages import networks  # noqa: F401  registers custom layers (VGGPreprocess) for loading
 from stages.datasets import make_dataset
 from stages.targets import AgeOutput
 

@@ -5,13 +5,16 @@ sigmoid unit (probability of female) and the age output's form is given by an
 """
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import keras
 from keras import layers
 
 from stages.targets import AgeOutput
 
 
-def augmentation(cfg: dict, seed: int) -> keras.Sequential:
+def augmentation(cfg: dict, seed: int) -> keras.Layer:
     """Random flip / rotation / zoom / translation; Keras runs these layers in training only."""
     steps = []
     if cfg.get("flip", True):
@@ -25,14 +28,16 @@ def augmentation(cfg: dict, seed: int) -> keras.Sequential:
         steps.append(layers.RandomTranslation(t, t, fill_mode="nearest", seed=seed + 3))
     if cfg.get("contrast", 0):
         steps.append(layers.RandomContrast(cfg["contrast"], seed=seed + 4))
+    if not steps:  # an empty Sequential cannot be built (or saved): augmentation switched off
+        return layers.Identity(name="augment")
     return keras.Sequential(steps, name="augment")
 
 
-def age_head(x, age_output: AgeOutput, name: str = "age"):
+def age_head(x, age_output: AgeOutput, name: str = "age", bias_initializer="zeros"):
     """Final age layer for the given output kind."""
     activation = age_output.activation if age_output.kind != "distribution" else "softmax"
     return layers.Dense(age_output.units, activation=activation, name=name,
-                        kernel_initializer="glorot_normal")(x)
+                        kernel_initializer="glorot_normal", bias_initializer=bias_initializer)(x)
 
 
 def gender_head(x, name: str = "gender"):
@@ -113,3 +118,211 @@ def compact_resnet(input_shape, age_output: AgeOutput, augment: dict, seed: int,
     x = layers.Dropout(dropout, seed=seed, name="dropout")(x)
     return keras.Model(inputs, {"age": age_head(x, age_output), "gender": gender_head(x)},
                        name="compact_resnet")
+
+
+# --- seed 004: an age CNN and a separate gender CNN (sigmoid bins / ReLU regression) ---------------
+
+def _plain_conv_stack(x, filters, prefix: str, kernel_size: int = 3):
+    """Conv(3x3, ReLU, same padding) + 2x2 max-pool per entry of ``filters``."""
+    for i, f in enumerate(filters):
+        x = layers.Conv2D(f, kernel_size, padding="same", activation="relu", name=f"{prefix}_conv{i + 1}")(x)
+        x = layers.MaxPooling2D(2, name=f"{prefix}_pool{i + 1}")(x)
+    return x
+
+
+def _dense_stack(x, units, dropout: float, seed: int, prefix: str):
+    for i, u in enumerate(units):
+        x = layers.Dense(u, activation="relu", name=f"{prefix}_dense{i + 1}")(x)
+        if dropout:
+            x = layers.Dropout(dropout, seed=seed + i, name=f"{prefix}_dense_drop{i + 1}")(x)
+    return x
+
+
+def twin_cnn(input_shape, age_output: AgeOutput, augment: dict, seed: int,
+             filters=(32, 64, 128, 256, 512), dropout=0.25, age_dense=(512, 256, 128, 64, 32),
+             gender_filters=(32, 64, 128, 256, 512), gender_dense=(128, 64, 32, 16, 8),
+             dense_dropout=0.25, age_bias_init=0.0) -> keras.Model:
+    """Seed 004: the age model (five 3x3 conv + 2x2 max-pool layers 32..512, dropout 0.25, flatten,
+    dense 512-256-128-64-32, then the age output: 20 sigmoid groups or one ReLU unit) and, as in
+    the seed, gender from its own network (five conv layers, dense 128-64-32-16-8 with dropout,
+    one sigmoid). Both are branches of one functional model on the same input that share no
+    layer, so the pipeline trains, saves and scores them like any multi-task model.
+
+    ``age_bias_init`` starts a ReLU age output above zero (a unit that starts negative for every
+    face gets no gradient)."""
+    inputs = keras.Input(input_shape, name="image")
+    x = augmentation(augment, seed)(inputs)
+    x = layers.Rescaling(1 / 255.0, name="scale")(x)  # the seed divides by 255
+
+    a = _plain_conv_stack(x, filters, "age")
+    a = layers.Dropout(dropout, seed=seed, name="age_conv_drop")(a)
+    a = layers.Flatten(name="age_flat")(a)
+    a = _dense_stack(a, age_dense, dense_dropout, seed, "age")
+    age = age_head(a, age_output, bias_initializer=keras.initializers.Constant(age_bias_init))
+
+    g = _plain_conv_stack(x, gender_filters, "gender")
+    g = layers.Dropout(dropout, seed=seed + 100, name="gender_conv_drop")(g)
+    g = layers.Flatten(name="gender_flat")(g)
+    g = _dense_stack(g, gender_dense, dense_dropout, seed + 100, "gender")
+    return keras.Model(inputs, {"age": age, "gender": gender_head(g)}, name="twin_cnn")
+
+
+# --- seed 002: small multi-task CNN --------------------------------------------------------------
+
+def small_multitask_cnn(input_shape, age_output: AgeOutput, augment: dict, seed: int,
+                        shared_filters=(32, 64), branch_filters=128, dense_units=64,
+                        dropout=0.2) -> keras.Model:
+    """Seed 002: two shared conv layers (same padding, ReLU, 2x2 max-pool, dropout), then per task
+    one more conv layer, one dense layer with dropout and the output (linear age, sigmoid gender).
+    Its loss weights (gender 500 : age 1, against an MSE in years^2) live in params.yaml."""
+    inputs = keras.Input(input_shape, name="image")
+    x = augmentation(augment, seed)(inputs)
+    x = layers.Rescaling(1 / 255.0, name="scale")(x)
+    for i, f in enumerate(shared_filters):
+        x = layers.Conv2D(f, 3, padding="same", activation="relu", name=f"shared_conv{i + 1}")(x)
+        x = layers.MaxPooling2D(2, name=f"shared_pool{i + 1}")(x)
+        x = layers.Dropout(dropout, seed=seed + i, name=f"shared_drop{i + 1}")(x)
+    outputs = {}
+    for j, task in enumerate(("age", "gender")):
+        b = layers.Conv2D(branch_filters, 3, padding="same", activation="relu", name=f"{task}_conv")(x)
+        b = layers.MaxPooling2D(2, name=f"{task}_pool")(b)
+        b = layers.Dropout(dropout, seed=seed + 10 + j, name=f"{task}_conv_drop")(b)
+        b = layers.Flatten(name=f"{task}_flat")(b)
+        b = layers.Dense(dense_units, activation="relu", name=f"{task}_dense")(b)
+        b = layers.Dropout(dropout, seed=seed + 20 + j, name=f"{task}_dense_drop")(b)
+        outputs[task] = age_head(b, age_output) if task == "age" else gender_head(b)
+    return keras.Model(inputs, outputs, name="small_multitask_cnn")
+
+
+# --- seeds 000 / 003: plain classification CNN over age bins -------------------------------------
+
+def plain_cnn(input_shape, age_output: AgeOutput, augment: dict, seed: int,
+              filters=(32, 64, 128, 256), stem_stride=1, dense_units=256, dropout=0.5) -> keras.Model:
+    """A plain conv-ReLU-max-pool stack, global average pooling, one dense layer with dropout and
+    two heads: the age bins (softmax) and gender. Seeds 000 (12 custom bins, 224 px RGB) and 003
+    (10 ranges, 128 px gray) do not publish their layers; this is the classic baseline they
+    describe. ``stem_stride`` 2 lets the first layer halve a 224 px input to keep CPU cost down."""
+    inputs = keras.Input(input_shape, name="image")
+    x = augmentation(augment, seed)(inputs)
+    x = layers.Rescaling(1 / 255.0, name="scale")(x)  # both seeds scale pixels to [0, 1]
+    for i, f in enumerate(filters):
+        stride = stem_stride if i == 0 else 1
+        x = layers.Conv2D(f, 5 if stride > 1 else 3, strides=stride, padding="same",
+                          activation="relu", kernel_initializer="he_uniform", name=f"conv{i + 1}")(x)
+        x = layers.MaxPooling2D(2, name=f"pool{i + 1}")(x)
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    x = layers.Dense(dense_units, activation="relu", kernel_initializer="he_uniform", name="dense")(x)
+    x = layers.Dropout(dropout, seed=seed, name="dropout")(x)
+    return keras.Model(inputs, {"age": age_head(x, age_output), "gender": gender_head(x)},
+                       name="plain_cnn")
+
+
+# --- seeds 001 (model B) / 004: VGG16 / VGG19 transfer -------------------------------------------
+
+VGG_WEIGHT_FILES = {  # what keras.applications caches under <KERAS_HOME>/models/ for include_top=False
+    "vgg16": "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    "vgg19": "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5",
+}
+VGG_WEIGHT_URL = "https://storage.googleapis.com/tensorflow/keras-applications/{base}/{file}"
+
+
+class VGGWeightsError(RuntimeError):
+    """ImageNet weights for a VGG base could not be had (no cached file and no download)."""
+
+
+def keras_cache_file(filename: str, cache_subdir: str = "models") -> Path:
+    """Where ``keras.utils.get_file`` looks for (and would download) ``filename``: KERAS_HOME or
+    ~/.keras, or /tmp/.keras when that folder is not writable (the same rule as Keras)."""
+    try:
+        from keras.src.backend.config import keras_home
+        base = keras_home()
+    except ImportError:  # private module moved: fall back to the documented rule
+        base = os.environ.get("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras"))
+    base = os.path.expanduser(base)
+    if not os.access(base, os.W_OK):
+        base = os.path.join("/tmp", ".keras")
+    return Path(base) / cache_subdir / filename
+
+
+def vgg_base(base: str, weights, input_shape) -> keras.Model:
+    """The convolutional part of VGG16/VGG19 (``include_top=False``) as a nested model named
+    ``base``. ``weights``: "imagenet" (keras.applications loader: its local cache first, then a
+    download), a path to a weights file, or None/"none"/"null" for random initialisation."""
+    apps = {"vgg16": keras.applications.VGG16, "vgg19": keras.applications.VGG19}
+    if base not in apps:
+        raise ValueError(f"unknown VGG base {base!r}; choose one of {sorted(apps)}")
+    if weights is None or str(weights).lower() in ("none", "null", "", "random"):
+        return apps[base](include_top=False, weights=None, input_shape=input_shape, name=base)
+    if str(weights).lower() == "imagenet":
+        cached = keras_cache_file(VGG_WEIGHT_FILES[base])
+        try:
+            return apps[base](include_top=False, weights="imagenet", input_shape=input_shape, name=base)
+        except Exception as exc:  # Keras raises a bare Exception for a failed download
+            url = VGG_WEIGHT_URL.format(base=base, file=VGG_WEIGHT_FILES[base])
+            raise VGGWeightsError(
+                f"ImageNet weights for {base} could not be loaded: Keras looked for {cached} and "
+                f"could not download it ({type(exc).__name__}: {exc}). Provide the file: download "
+                f"{url} on a machine with internet and copy it to {cached}, or set "
+                f"models.{base}.architecture.weights to a local path of that file "
+                f"(dvc exp run -S model={base} -S models.{base}.architecture.weights=/path/to/file.h5),"
+                f" or to null to train from random initialisation."
+            ) from exc
+    path = Path(str(weights)).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"VGG weights file for {base} not found: {path.resolve()} (weights "
+                                "is 'imagenet', null or a path to a weights file)")
+    return apps[base](include_top=False, weights=str(path), input_shape=input_shape, name=base)
+
+
+@keras.saving.register_keras_serializable(package="stages")
+class VGGPreprocess(layers.Layer):
+    """``keras.applications.vgg16.preprocess_input`` (RGB -> BGR, minus the ImageNet channel means;
+    the same for VGG19) as a layer, so the saved model takes the pipeline's uint8-range RGB pixels.
+    Registered with Keras, so models load in safe mode (no Lambda layer)."""
+
+    def call(self, x):
+        return keras.applications.vgg16.preprocess_input(x)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
+def _dense_bn_relu_drop(x, units, dropout: float, seed: int, prefix: str):
+    for i, u in enumerate(units):
+        x = layers.Dense(u, use_bias=False, kernel_initializer="he_uniform", name=f"{prefix}_dense{i + 1}")(x)
+        x = layers.BatchNormalization(name=f"{prefix}_bn{i + 1}")(x)
+        x = layers.ReLU(name=f"{prefix}_relu{i + 1}")(x)
+        x = layers.Dropout(dropout, seed=seed + i, name=f"{prefix}_drop{i + 1}")(x)
+    return x
+
+
+def vgg_transfer(input_shape, age_output: AgeOutput, augment: dict, seed: int, base="vgg16",
+                 weights="imagenet", dropout=0.3, dense_units=(256, 128), head_dropout=0.3) -> keras.Model:
+    """Seed 001 model B (and seed 004's VGG19): augmentation, VGG preprocessing, the VGG base
+    without its top, global average pooling and dropout, then an age and a gender branch of
+    dense-BN-ReLU-dropout blocks and their outputs. The base is the nested layer named ``base``;
+    train.py freezes / unfreezes its blocks when the model's params ask for a ``fine_tune``."""
+    if input_shape[-1] != 3:
+        raise ValueError(f"{base} needs RGB input, got shape {input_shape}")
+    inputs = keras.Input(input_shape, name="image")
+    x = augmentation(augment, seed)(inputs)
+    x = VGGPreprocess(name="vgg_preprocess")(x)
+    x = vgg_base(base, weights, input_shape)(x)
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    x = layers.Dropout(dropout, seed=seed, name="base_drop")(x)
+    outputs = {}
+    for j, task in enumerate(("age", "gender")):
+        b = x
+        if task == "age":
+            b = layers.Dropout(head_dropout, seed=seed + 1, name="age_in_drop")(b)
+        b = _dense_bn_relu_drop(b, dense_units, head_dropout, seed + 10 * (j + 1), task)
+        outputs[task] = age_head(b, age_output) if task == "age" else gender_head(b)
+    return keras.Model(inputs, outputs, name=f"{base}_transfer")
+
+
+def vgg16_transfer(input_shape, age_output: AgeOutput, augment: dict, seed: int, **hparams):
+    return vgg_transfer(input_shape, age_output, augment, seed, base="vgg16", **hparams)
+
+
+def vgg19_transfer(input_shape, age_output: AgeOutput, augment: dict, seed: int, **hparams):
+    return vgg_transfer(input_shape, age_output, augment, seed, base="vgg19", **hparams)

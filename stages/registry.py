@@ -11,6 +11,7 @@ from typing import Callable
 import keras
 
 from stages import networks
+from stages.bins import CUSTOM12, FIVE_YEAR, RANGES10
 from stages.images import get_profile
 from stages.targets import AgeOutput
 
@@ -31,6 +32,21 @@ SPECS: dict[str, ModelSpec] = {
                   "default: small residual multi-task CNN, age as a distribution over 0..116 years"),
         ModelSpec("multitask", "rgb128", AgeOutput("regression"), networks.multitask_cnn,
                   "seed 001 model A: shared conv-BN-ReLU blocks, age (linear, MSE) and gender branches"),
+        ModelSpec("small_multitask", "rgb128", AgeOutput("regression"), networks.small_multitask_cnn,
+                  "seed 002: two shared convs, one conv per branch, gender loss weighted 500:1"),
+        ModelSpec("sigmoid_bins", "gray70", AgeOutput("bins", FIVE_YEAR, "sigmoid"), networks.twin_cnn,
+                  "seed 004: five-conv CNN, 20 sigmoid five-year groups; gender from its own CNN"),
+        ModelSpec("relu_regression", "gray70", AgeOutput("regression", activation="relu"),
+                  networks.twin_cnn,
+                  "seed 004: the same CNN with one ReLU age output (MSE); gender from its own CNN"),
+        ModelSpec("custom12", "rgb224", AgeOutput("bins", CUSTOM12, "softmax"), networks.plain_cnn,
+                  "seed 000: plain CNN, softmax over 12 custom age bins, class-balanced"),
+        ModelSpec("ranges10", "gray128", AgeOutput("bins", RANGES10, "softmax"), networks.plain_cnn,
+                  "seed 003: plain CNN on 128 px gray, softmax over 10 age ranges"),
+        ModelSpec("vgg16", "rgb128", AgeOutput("regression"), networks.vgg16_transfer,
+                  "seed 001 model B: VGG16 base, GAP, age/gender branches; frozen then fine-tuned"),
+        ModelSpec("vgg19", "rgb70", AgeOutput("bins", FIVE_YEAR, "softmax"), networks.vgg19_transfer,
+                  "seed 004: VGG19 base, softmax over 20 five-year groups, class-weighted CE"),
     )
 }
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from stages.bins import MAX_AGE, BinScheme
+from stages.bins import FIVE_YEAR, MAX_AGE, BinScheme
 
 AGES = np.arange(MAX_AGE + 1, dtype=np.float64)  # classes of the distribution output
 
@@ -93,3 +93,29 @@ class AgeOutput:
         if self.kind != "bins":
             return None
         return np.asarray(outputs).argmax(axis=1)
+
+
+def class_weights(bin_index, n_bins: int) -> np.ndarray:
+    """'Balanced' class weights ``n / (k * n_c)`` from bin indices (N,), shape (n_bins,) float64.
+
+    ``n_c`` is the count of bin ``c`` and ``k`` the number of bins that occur, so the weight of
+    the average training sample is 1 and every occurring bin carries the same total weight.
+    Bins absent from the data get weight 0 (nothing to weigh).
+    """
+    counts = np.bincount(np.asarray(bin_index, dtype=np.int64), minlength=n_bins).astype(np.float64)
+    present = counts > 0
+    weights = np.zeros(n_bins)
+    weights[present] = counts.sum() / (present.sum() * counts[present])
+    return weights
+
+
+def balanced_sample_weights(ages, age_output: AgeOutput) -> np.ndarray:
+    """Per-sample weights (N,) float32 for the age loss that balance the age bins of the training
+    set: the output's own bins for a ``bins`` output, the 20 five-year groups otherwise.
+
+    Keras applies class weights to one-output models only, so every variant with
+    ``class_balance: true`` weighs its age loss through these per-sample weights instead.
+    """
+    scheme = age_output.scheme if age_output.kind == "bins" else FIVE_YEAR
+    index = scheme.encode(np.asarray(ages))
+    return class_weights(index, scheme.n_bins)[index].astype(np.float32)

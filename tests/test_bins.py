@@ -62,3 +62,46 @@ def test_age_output_tensor_decode_matches_numpy():
     output = AgeOutput("distribution", sigma=3.0)
     y = output.encode(np.array([3, 40, 80]))
     assert np.allclose(np.asarray(output.decode_tensor(y)), output.decode(y), atol=1e-4)
+
+
+@pytest.mark.parametrize("scheme", list(SCHEMES.values()), ids=list(SCHEMES))
+@pytest.mark.parametrize("activation", ["softmax", "sigmoid"])
+def test_bins_output_round_trips_at_every_edge(scheme, activation):
+    """Through the age output: an age on each edge and just below it, plus 0 and 116, encode to
+    the right one-hot bin, decode to an age inside that bin and re-encode to the same bin."""
+    output = AgeOutput("bins", scheme, activation)
+    ages = sorted({0, 116, *scheme.edges, *(e - 1 for e in scheme.edges if e > 0)})
+    one_hot = output.encode(ages)
+    assert one_hot.shape == (len(ages), scheme.n_bins) and (one_hot.sum(axis=1) == 1).all()
+    index = one_hot.argmax(axis=1)
+    assert (index == scheme.encode(ages)).all()
+    assert (output.predicted_bin(one_hot) == index).all()
+    assert (scheme.encode(output.decode(one_hot)) == index).all()
+    assert np.allclose(np.asarray(output.decode_tensor(one_hot)), output.decode(one_hot))
+
+
+def test_open_ends_fall_into_first_and_last_bins():
+    assert CUSTOM12.encode([0, 120, 116]).tolist() == [0, 11, 11]
+    assert RANGES10.encode([0, 100, 101, 116]).tolist() == [0, 9, 9, 9]
+    assert FIVE_YEAR.centres()[-1] == pytest.approx((95 + 116) / 2)
+
+
+def test_class_weights_are_balanced_inverse_frequencies():
+    from stages.targets import class_weights
+
+    w = class_weights([0, 0, 0, 1, 2, 2], n_bins=4)
+    # n / (k * n_c) with n = 6 samples over k = 3 occurring bins; bin 3 never occurs
+    assert w.tolist() == pytest.approx([6 / 9, 2.0, 1.0, 0.0])
+    counts = np.array([3, 1, 2])
+    assert (w[:3] * counts) == pytest.approx(np.full(3, 2.0))  # every bin carries the same weight
+
+
+def test_balanced_sample_weights_use_own_bins_or_five_year_groups():
+    from stages.targets import balanced_sample_weights
+
+    ages = np.array([2, 2, 2, 50])
+    own = balanced_sample_weights(ages, AgeOutput("bins", CUSTOM12, "softmax"))
+    assert own.dtype == np.float32 and own.mean() == pytest.approx(1.0)
+    assert own.tolist() == pytest.approx([4 / 6, 4 / 6, 4 / 6, 2.0])
+    regression = balanced_sample_weights(np.array([1, 3, 7]), AgeOutput("regression"))
+    assert regression.tolist() == pytest.approx([0.75, 0.75, 1.5])  # groups 0-4, 0-4, 5-9

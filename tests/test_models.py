@@ -8,6 +8,9 @@ from stages.registry import SPECS, build_model, get_spec, profile_for
 from stages.train import compile_model
 
 HP = {"learning_rate": 1e-3, "optimizer": "adam", "loss_weights": {"age": 1.0, "gender": 1.0}}
+# no network in tests: VGG bases start from random weights (ImageNet loading is tested offline
+# in test_variants.py)
+ARCHITECTURE = {"vgg16": {"weights": None}, "vgg19": {"weights": None}}
 
 
 def _batch(name, n=4, seed=0):
@@ -21,7 +24,7 @@ def _batch(name, n=4, seed=0):
 @pytest.mark.parametrize("name", sorted(SPECS))
 def test_builds_and_trains_one_step(name):
     spec = get_spec(name)
-    model = build_model(name, None, {"flip": True, "translation": 0.05}, seed=0)
+    model = build_model(name, ARCHITECTURE.get(name), {"flip": True, "translation": 0.05}, seed=0)
     x, labels = _batch(name)
     out = model.predict(x, verbose=0)
     assert out["age"].shape == (len(x), spec.age_output.units)
@@ -32,6 +35,26 @@ def test_builds_and_trains_one_step(name):
     model.fit(make_dataset(x, targets(labels, spec.age_output), batch_size=4), epochs=1, verbose=0)
     changed = [not np.allclose(a, b) for a, b in zip(before, model.get_weights())]
     assert any(changed), "a training step must change the weights"
+
+
+def test_every_variant_has_its_seed_profile_and_age_output():
+    expected = {"sigmoid_bins": ("gray70", "bins", 20), "relu_regression": ("gray70", "regression", 1),
+                "multitask": ("rgb128", "regression", 1), "small_multitask": ("rgb128", "regression", 1),
+                "custom12": ("rgb224", "bins", 12), "ranges10": ("gray128", "bins", 10),
+                "vgg16": ("rgb128", "regression", 1), "vgg19": ("rgb70", "bins", 20)}
+    for name, (profile, kind, units) in expected.items():
+        spec = get_spec(name)
+        assert (spec.profile, spec.age_output.kind, spec.age_output.units) == (profile, kind, units)
+    assert get_spec("sigmoid_bins").age_output.loss == "binary_crossentropy"
+    assert get_spec("relu_regression").age_output.activation == "relu"
+
+
+def test_params_yaml_has_hyper_parameters_for_every_variant():
+    import yaml
+    from pathlib import Path
+
+    params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
+    assert set(SPECS) <= set(params["models"])
 
 
 def test_augmentation_is_inactive_at_inference():

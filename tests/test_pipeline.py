@@ -111,3 +111,42 @@ def test_kfold_is_a_separate_pipeline(project):
     assert "± " in (project / "kfold/summary.md").read_text()
     shown = _run([sys.executable, "-m", "dvc", "metrics", "show", "kfold/metrics.json"], project)
     assert "mean.age.mae" in shown
+
+
+def _metrics(project):
+    return json.loads((project / "reports/metrics.json").read_text())
+
+
+def _assert_one_scale(metrics):
+    """Every variant reports the same metrics (bins models add their own-bin accuracies)."""
+    assert {"mae", "rmse", "cs5", "five_year_accuracy"} <= set(metrics["age"])
+    assert {"accuracy", "f1", "roc_auc"} <= set(metrics["gender"])
+    assert {"parameters", "train_seconds", "inference_images_per_second"} <= set(metrics["cost"])
+    assert metrics["cost"]["parameters"] > 0 and metrics["cost"]["train_seconds"] > 0
+
+
+def test_exp_run_switches_between_a_bins_and_a_regression_variant(project):
+    """`dvc exp run -S model=NAME` for a bins variant then a regression variant: the image
+    profile follows the model, ingest is not re-run, both experiments' metrics compare."""
+    dvc = [sys.executable, "-m", "dvc"]
+    out = _run([*dvc, "exp", "run", "-S", "model=sigmoid_bins"], project)
+    assert "Running stage 'train'" in out
+    assert json.loads((project / "data/processed/profile.json").read_text())["profile"] == "gray70"
+    bins = _metrics(project)
+    _assert_one_scale(bins)
+    assert {"accuracy", "one_off_accuracy"} <= set(bins["bins"])
+    predictions = pd.read_csv(project / "reports/predictions.csv")
+    assert predictions["pred_bin"].isin([f"{lo}-{lo + 4}" for lo in range(0, 95, 5)] + ["95+"]).all()
+
+    out = _run([*dvc, "exp", "run", "-S", "model=relu_regression"], project)
+    assert "Running stage 'ingest'" not in out and "Running stage 'train'" in out
+    regression = _metrics(project)
+    _assert_one_scale(regression)
+    assert "bins" not in regression
+
+    names = _run([*dvc, "exp", "list", "--name-only"], project).split()
+    assert len(names) == 2
+    table = _run([*dvc, "exp", "show", "--csv"], project)
+    assert "sigmoid_bins" in table and "relu_regression" in table and "age.mae" in table
+    diff = _run([*dvc, "metrics", "diff", names[0], names[1]], project)
+    assert "age.mae" in diff

@@ -1,0 +1,130 @@
+"""The seed variants' special parts: VGG weights and preprocessing, two-phase fine-tuning, class
+balancing inside a real training run. No network access: ImageNet downloads are faked to fail."""
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from stages import networks
+from stages.inference import load_model
+from stages.registry import build_model, get_spec
+from stages.train import set_trainable, train, training_phases
+
+FINE_TUNE = {"base": "vgg16", "frozen_epochs": 1, "unfreeze": ["block4_", "block5_"],
+             "optimizer": "adamw", "learning_rate": 2e-5, "weight_decay": 0.004}
+
+
+def _fail_download(*args, **kwargs):
+    raise Exception("URL fetch failure on https://example.invalid: None -- [Errno -2] "
+                    "Name or service not known")
+
+
+@pytest.mark.parametrize("base", ["vgg16", "vgg19"])
+def test_missing_imagenet_weights_name_the_file_and_the_fixes(base, monkeypatch):
+    from keras.src.utils import file_utils
+
+    monkeypatch.setattr(file_utils, "get_file", _fail_download)  # what Keras does offline
+    with pytest.raises(networks.VGGWeightsError) as err:
+        networks.vgg_base(base, "imagenet", (70, 70, 3))
+    message = str(err.value)
+    expected = networks.keras_cache_file(f"{base}_weights_tf_dim_ordering_tf_kernels_notop.h5")
+    assert str(expected) in message and "models" in expected.parts
+    assert f"models.{base}.architecture.weights" in message and "null" in message
+    assert "Name or service not known" in message
+
+
+def test_weights_path_that_does_not_exist_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.h5"):
+        networks.vgg_base("vgg16", str(tmp_path / "nope.h5"), (64, 64, 3))
+
+
+def test_weights_from_a_local_file(tmp_path):
+    source = networks.vgg_base("vgg16", None, (32, 32, 3))
+    path = tmp_path / "vgg16_notop.weights.h5"
+    source.save_weights(path)
+    loaded = networks.vgg_base("vgg16", str(path), (32, 32, 3))
+    assert all(np.array_equal(a, b) for a, b in zip(source.get_weights(), loaded.get_weights()))
+
+
+def test_vgg_preprocess_layer_is_keras_preprocess_input():
+    x = np.random.default_rng(0).integers(0, 256, (2, 8, 8, 3)).astype("float32")
+    expected = keras.applications.vgg16.preprocess_input(x.copy())
+    assert np.allclose(np.asarray(networks.VGGPreprocess()(x)), expected, atol=1e-4)
+
+
+def test_training_phases():
+    hp = {"epochs": 4, "optimizer": "rmsprop", "learning_rate": 1e-3}
+    assert [p["name"] for p in training_phases(hp)] == ["train"]
+    phases = training_phases({**hp, "fine_tune": FINE_TUNE})
+    assert [(p["name"], p["end_epoch"]) for p in phases] == [("frozen", 1), ("fine_tune", 4)]
+    assert phases[0]["hp"]["optimizer"] == "rmsprop" and phases[0]["hp"]["learning_rate"] == 1e-3
+    assert (phases[1]["hp"]["optimizer"], phases[1]["hp"]["learning_rate"]) == ("adamw", 2e-5)
+    only_frozen = training_phases({**hp, "epochs": 1, "fine_tune": FINE_TUNE})
+    assert [p["name"] for p in only_frozen] == ["frozen"]
+
+
+def test_two_phase_trainable_switching():
+    model = build_model("vgg16", {"weights": None}, {}, seed=0)
+    base = model.get_layer("vgg16")
+    heads = {id(w) for w in model.trainable_weights} - {id(w) for w in base.weights}
+
+    set_trainable(model, FINE_TUNE, "frozen")
+    assert not base.trainable_weights
+    assert {id(w) for w in model.trainable_weights} == heads  # only the heads train
+
+    set_trainable(model, FINE_TUNE, "fine_tune")
+    trainable = {layer.name for layer in base.layers if layer.trainable_weights}
+    assert trainable == {f"block{b}_conv{c}" for b in (4, 5) for c in (1, 2, 3)}
+    assert len(base.trainable_weights) == 12  # 6 conv layers x (kernel, bias)
+    assert {id(w) for w in model.trainable_weights} >= heads
+
+
+def test_vgg_model_saves_and_loads_in_safe_mode(tmp_path):
+    model = build_model("vgg19", {"weights": None}, {}, seed=0)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    x = np.random.default_rng(0).integers(0, 256, (2, 70, 70, 3)).astype("uint8")
+    a, b = model.predict(x, verbose=0), load_model(path).predict(x, verbose=0)
+    assert np.allclose(a["age"], b["age"], atol=1e-5)
+
+
+def _processed(folder, shape, n=(12, 4), seed=0):
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, count in zip(("train", "val"), n):
+        np.save(folder / f"{split}_images.npy", rng.integers(0, 256, (count, *shape), dtype=np.uint8))
+        labels = np.stack([rng.integers(1, 90, count), rng.integers(0, 2, count), np.zeros(count)], 1)
+        np.save(folder / f"{split}_labels.npy", labels.astype(np.int16))
+    return folder
+
+
+def _params(model, **overrides):
+    base = {"seed": 0, "epochs": 1, "batch_size": 4, "optimizer": "adam", "learning_rate": 1e-3,
+            "loss_weights": {"age": 1.0, "gender": 1.0}, "reduce_lr": {"factor": 0.5, "patience": 3},
+            "early_stopping_patience": 5, "augment": {"flip": False}}
+    return {"model": model, "train": base, "models": {model: overrides}}
+
+
+def test_train_runs_both_phases_and_logs_every_epoch(tmp_path):
+    data = _processed(tmp_path / "data", get_profile_shape("vgg16"), n=(8, 4))
+    params = _params("vgg16", epochs=2, optimizer="rmsprop", architecture={"weights": None},
+                     fine_tune={**FINE_TUNE})
+    summary = train(params, data, tmp_path / "model.keras", tmp_path / "live")
+    assert summary["epochs_run"] == 2
+    metrics = json.loads((tmp_path / "live" / "metrics.json").read_text())
+    assert metrics["step"] == 1  # one DVCLive run across the two fit calls, one step per epoch
+    assert (tmp_path / "model.keras").is_file()
+
+
+def test_class_balanced_training_and_subsampling(tmp_path):
+    data = _processed(tmp_path / "data", get_profile_shape("ranges10"), n=(16, 6))
+    params = _params("ranges10", class_balance=True, max_train_images=8, max_val_images=4)
+    summary = train(params, data, tmp_path / "model.keras", tmp_path / "live")
+    assert summary["train_images"] == 8 and summary["epochs_run"] == 1
+
+
+def get_profile_shape(name):
+    from stages.images import get_profile
+
+    return get_profile(get_spec(name).profile).shape
