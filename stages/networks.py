@@ -98,11 +98,13 @@ def _residual_block(x, filters: int, stride: int, name: str):
 
 
 def compact_resnet(input_shape, age_output: AgeOutput, augment: dict, seed: int,
-                   stem_filters=32, stage_filters=(32, 64, 128, 256), dropout=0.3) -> keras.Model:
+                   stem_filters=32, stage_filters=(32, 64, 128, 256), stage_blocks=(1, 1, 1, 1),
+                   dropout=0.3) -> keras.Model:
     """The default network: a small residual multi-task CNN for 2-core CPUs.
 
-    A stride-2 stem halves the input at once (64 px -> 32 px), then one basic residual block
-    per stage (the first at stride 1, the rest at stride 2), global average pooling, and two
+    A stride-2 stem halves the input at once (64 px -> 32 px), then ``stage_blocks`` basic
+    residual blocks per stage (the first stage at stride 1, the others open at stride 2),
+    global average pooling, and two
     light heads on the shared features: the age distribution over 0..116 years and gender.
     """
     inputs = keras.Input(input_shape, name="image")
@@ -112,8 +114,10 @@ def compact_resnet(input_shape, age_output: AgeOutput, augment: dict, seed: int,
                       kernel_initializer="he_normal", name="stem_conv")(x)
     x = layers.BatchNormalization(name="stem_bn")(x)
     x = layers.ReLU(name="stem_relu")(x)
-    for i, f in enumerate(stage_filters):
-        x = _residual_block(x, f, 1 if i == 0 else 2, f"stage{i + 1}")
+    for i, (f, n) in enumerate(zip(stage_filters, stage_blocks, strict=True)):
+        for b in range(n):
+            stride = 2 if i > 0 and b == 0 else 1
+            x = _residual_block(x, f, stride, f"stage{i + 1}" + (f"_{b + 1}" if b else ""))
     x = layers.GlobalAveragePooling2D(name="pool")(x)
     x = layers.Dropout(dropout, seed=seed, name="dropout")(x)
     return keras.Model(inputs, {"age": age_head(x, age_output), "gender": gender_head(x)},
