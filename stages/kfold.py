@@ -98,7 +98,8 @@ def run_fold(params: dict, k: int, images: np.ndarray, meta: pd.DataFrame, folds
     df = predictions_table(held, decode_outputs(outputs, spec.age_output), spec)
     metrics = score(df, spec)
     metrics["fairness"] = breakdown.headline(breakdown.breakdown(df, cfg.get("breakdown_min_group_size", 1)))
-    metrics["train"] = {"images": int((inner == "train").sum()), "val_images": int((inner == "val").sum()),
+    val_images = 0 if summary.get("final_fit") else int((inner == "val").sum())  # final fit: in train
+    metrics["train"] = {"images": summary["train_images"], "val_images": val_images,
                         "epochs_run": summary["epochs_run"], "train_seconds": summary["train_seconds"]}
     metrics["test_images"] = len(df)
     (out_dir / "metrics.json").write_text(json.dumps(_rounded(metrics), indent=2) + "\n")

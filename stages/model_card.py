@@ -98,8 +98,9 @@ def model_section(params: dict, summary: dict) -> list[str]:
              + (f" over bins `{spec.age_output.scheme.name}`" if spec.age_output.scheme else "") + ".", ""]
     if summary:
         lines += [f"Trained {summary.get('epochs_run', '-')} epochs in {summary.get('train_seconds', '-')} s; "
-                  f"best validation age MAE {summary.get('best_val_age_mae', '-')}; "
-                  f"{summary.get('parameters', '-')} parameters.", ""]
+                  + ("on train + val (final fit: no validation score); " if summary.get("final_fit")
+                     else f"best validation age MAE {summary.get('best_val_age_mae', '-')}; ")
+                  + f"{summary.get('parameters', '-')} parameters.", ""]
     lines += ["Training parameters (`train` merged with `models." + name + "` in params.yaml):", "",
               "```yaml", yaml.safe_dump(hp, sort_keys=True).rstrip(), "```", "",
               f"Evaluation: {yaml.safe_dump(params['evaluate'], default_flow_style=True).strip()}", ""]

@@ -1,7 +1,9 @@
 """Stage 3, train: fit the chosen model family on the cached arrays and save ``models/model.keras``.
 
 Per-epoch metrics go to DVCLive (``reports/train``), so ``dvc plots show`` draws learning curves.
-The weights of the best validation epoch are restored before saving. Models with a ``fine_tune``
+The weights of the best validation epoch are restored before saving; with ``final_fit: true`` the
+model trains on train+val for its fixed cosine schedule instead and keeps the last epoch's weights
+(choose the schedule on val first, then refit). Models with a ``fine_tune``
 section train in two phases (frozen base, then its last blocks unfrozen) through the same loop.
 """
 from __future__ import annotations
@@ -140,13 +142,21 @@ def train(params: dict, data_dir: str | Path, model_out: str | Path, live_dir: s
     if len(x_train) == 0 or len(x_val) == 0:
         raise ValueError(f"train ({len(x_train)}) and val ({len(x_val)}) splits in {data_dir} must "
                          "both hold images: add data or change split fractions in params.yaml")
+    final_fit = bool(hp.get("final_fit"))
+    if final_fit:
+        # The schedule was chosen on val; now val is training data, so nothing may be picked on it
+        # any more: a fixed cosine schedule, the last epoch's weights, no validation curves.
+        if hp.get("lr_schedule", "plateau") != "cosine" or hp.get("fine_tune"):
+            raise ValueError(f"model {name!r}: final_fit needs lr_schedule: cosine and no fine_tune "
+                             "(a plateau schedule or a phase switch would read val, now training data)")
+        x_train, y_train = np.concatenate([x_train, x_val]), np.concatenate([y_train, y_val])
     weights = None
     if hp.get("class_balance"):
         weights = {"age": balanced_sample_weights(y_train[:, 0], spec.age_output),
                    "gender": np.ones(len(y_train), dtype=np.float32)}
     train_ds = make_dataset(x_train, targets(y_train, spec.age_output), hp["batch_size"],
                             shuffle=True, seed=seed, sample_weight=weights)
-    val_ds = make_dataset(x_val, targets(y_val, spec.age_output), hp["batch_size"])
+    val_ds = None if final_fit else make_dataset(x_val, targets(y_val, spec.age_output), hp["batch_size"])
 
     model = build_model(name, hp.get("architecture"), hp.get("augment", {}), seed)
     monitor = "val_age_mae"
@@ -158,7 +168,8 @@ def train(params: dict, data_dir: str | Path, model_out: str | Path, live_dir: s
         callbacks.append(keras.callbacks.ReduceLROnPlateau(
             monitor=monitor, factor=hp["reduce_lr"]["factor"], patience=hp["reduce_lr"]["patience"],
             mode="min", verbose=1))
-    callbacks.append(early_stopping)
+    if not final_fit:
+        callbacks.append(early_stopping)
     Path(live_dir).mkdir(parents=True, exist_ok=True)
     history: dict[str, list] = {}
     best_value, best_weights = float("inf"), None
@@ -184,11 +195,12 @@ def train(params: dict, data_dir: str | Path, model_out: str | Path, live_dir: s
         model.set_weights(best_weights)
     Path(model_out).parent.mkdir(parents=True, exist_ok=True)
     model.save(model_out)
-    best = min(history[monitor])
-    summary = {"model": name, "epochs_run": len(history[monitor]),
-               "best_val_age_mae": round(best, 4), "train_seconds": round(seconds, 1),
+    epochs_run = len(history["loss"])
+    summary = {"model": name, "epochs_run": epochs_run,
+               "best_val_age_mae": None if final_fit else round(min(history[monitor]), 4),
+               "final_fit": final_fit, "train_seconds": round(seconds, 1),
                "train_images": len(x_train),
-               "train_images_per_second": round(len(x_train) * len(history[monitor]) / seconds, 1),
+               "train_images_per_second": round(len(x_train) * epochs_run / seconds, 1),
                "parameters": int(model.count_params())}
     return summary
 

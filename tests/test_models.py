@@ -1,7 +1,9 @@
 """Every registered model family builds, has the right output shapes and trains one step."""
+import keras
 import numpy as np
 import pytest
 
+from stages import networks
 from stages.datasets import make_dataset, targets
 from stages.images import get_profile
 from stages.registry import SPECS, build_model, get_spec, profile_for
@@ -81,3 +83,14 @@ def test_cosine_schedule_warms_up_then_decays_to_zero():
     assert learning_rate({"learning_rate": 0.01}, None) == 0.01  # plateau: constant start
     with pytest.raises(ValueError, match="warm"):
         learning_rate({"lr_schedule": "warm", "learning_rate": 0.01}, 10)
+
+
+def test_compact_stage_blocks_add_residual_blocks():
+    spec = get_spec("compact")
+    one = networks.compact_resnet((64, 64, 3), spec.age_output, {}, 0)
+    deeper = networks.compact_resnet((64, 64, 3), spec.age_output, {}, 0, stage_blocks=(1, 1, 2, 2))
+    adds = lambda m: sum(isinstance(layer, keras.layers.Add) for layer in m.layers)  # noqa: E731
+    assert adds(one) == 4 and adds(deeper) == 6
+    assert deeper.output["age"].shape == one.output["age"].shape
+    with pytest.raises(ValueError):  # one block count per stage
+        networks.compact_resnet((64, 64, 3), spec.age_output, {}, 0, stage_blocks=(1, 1))

@@ -128,3 +128,21 @@ def get_profile_shape(name):
     from stages.images import get_profile
 
     return get_profile(get_spec(name).profile).shape
+
+
+def test_final_fit_trains_on_train_and_val_without_validation_curves(tmp_path):
+    data = _processed(tmp_path / "data", get_profile_shape("compact"), n=(12, 6))
+    params = _params("compact", epochs=2, lr_schedule="cosine", final_fit=True)
+    summary = train(params, data, tmp_path / "model.keras", tmp_path / "live")
+    assert summary["train_images"] == 18 and summary["final_fit"] is True
+    assert summary["epochs_run"] == 2 and summary["best_val_age_mae"] is None
+    curves = tmp_path / "live" / "plots" / "metrics"
+    assert (curves / "train" / "age_mae.tsv").is_file()
+    assert not (curves / "eval").exists()  # val is training data now: no "validation" curve
+
+
+def test_final_fit_refuses_a_schedule_that_reads_val(tmp_path):
+    data = _processed(tmp_path / "data", get_profile_shape("compact"), n=(8, 4))
+    params = _params("compact", lr_schedule="plateau", final_fit=True)
+    with pytest.raises(ValueError, match="final_fit needs lr_schedule: cosine"):
+        train(params, data, tmp_path / "model.keras", tmp_path / "live")
