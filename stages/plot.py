@@ -50,15 +50,18 @@ def _save(fig, out: Path) -> None:
 def plot_learning_curves(live_dir: Path, out: Path) -> None:
     """Loss, age loss, age MAE and gender accuracy per epoch, train vs val (seeds 001, 002, 004)."""
     fig, axes = plt.subplots(1, len(LEARNING_CURVES), figsize=(4.2 * len(LEARNING_CURVES), 3.4))
+    validated = False
     for ax, (name, title) in zip(axes, LEARNING_CURVES):
         for split, df in read_live_metric(live_dir, name).items():
+            validated |= split == "val"
             ax.plot(df["step"] + 1, df[name], marker=".", label=split)
         ax.set(title=title, xlabel="epoch")
         if ax.has_data():
             ax.legend()
         else:
             ax.text(0.5, 0.5, "not logged", ha="center", va="center", transform=ax.transAxes)
-    fig.suptitle("Learning curves: train vs validation", y=1.0)
+    fig.suptitle("Learning curves: train vs validation" if validated else
+                 "Learning curves: training only (final fit on train + val, no validation)", y=1.0)
     _save(fig, out)
 
 
