@@ -45,7 +45,7 @@ def speed(model_name: str, n_images: int, batch_size: int) -> None:
     labels = np.stack([rng.integers(1, 100, n_images), rng.integers(0, 2, n_images),
                        rng.integers(0, 5, n_images)], 1).astype(np.int16)
     model = build_model(model_name, hp.get("architecture"), hp.get("augment", {}), 0)
-    compile_model(model, spec, hp)
+    compile_model(model, spec, hp, steps_per_epoch=-(-n_images // batch_size))
     data = make_dataset(x, targets(labels, spec.age_output), batch_size, shuffle=True, seed=0)
     model.fit(data, epochs=1, verbose=0)  # warm-up: graph tracing
     start = time.perf_counter()
