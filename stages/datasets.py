@@ -41,5 +41,10 @@ def make_dataset(images: np.ndarray, target: dict[str, np.ndarray] | None, batch
             return x, y
         return x, y, {k: tf.gather(v, i) for k, v in weight.items()}
 
-    return index.map(gather, num_parallel_calls=tf.data.AUTOTUNE,
-                     deterministic=True).prefetch(tf.data.AUTOTUNE)
+    # Fixed parallelism, autotuning off: TensorFlow 2.21 joins the autotuner's thread when an
+    # epoch's iterator is destroyed, and that thread sleeps up to a minute between wake-ups, so
+    # every epoch after the first stalled ~50 s with both cores idle. A gather needs no tuning.
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return (index.map(gather, num_parallel_calls=2, deterministic=True).prefetch(2)
+            .with_options(options))
