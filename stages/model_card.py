@@ -76,13 +76,16 @@ def data_section(quality: dict, labels: pd.DataFrame, source: str) -> list[str]:
     return lines
 
 
-def split_section(params: dict, quality: dict) -> list[str]:
+def split_section(params: dict, quality: dict, summary: dict | None = None) -> list[str]:
     s = params["split"]
     counts = quality["split_counts"]
+    use_of_val = ("The settings were chosen on validation, then the model was refitted on train + "
+                  "validation (final fit)" if (summary or {}).get("final_fit")
+                  else "Validation picks the best epoch")
     return ["## Split", "",
             f"train {counts['train']}, validation {counts['val']}, test {counts['test']} images "
             f"(fractions val {s['val_fraction']}, test {s['test_fraction']}, seed {s['seed']}), "
-            "stratified by five-year age group x gender. Validation picks the best epoch; every "
+            f"stratified by five-year age group x gender. {use_of_val}; every "
             "figure below is on the test split, which training never sees. The split is by image, "
             "not by person (see limitations).", ""]
 
@@ -182,7 +185,7 @@ def render(params: dict, quality: dict, labels: pd.DataFrame, summary: dict, met
              "Estimates age (years) and gender (male / female) from an aligned, cropped face image. "
              "Research and teaching use; not for decisions about individuals.", ""]
     lines += data_section(quality, labels, params["data"]["source"])
-    lines += split_section(params, quality)
+    lines += split_section(params, quality, summary)
     lines += model_section(params, summary)
     lines += metrics_section(metrics)
     lines += fairness_section(full)
