@@ -8,7 +8,8 @@ like UTKFace chips, read with ``--no-detect``. Photos are 1280 x 720 with two fa
 sample portrait (a real photograph shipped inside the package) pasted twice onto a background of
 smooth random blobs (pixel noise would be a worst case for the cascade, which then has to look
 further at every window); without the portrait they have no face, which still times the search. Without a trained model an
-untrained one of ``--model-name`` is timed: speed does not depend on the weights.
+untrained one of ``--model-name`` is timed, built with its architecture and precision from
+params.yaml: speed does not depend on the weights.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from stages.config import load_params, model_settings  # noqa: E402
 from stages.predict import Predictor  # noqa: E402
 from stages.registry import build_model  # noqa: E402
 
@@ -80,7 +82,12 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, default=None, help="decoding threads (default: cores)")
     args = parser.parse_args(argv)
 
-    model = args.model if Path(args.model).is_file() else build_model(args.model_name, None, {}, 0)
+    model = args.model
+    if not Path(args.model).is_file():
+        params = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
+        hp = model_settings(params, args.model_name)
+        model = build_model(args.model_name, hp.get("architecture"), {}, 0,
+                            hp.get("precision", "float32"))
     predictor = Predictor(model, model_name=args.model_name, params=None,
                           batch_size=args.batch_size, tta=args.tta, workers=args.workers)
     which = args.model if isinstance(model, str) else f"untrained {args.model_name}"

@@ -18,3 +18,8 @@ def load_params(path: str | Path = DEFAULT_PARAMS) -> dict:
         raise FileNotFoundError(f"params file not found: {path.resolve()}")
     with path.open() as f:
         return yaml.safe_load(f) or {}
+
+
+def model_settings(params: dict, name: str) -> dict:
+    """The training settings of model ``name``: ``train`` with ``models.<name>`` laid over it."""
+    return {**params["train"], **(params.get("models", {}).get(name) or {})}

@@ -15,7 +15,7 @@ import pandas as pd
 import yaml
 
 from stages import breakdown as bd
-from stages.config import load_params
+from stages.config import load_params, model_settings
 from stages.labels import GENDERS, RACES
 
 REASONS = {
@@ -95,7 +95,7 @@ def model_section(params: dict, summary: dict) -> list[str]:
 
     name = params["model"]
     spec = get_spec(name)
-    hp = {**params["train"], **(params.get("models", {}).get(name) or {})}
+    hp = model_settings(params, name)
     lines = ["## Model and parameters", "",
              f"`{name}`: {spec.summary}. Input profile `{spec.profile}`, age output `{spec.age_output.kind}`"
              + (f" over bins `{spec.age_output.scheme.name}`" if spec.age_output.scheme else "") + ".", ""]

@@ -33,15 +33,18 @@ def augmentation(cfg: dict, seed: int) -> keras.Layer:
     return keras.Sequential(steps, name="augment")
 
 
+# The heads compute in float32 even under a mixed-precision policy (train.precision): softmax,
+# sigmoid and the losses on them need float32's range and precision.
 def age_head(x, age_output: AgeOutput, name: str = "age", bias_initializer="zeros"):
     """Final age layer for the given output kind."""
     activation = age_output.activation if age_output.kind != "distribution" else "softmax"
-    return layers.Dense(age_output.units, activation=activation, name=name,
+    return layers.Dense(age_output.units, activation=activation, name=name, dtype="float32",
                         kernel_initializer="glorot_normal", bias_initializer=bias_initializer)(x)
 
 
 def gender_head(x, name: str = "gender"):
-    return layers.Dense(1, activation="sigmoid", name=name, kernel_initializer="glorot_normal")(x)
+    return layers.Dense(1, activation="sigmoid", name=name, kernel_initializer="glorot_normal",
+                        dtype="float32")(x)
 
 
 def _conv_bn_relu_pool(x, filters: int, spatial_dropout: float, name: str):

@@ -63,8 +63,24 @@ def profile_for(name: str) -> str:
     return get_spec(name).profile
 
 
-def build_model(name: str, architecture: dict | None, augment: dict, seed: int) -> keras.Model:
-    """Build the named network (uncompiled) with architecture hyper-parameters from params."""
+PRECISIONS = ("float32", "mixed_bfloat16")
+
+
+def build_model(name: str, architecture: dict | None, augment: dict, seed: int,
+                precision: str = "float32") -> keras.Model:
+    """Build the named network (uncompiled) with architecture hyper-parameters from params.
+
+    ``precision``: ``float32``, or ``mixed_bfloat16`` (weights in float32, layers compute in
+    bfloat16 except the float32 heads; ~1.5x faster on CPUs with AVX512-BF16). The layers keep
+    their policy when the model is saved, so a loaded model predicts in the same precision.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose one of {list(PRECISIONS)}")
     spec = get_spec(name)
-    return spec.build(get_profile(spec.profile).shape, spec.age_output, augment, seed,
-                      **(architecture or {}))
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(precision)  # layers take the policy when created
+    try:
+        return spec.build(get_profile(spec.profile).shape, spec.age_output, augment, seed,
+                          **(architecture or {}))
+    finally:
+        keras.mixed_precision.set_global_policy(previous)

@@ -18,7 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from stages.config import load_params
+from stages.config import load_params, model_settings
 from stages.datasets import make_dataset, targets
 from stages.preprocess import load_split
 from stages.registry import build_model, get_spec
@@ -38,6 +38,11 @@ def make_optimizer(name: str, learning_rate: float, weight_decay: float = 0.0):
         raise ValueError(f"unknown optimizer {name!r}; choose one of {sorted(optimizers)}")
     kwargs = {"weight_decay": weight_decay} if name == "adamw" else {}
     return optimizers[name](learning_rate=learning_rate, **kwargs)
+
+
+def batches_per_epoch(n_images: int, batch_size: int) -> int:
+    """Optimizer steps in one epoch: the last, partial batch counts."""
+    return -(-n_images // batch_size)
 
 
 def learning_rate(hp: dict, steps_per_epoch: int | None):
@@ -133,7 +138,7 @@ def train(params: dict, data_dir: str | Path, model_out: str | Path, live_dir: s
 
     name = params["model"]
     spec = get_spec(name)
-    hp = {**params["train"], **(params.get("models", {}).get(name) or {})}
+    hp = model_settings(params, name)
     seed = int(hp["seed"])
     seed_everything(seed)
 
@@ -158,7 +163,8 @@ def train(params: dict, data_dir: str | Path, model_out: str | Path, live_dir: s
                             shuffle=True, seed=seed, sample_weight=weights)
     val_ds = None if final_fit else make_dataset(x_val, targets(y_val, spec.age_output), hp["batch_size"])
 
-    model = build_model(name, hp.get("architecture"), hp.get("augment", {}), seed)
+    model = build_model(name, hp.get("architecture"), hp.get("augment", {}), seed,
+                        hp.get("precision", "float32"))
     monitor = "val_age_mae"
     early_stopping = keras.callbacks.EarlyStopping(
         monitor=monitor, patience=hp["early_stopping_patience"], mode="min",
@@ -181,7 +187,7 @@ def train(params: dict, data_dir: str | Path, model_out: str | Path, live_dir: s
             set_trainable(model, hp.get("fine_tune"), phase["name"])
             # a cosine schedule spans the phase it is compiled for
             compile_model(model, spec, {**phase["hp"], "epochs": phase["end_epoch"] - initial_epoch},
-                          steps_per_epoch=-(-len(x_train) // hp["batch_size"]))
+                          steps_per_epoch=batches_per_epoch(len(x_train), hp["batch_size"]))
             fitted = model.fit(train_ds, validation_data=val_ds, initial_epoch=initial_epoch,
                                epochs=phase["end_epoch"], callbacks=callbacks, verbose=2)
             for key, values in fitted.history.items():

@@ -94,3 +94,43 @@ def test_compact_stage_blocks_add_residual_blocks():
     assert deeper.output["age"].shape == one.output["age"].shape
     with pytest.raises(ValueError):  # one block count per stage
         networks.compact_resnet((64, 64, 3), spec.age_output, {}, 0, stage_blocks=(1, 1))
+
+
+def test_mixed_bfloat16_computes_in_bfloat16_with_float32_heads_and_survives_saving(tmp_path):
+    spec = get_spec("compact")
+    model = build_model("compact", {"stage_blocks": (1, 1, 1, 1)}, {}, seed=0,
+                        precision="mixed_bfloat16")
+    assert keras.mixed_precision.global_policy().name == "float32"  # restored after the build
+    assert model.get_layer("stem_conv").compute_dtype == "bfloat16"
+    assert model.get_layer("stem_conv").kernel.dtype == "float32"  # weights stay float32
+    x, labels = _batch("compact", n=8)
+    out = model.predict(x, verbose=0)
+    assert out["age"].dtype == np.float32 and out["gender"].dtype == np.float32
+    np.testing.assert_allclose(out["age"].sum(axis=1), 1.0, atol=1e-5)  # a float32 softmax
+    compile_model(model, spec, HP)
+    history = model.fit(make_dataset(x, targets(labels, spec.age_output), batch_size=4),
+                        epochs=1, verbose=0).history
+    assert np.isfinite(history["loss"]).all()
+    model.save(tmp_path / "m.keras")
+    from stages.inference import load_model
+
+    loaded = load_model(tmp_path / "m.keras")  # what evaluate and predict use
+    assert loaded.get_layer("stem_conv").compute_dtype == "bfloat16"
+    np.testing.assert_allclose(loaded.predict(x, verbose=0)["age"], model.predict(x, verbose=0)["age"],
+                               atol=1e-6)
+    float32 = build_model("compact", {"stage_blocks": (1, 1, 1, 1)}, {}, seed=0)
+    assert float32.get_layer("stem_conv").compute_dtype == "float32"
+
+
+def test_unknown_precision_is_refused_and_leaves_the_policy_alone():
+    with pytest.raises(ValueError, match="mixed_bfloat16"):
+        build_model("compact", None, {}, seed=0, precision="mixed_float8")
+    assert keras.mixed_precision.global_policy().name == "float32"
+
+
+def test_batches_per_epoch_counts_the_last_partial_batch():
+    from stages.train import batches_per_epoch
+
+    assert batches_per_epoch(128, 64) == 2
+    assert batches_per_epoch(129, 64) == 3
+    assert batches_per_epoch(1, 64) == 1
