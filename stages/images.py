@@ -29,7 +29,8 @@ PROFILES = {
         Profile("gray70", 70, 1),  # seed 004 sigmoid / ReLU CNNs
         Profile("rgb70", 70, 3),  # seed 004 VGG19 (70 x 70 RGB)
         Profile("gray128", 128, 1),  # seed 003 ten-range CNN
-        Profile("rgb64", 64, 3),  # compact default network
+        Profile("rgb64", 64, 3),  # compact network until it moved to 72 px
+        Profile("rgb72", 72, 3),  # compact default network
         Profile("rgb128", 128, 3),  # seed 001 models A and B (VGG16), seed 002
         Profile("rgb224", 224, 3),  # seed 000 (12 custom bins)
     )

@@ -105,7 +105,7 @@ def compact_resnet(input_shape, age_output: AgeOutput, augment: dict, seed: int,
                    dropout=0.3) -> keras.Model:
     """The default network: a small residual multi-task CNN for 2-core CPUs.
 
-    A stride-2 stem halves the input at once (64 px -> 32 px), then ``stage_blocks`` basic
+    A stride-2 stem halves the input at once (72 px -> 36 px), then ``stage_blocks`` basic
     residual blocks per stage (the first stage at stride 1, the others open at stride 2),
     global average pooling, and two
     light heads on the shared features: the age distribution over 0..116 years and gender.

@@ -28,7 +28,7 @@ class ModelSpec:
 SPECS: dict[str, ModelSpec] = {
     s.name: s
     for s in (
-        ModelSpec("compact", "rgb64", AgeOutput("distribution", sigma=2.0), networks.compact_resnet,
+        ModelSpec("compact", "rgb72", AgeOutput("distribution", sigma=2.0), networks.compact_resnet,
                   "default: small residual multi-task CNN, age as a distribution over 0..116 years"),
         ModelSpec("multitask", "rgb128", AgeOutput("regression"), networks.multitask_cnn,
                   "seed 001 model A: shared conv-BN-ReLU blocks, age (linear, MSE) and gender branches"),
