@@ -1,6 +1,6 @@
 """Benchmark: training and inference images/second of a model family, and wall time per stage.
 
-    python benchmarks/pipeline_bench.py speed [--model NAME] [--images N]
+    python benchmarks/pipeline_bench.py speed [--model NAME] [--images N] [--precision P]
         Training images/s (fit on random uint8 images of the model's profile, after a warm-up
         epoch) and inference images/s (batched prediction, with and without flip averaging).
     python benchmarks/pipeline_bench.py stages
@@ -25,7 +25,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 STAGES = ["ingest", "preprocess", "train", "evaluate", "plot", "model_card"]
 
 
-def speed(model_name: str, n_images: int, batch_size: int) -> None:
+def speed(model_name: str, n_images: int, batch_size: int, precision: str | None = None) -> None:
     import numpy as np
 
     from stages.config import load_params, model_settings
@@ -38,14 +38,14 @@ def speed(model_name: str, n_images: int, batch_size: int) -> None:
     params = load_params(ROOT / "params.yaml")
     model_name = model_name or params["model"]
     hp = model_settings(params, model_name)
+    precision = precision or hp.get("precision", "float32")
     seed_everything(0)
     spec = get_spec(model_name)
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (n_images, *get_profile(profile_for(model_name)).shape), dtype=np.uint8)
     labels = np.stack([rng.integers(1, 100, n_images), rng.integers(0, 2, n_images),
                        rng.integers(0, 5, n_images)], 1).astype(np.int16)
-    model = build_model(model_name, hp.get("architecture"), hp.get("augment", {}), 0,
-                        hp.get("precision", "float32"))
+    model = build_model(model_name, hp.get("architecture"), hp.get("augment", {}), 0, precision)
     compile_model(model, spec, hp, steps_per_epoch=batches_per_epoch(n_images, batch_size))
     data = make_dataset(x, targets(labels, spec.age_output), batch_size, shuffle=True, seed=0)
     model.fit(data, epochs=1, verbose=0)  # warm-up: graph tracing
@@ -59,7 +59,7 @@ def speed(model_name: str, n_images: int, batch_size: int) -> None:
         predict_outputs(model, x, 256, tta)
         results[tta] = n_images / (time.perf_counter() - start)
     print(f"machine: {os.cpu_count()} cores; model {model_name} ({model.count_params():,} parameters), "
-          f"profile {spec.profile}, batch {batch_size}, {hp.get('precision', 'float32')}")
+          f"profile {spec.profile}, batch {batch_size}, {precision}")
     print(f"training:  {train_ips:8.1f} images/s")
     print(f"inference: {results[False]:8.1f} images/s ({results[True]:.1f} with flip averaging)")
 
@@ -84,10 +84,11 @@ def main(argv=None) -> int:
     p.add_argument("--model", default=None, help="model family (default: params.yaml model)")
     p.add_argument("--images", type=int, default=2048)
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--precision", default=None, help="float32 or mixed_bfloat16 (default: params)")
     sub.add_parser("stages")
     args = parser.parse_args(argv)
     if args.what == "speed":
-        speed(args.model, args.images, args.batch_size)
+        speed(args.model, args.images, args.batch_size, args.precision)
     else:
         stage_times()
     return 0

@@ -3,7 +3,7 @@ import importlib.util
 import re
 from pathlib import Path
 
-from stages.config import load_params
+from stages.config import load_params, model_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -20,7 +20,10 @@ def test_speed_benchmark_prints_training_and_inference_rates(capsys):
     # benchmark must compile it the way the train stage does.
     _load("pipeline_bench").speed(None, n_images=32, batch_size=16)
     out = capsys.readouterr().out
-    default = load_params(ROOT / "params.yaml")["model"]
-    assert re.search(rf"model {default} \([\d,]+ parameters\), profile \w+", out)
+    params = load_params(ROOT / "params.yaml")
+    default = params["model"]
+    precision = model_settings(params, default).get("precision", "float32")
+    assert re.search(rf"model {default} \([\d,]+ parameters\), profile \w+, batch 16, {precision}\n",
+                     out)
     rates = [float(v) for v in re.findall(r"([\d.]+) (?:images/s|with flip)", out)]
     assert len(rates) == 3 and all(r > 0 for r in rates)
