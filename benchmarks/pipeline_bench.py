@@ -38,14 +38,14 @@ def speed(model_name: str, n_images: int, batch_size: int, precision: str | None
     params = load_params(ROOT / "params.yaml")
     model_name = model_name or params["model"]
     hp = model_settings(params, model_name)
-    precision = precision or hp.get("precision", "float32")
     seed_everything(0)
     spec = get_spec(model_name)
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (n_images, *get_profile(profile_for(model_name)).shape), dtype=np.uint8)
     labels = np.stack([rng.integers(1, 100, n_images), rng.integers(0, 2, n_images),
                        rng.integers(0, 5, n_images)], 1).astype(np.int16)
-    model = build_model(model_name, hp.get("architecture"), hp.get("augment", {}), 0, precision)
+    model = build_model(model_name, hp.get("architecture"), hp.get("augment", {}), 0,
+                        precision or hp.get("precision"))
     compile_model(model, spec, hp, steps_per_epoch=batches_per_epoch(n_images, batch_size))
     data = make_dataset(x, targets(labels, spec.age_output), batch_size, shuffle=True, seed=0)
     model.fit(data, epochs=1, verbose=0)  # warm-up: graph tracing
@@ -59,7 +59,7 @@ def speed(model_name: str, n_images: int, batch_size: int, precision: str | None
         predict_outputs(model, x, 256, tta)
         results[tta] = n_images / (time.perf_counter() - start)
     print(f"machine: {os.cpu_count()} cores; model {model_name} ({model.count_params():,} parameters), "
-          f"profile {spec.profile}, batch {batch_size}, {precision}")
+          f"profile {spec.profile}, batch {batch_size}, {model.dtype_policy.name}")
     print(f"training:  {train_ips:8.1f} images/s")
     print(f"inference: {results[False]:8.1f} images/s ({results[True]:.1f} with flip averaging)")
 

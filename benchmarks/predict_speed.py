@@ -87,7 +87,7 @@ def main(argv=None) -> int:
         params = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
         hp = model_settings(params, args.model_name)
         model = build_model(args.model_name, hp.get("architecture"), {}, 0,
-                            hp.get("precision", "float32"))
+                            hp.get("precision"))
     predictor = Predictor(model, model_name=args.model_name, params=None,
                           batch_size=args.batch_size, tta=args.tta, workers=args.workers)
     which = args.model if isinstance(model, str) else f"untrained {args.model_name}"

@@ -164,7 +164,7 @@ def train(params: dict, data_dir: str | Path, model_out: str | Path, live_dir: s
     val_ds = None if final_fit else make_dataset(x_val, targets(y_val, spec.age_output), hp["batch_size"])
 
     model = build_model(name, hp.get("architecture"), hp.get("augment", {}), seed,
-                        hp.get("precision", "float32"))
+                        hp.get("precision"))
     monitor = "val_age_mae"
     early_stopping = keras.callbacks.EarlyStopping(
         monitor=monitor, patience=hp["early_stopping_patience"], mode="min",
