@@ -15,10 +15,15 @@ def targets(labels: np.ndarray, age_output: AgeOutput) -> dict[str, np.ndarray]:
 
 def make_dataset(images: np.ndarray, target: dict[str, np.ndarray] | None, batch_size: int,
                  shuffle: bool = False, seed: int = 0,
-                 sample_weight: dict[str, np.ndarray] | None = None) -> tf.data.Dataset:
+                 sample_weight: dict[str, np.ndarray] | None = None,
+                 mixup_alpha: float = 0.0) -> tf.data.Dataset:
     """Batches of (uint8 images, targets), or of images alone when ``target`` is None; with
     ``sample_weight`` (per-output (N,) weights, same keys as ``target``) batches of
     (images, targets, weights).
+
+    ``mixup_alpha`` > 0 (training only) blends each batch with itself in reverse order, images,
+    targets and weights alike, by ``lam ~ Beta(alpha, alpha)`` per face (Zhang et al., mixup);
+    images then come as float32.
 
     Shuffling reshuffles each epoch from ``seed``, so a run is repeatable. Pixels stay uint8 until
     the network's own rescaling layer, which keeps the in-memory cache four times smaller.
@@ -31,15 +36,21 @@ def make_dataset(images: np.ndarray, target: dict[str, np.ndarray] | None, batch
     if shuffle:
         index = index.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
     index = index.batch(batch_size)
+    if mixup_alpha < 0 or (mixup_alpha and target is None):
+        raise ValueError(f"mixup_alpha={mixup_alpha}: mixup needs alpha >= 0 and targets to blend")
+    if mixup_alpha:  # one random seed per batch, new each epoch, so mixup repeats run to run
+        index = tf.data.Dataset.zip(index, tf.data.Dataset.random(
+            seed=seed, rerandomize_each_iteration=True).map(lambda r: tf.stack([r, seed])))
 
-    def gather(i):
+    def gather(i, batch_seed=None):
         x = tf.gather(images, i)
         if target is None:
             return x
         y = {k: tf.gather(v, i) for k, v in target.items()}
-        if weight is None:
-            return x, y
-        return x, y, {k: tf.gather(v, i) for k, v in weight.items()}
+        w = None if weight is None else {k: tf.gather(v, i) for k, v in weight.items()}
+        if mixup_alpha:
+            x, y, w = _mixup(x, y, w, mixup_alpha, batch_seed)
+        return (x, y) if w is None else (x, y, w)
 
     # Fixed parallelism, autotuning off: TensorFlow 2.21 joins the autotuner's thread when an
     # epoch's iterator is destroyed, and that thread sleeps up to a minute between wake-ups, so
@@ -48,3 +59,22 @@ def make_dataset(images: np.ndarray, target: dict[str, np.ndarray] | None, batch
     options.autotune.enabled = False
     return (index.map(gather, num_parallel_calls=2, deterministic=True).prefetch(2)
             .with_options(options))
+
+
+def _mixup(x, y: dict, w: dict | None, alpha: float, seed):
+    """Blend a batch with its reverse: ``lam * a + (1 - lam) * reversed(a)`` for the images
+    (N, H, W, C), every target (N, K) and weight (N,), with one ``lam`` per face."""
+    seeds = tf.random.experimental.stateless_split(seed, 2)
+    n = tf.shape(x)[0:1]
+    g1 = tf.random.stateless_gamma(n, seeds[0], alpha)
+    g2 = tf.random.stateless_gamma(n, seeds[1], alpha)
+    lam = g1 / (g1 + g2)
+
+    def blend(a):
+        a = tf.cast(a, tf.float32)
+        shape = tf.concat([n, tf.ones(tf.rank(a) - 1, tf.int32)], 0)
+        lam_a = tf.reshape(lam, shape)
+        return lam_a * a + (1.0 - lam_a) * tf.reverse(a, axis=[0])
+
+    return (blend(x), {k: blend(v) for k, v in y.items()},
+            None if w is None else {k: blend(v) for k, v in w.items()})

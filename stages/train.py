@@ -69,8 +69,21 @@ def compile_model(model: keras.Model, spec, hp: dict, steps_per_epoch: int | Non
                   label_smoothing=hp.get("gender_label_smoothing", 0.0))},
         loss_weights=hp.get("loss_weights", {"age": 1.0, "gender": 1.0}),
         metrics={"age": [spec.age_output.mae_metric()],
-                 "gender": [keras.metrics.BinaryAccuracy(name="accuracy")]},
+                 "gender": [gender_accuracy()]},
     )
+
+
+def gender_accuracy() -> keras.metrics.Metric:
+    """Share of faces whose predicted P(female) falls on the side of 0.5 of their label. The label
+    is rounded first: under mixup a blended label counts as the face with the larger share
+    (Keras' BinaryAccuracy would score every blended label as wrong)."""
+    def accuracy(y_true, y_pred):
+        y_true = keras.ops.cast(y_true, "float32")
+        hit = keras.ops.equal(keras.ops.round(y_true),
+                              keras.ops.cast(keras.ops.greater(y_pred, 0.5), "float32"))
+        return keras.ops.cast(hit, "float32")
+
+    return keras.metrics.MeanMetricWrapper(accuracy, name="accuracy")
 
 
 def training_phases(hp: dict) -> list[dict]:
@@ -160,7 +173,8 @@ def train(params: dict, data_dir: str | Path, model_out: str | Path, live_dir: s
         weights = {"age": balanced_sample_weights(y_train[:, 0], spec.age_output),
                    "gender": np.ones(len(y_train), dtype=np.float32)}
     train_ds = make_dataset(x_train, targets(y_train, spec.age_output), hp["batch_size"],
-                            shuffle=True, seed=seed, sample_weight=weights)
+                            shuffle=True, seed=seed, sample_weight=weights,
+                            mixup_alpha=float(hp.get("mixup", 0.0)))
     val_ds = None if final_fit else make_dataset(x_val, targets(y_val, spec.age_output), hp["batch_size"])
 
     model = build_model(name, hp.get("architecture"), hp.get("augment", {}), seed,

@@ -134,3 +134,18 @@ def test_batches_per_epoch_counts_the_last_partial_batch():
     assert batches_per_epoch(128, 64) == 2
     assert batches_per_epoch(129, 64) == 3
     assert batches_per_epoch(1, 64) == 1
+
+
+def test_gender_accuracy_scores_blended_labels_by_the_larger_share():
+    from stages.train import gender_accuracy
+
+    pred = np.array([[0.2], [0.6], [0.7], [0.9], [0.4]], dtype=np.float32)
+    hard = np.array([[0], [1], [0], [1], [1]], dtype=np.float32)
+    ours, keras_own = gender_accuracy(), keras.metrics.BinaryAccuracy()
+    ours.update_state(hard, pred)
+    keras_own.update_state(hard, pred)
+    assert float(ours.result()) == pytest.approx(float(keras_own.result())) == pytest.approx(0.6)
+    blended = np.array([[0.1], [0.9], [0.3], [0.8], [0.6]], dtype=np.float32)  # mixup labels
+    ours.reset_state()
+    ours.update_state(blended, pred)
+    assert float(ours.result()) == pytest.approx(0.6)  # same sides of 0.5 as the hard labels
