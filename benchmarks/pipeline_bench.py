@@ -47,7 +47,8 @@ def speed(model_name: str, n_images: int, batch_size: int, precision: str | None
     model = build_model(model_name, hp.get("architecture"), hp.get("augment", {}), 0,
                         precision or hp.get("precision"))
     compile_model(model, spec, hp, steps_per_epoch=batches_per_epoch(n_images, batch_size))
-    data = make_dataset(x, targets(labels, spec.age_output), batch_size, shuffle=True, seed=0)
+    data = make_dataset(x, targets(labels, spec.age_output), batch_size, shuffle=True, seed=0,
+                        mixup_alpha=float(hp.get("mixup", 0.0)))
     model.fit(data, epochs=1, verbose=0)  # warm-up: graph tracing
     start = time.perf_counter()
     model.fit(data, epochs=1, verbose=0)

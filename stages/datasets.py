@@ -28,6 +28,8 @@ def make_dataset(images: np.ndarray, target: dict[str, np.ndarray] | None, batch
     Shuffling reshuffles each epoch from ``seed``, so a run is repeatable. Pixels stay uint8 until
     the network's own rescaling layer, which keeps the in-memory cache four times smaller.
     """
+    if mixup_alpha < 0 or (mixup_alpha and target is None):
+        raise ValueError(f"mixup_alpha={mixup_alpha}: mixup needs alpha >= 0 and targets to blend")
     images = tf.convert_to_tensor(images)  # captured by reference, not copied into the graph
     target = None if target is None else {k: tf.convert_to_tensor(v) for k, v in target.items()}
     weight = (None if sample_weight is None
@@ -36,8 +38,6 @@ def make_dataset(images: np.ndarray, target: dict[str, np.ndarray] | None, batch
     if shuffle:
         index = index.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
     index = index.batch(batch_size)
-    if mixup_alpha < 0 or (mixup_alpha and target is None):
-        raise ValueError(f"mixup_alpha={mixup_alpha}: mixup needs alpha >= 0 and targets to blend")
     if mixup_alpha:  # one random seed per batch, new each epoch, so mixup repeats run to run
         index = tf.data.Dataset.zip(index, tf.data.Dataset.random(
             seed=seed, rerandomize_each_iteration=True).map(lambda r: tf.stack([r, seed])))
