@@ -4,8 +4,8 @@
 
 Reads chips straight from the archive (or folder; nothing is written), pads each 200 x 200 chip
 by 100 px of grey so that a face filling the chip can still be found, runs the detector of
-``stages.faces`` with its own settings, and prints the box side over the chip side and the box
-centre as fractions of the chip. ``stages.faces.CHIP_SIDE`` and ``CHIP_DROP`` come from these
+``agegender.prediction.faces`` with its own settings, and prints the box side over the chip side and the box
+centre as fractions of the chip. ``agegender.prediction.faces.CHIP_SIDE`` and ``CHIP_DROP`` come from these
 figures: crop side = box side / (box side / chip side), crop centre = box centre moved down by
 (0.5 - centre y) chip sides.
 """
@@ -20,9 +20,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from stages.faces import CHIP_DROP, CHIP_SIDE, HaarDetector  # noqa: E402
-from stages.images import decode  # noqa: E402
-from stages.source import iter_images  # noqa: E402
+from agegender.prediction.faces import CHIP_DROP, CHIP_SIDE, HaarDetector  # noqa: E402
+from agegender.data.images import decode  # noqa: E402
+from agegender.data.source import iter_images  # noqa: E402
 
 PAD = 100
 

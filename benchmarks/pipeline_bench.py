@@ -25,33 +25,36 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 STAGES = ["ingest", "preprocess", "train", "evaluate", "plot", "model_card"]
 
 
-def speed(model_name: str, n_images: int, batch_size: int, precision: str | None = None) -> None:
+def speed(model_name: str | None, n_images: int, batch_size: int | None,
+          precision: str | None = None) -> None:
     import numpy as np
 
-    from stages.config import load_params, model_settings
-    from stages.datasets import make_dataset, targets
-    from stages.images import get_profile
-    from stages.inference import predict_outputs
-    from stages.registry import build_model, get_spec, profile_for
-    from stages.train import batches_per_epoch, compile_model, seed_everything
+    from agegender.data.images import get_profile
+    from agegender.model.families import get_family
+    from agegender.model.inference import predict_outputs
+    from agegender.model.training import setup_training
+    from agegender.params import Recipe, load_params
 
     params = load_params(ROOT / "params.yaml")
-    model_name = model_name or params["model"]
-    hp = model_settings(params, model_name)
-    seed_everything(0)
-    spec = get_spec(model_name)
+    model_name = model_name or params.model
+    recipe = params.models.get(model_name) or Recipe()
+    update = {"final_fit": False, "max_train_images": None}
+    if precision:
+        update["precision"] = precision
+    if batch_size:
+        update["batch_size"] = batch_size
+    recipe = recipe.model_copy(update=update)
     rng = np.random.default_rng(0)
-    x = rng.integers(0, 256, (n_images, *get_profile(profile_for(model_name)).shape), dtype=np.uint8)
+    shape = get_profile(get_family(model_name).profile).shape
+    x = rng.integers(0, 256, (n_images, *shape), dtype=np.uint8)
     labels = np.stack([rng.integers(1, 100, n_images), rng.integers(0, 2, n_images),
                        rng.integers(0, 5, n_images)], 1).astype(np.int16)
-    model = build_model(model_name, hp.get("architecture"), hp.get("augment", {}), 0,
-                        precision or hp.get("precision"))
-    compile_model(model, spec, hp, steps_per_epoch=batches_per_epoch(n_images, batch_size))
-    data = make_dataset(x, targets(labels, spec.age_output), batch_size, shuffle=True, seed=0,
-                        mixup_alpha=float(hp.get("mixup", 0.0)))
-    model.fit(data, epochs=1, verbose=0)  # warm-up: graph tracing
+    # the same function as the train stage: model, optimizer, schedule, losses and input pipeline
+    setup = setup_training(model_name, recipe, 0, (x, labels))
+    model = setup.model
+    model.fit(setup.train_data, epochs=1, verbose=0)  # warm-up: graph tracing
     start = time.perf_counter()
-    model.fit(data, epochs=1, verbose=0)
+    model.fit(setup.train_data, epochs=1, verbose=0)
     train_ips = n_images / (time.perf_counter() - start)
     results = {}
     for tta in (False, True):
@@ -60,7 +63,7 @@ def speed(model_name: str, n_images: int, batch_size: int, precision: str | None
         predict_outputs(model, x, 256, tta)
         results[tta] = n_images / (time.perf_counter() - start)
     print(f"machine: {os.cpu_count()} cores; model {model_name} ({model.count_params():,} parameters), "
-          f"profile {spec.profile}, batch {batch_size}, {model.dtype_policy.name}")
+          f"profile {get_family(model_name).profile}, batch {recipe.batch_size}, {model.dtype_policy.name}")
     print(f"training:  {train_ips:8.1f} images/s")
     print(f"inference: {results[False]:8.1f} images/s ({results[True]:.1f} with flip averaging)")
 
@@ -84,7 +87,7 @@ def main(argv=None) -> int:
     p = sub.add_parser("speed")
     p.add_argument("--model", default=None, help="model family (default: params.yaml model)")
     p.add_argument("--images", type=int, default=2048)
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=None, help="default: the recipe's")
     p.add_argument("--precision", default=None, help="float32 or mixed_bfloat16 (default: params)")
     sub.add_parser("stages")
     args = parser.parse_args(argv)

@@ -26,9 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from stages.config import load_params, model_settings  # noqa: E402
-from stages.predict import Predictor  # noqa: E402
-from stages.registry import build_model  # noqa: E402
+from agegender.model.saved import ModelInfo  # noqa: E402
+from agegender.model.training import build_model  # noqa: E402
+from agegender.params import load_params  # noqa: E402
+from agegender.prediction.predictor import Predictor  # noqa: E402
 
 
 def _portrait():
@@ -82,16 +83,15 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, default=None, help="decoding threads (default: cores)")
     args = parser.parse_args(argv)
 
-    model = args.model
-    if not Path(args.model).is_file():
-        params = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
-        hp = model_settings(params, args.model_name)
-        model = build_model(args.model_name, hp.get("architecture"), {}, 0,
-                            hp.get("precision"))
-    predictor = Predictor(model, model_name=args.model_name, params=None,
-                          batch_size=args.batch_size, tta=args.tta, workers=args.workers)
-    which = args.model if isinstance(model, str) else f"untrained {args.model_name}"
-    print(f"model: {which} ({predictor.spec.name}, {predictor.profile.name}), batch "
+    if Path(args.model).is_file():
+        predictor = Predictor(args.model, batch_size=args.batch_size, tta=args.tta, workers=args.workers)
+    else:  # the same builder as training, with the recipe's architecture and precision
+        recipe = load_params(Path(__file__).resolve().parents[1] / "params.yaml").models[args.model_name]
+        model = build_model(args.model_name, recipe, 0)
+        predictor = Predictor(model, info=ModelInfo.for_family(args.model_name, recipe.precision),
+                              batch_size=args.batch_size, tta=args.tta, workers=args.workers)
+    which = args.model if Path(args.model).is_file() else f"untrained {args.model_name}"
+    print(f"model: {which} ({predictor.info.family}, {predictor.profile.name}), batch "
           f"{args.batch_size}, tta {args.tta}, {predictor.workers} worker threads, "
           f"{os.cpu_count()} cores")
     with tempfile.TemporaryDirectory() as tmp:

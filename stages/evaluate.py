@@ -1,115 +1,50 @@
-"""Stage 4, evaluate: score the trained model on the held-out test split.
+"""DVC stage evaluate: score the trained model on the test split.
 
-Writes ``reports/metrics.json`` (DVC metrics: age MAE / RMSE / CS@5 / five-year-group accuracy,
-gender accuracy / F1 / ROC AUC, own-bin accuracy for bins models, cost, and the headline fairness
-gaps under ``fairness``), ``reports/predictions.csv`` (one row per test face) and the full
-fairness tables ``reports/breakdown.json`` / ``.csv`` (see :mod:`stages.breakdown`).
+Writes the DVC metrics file (age MAE / RMSE / CS@5 / five-year-group accuracy, gender accuracy /
+F1 / ROC AUC, own-bin accuracy for bins models, cost, headline fairness gaps), one row per test
+face, and the full fairness tables (agegender.evaluation.breakdown).
 """
-from __future__ import annotations
-
-import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from stages import breakdown
-from stages.bins import FIVE_YEAR
-from stages.config import load_params
-from stages.inference import decode_outputs, load_model, predict_outputs
-from stages.metrics import age_metrics, bin_metrics, five_year_accuracy, gender_metrics
-from stages.preprocess import load_split
-from stages.registry import get_spec
+from agegender import cli
+from agegender.data.arrays import load_split
+from agegender.evaluation import breakdown
+from agegender.evaluation.scoring import evaluate_model, rounded
+from agegender.params import load_params
 
 
-def predictions_table(labels: pd.DataFrame, decoded: dict, spec) -> pd.DataFrame:
-    """Per-face table: true labels beside predictions, with five-year groups (and own bins)."""
-    df = labels[["file", "age", "gender", "race"]].reset_index(drop=True).copy()
-    df["pred_age"] = np.round(decoded["pred_age"], 2)
-    df["gender_prob"] = np.round(decoded["gender_prob"], 4)
-    df["pred_gender"] = (decoded["gender_prob"] >= 0.5).astype(int)
-    groups = FIVE_YEAR.labels()
-    df["age_group"] = [groups[i] for i in FIVE_YEAR.encode(df["age"])]
-    df["pred_age_group"] = [groups[i] for i in FIVE_YEAR.encode(df["pred_age"])]
-    if "pred_bin" in decoded:
-        scheme = spec.age_output.scheme
-        df["bin"] = [scheme.labels()[i] for i in scheme.encode(df["age"])]
-        df["pred_bin"] = [scheme.labels()[i] for i in decoded["pred_bin"]]
-    return df
-
-
-def score(df: pd.DataFrame, spec) -> dict:
-    metrics = {
-        "age": {**age_metrics(df["age"], df["pred_age"]),
-                "five_year_accuracy": five_year_accuracy(df["age"], df["pred_age"])},
-        "gender": gender_metrics(df["gender"], df["gender_prob"]),
-    }
-    if "pred_bin" in df:
-        scheme = spec.age_output.scheme
-        index = {label: i for i, label in enumerate(scheme.labels())}
-        metrics["bins"] = bin_metrics(df["bin"].map(index), df["pred_bin"].map(index))
-    return metrics
-
-
-def run(params: dict, model_path, data_dir, labels_csv, train_summary, metrics_out, predictions_out,
-        breakdown_out=None, breakdown_csv_out=None) -> dict:
-    spec = get_spec(params["model"])
-    model = load_model(model_path)
-    images, _ = load_split(data_dir, "test")
-    labels = pd.read_csv(labels_csv)
-    labels = labels[labels["split"] == "test"]
-    cfg = params["evaluate"]
-    start = time.perf_counter()
-    outputs = predict_outputs(model, images, cfg["batch_size"], cfg["tta_flip"])
-    seconds = time.perf_counter() - start
-    df = predictions_table(labels, decode_outputs(outputs, spec.age_output), spec)
-    metrics = score(df, spec)
-    summary = json.loads(Path(train_summary).read_text()) if train_summary else {}
-    metrics["cost"] = {"parameters": int(model.count_params()),
-                       "train_seconds": summary.get("train_seconds"),
-                       "inference_images_per_second": round(len(images) / seconds, 1)}
-    metrics["test_images"] = len(df)
-    full = breakdown.breakdown(df, cfg.get("breakdown_min_group_size", 1))
-    metrics["fairness"] = breakdown.headline(full)
-    Path(metrics_out).parent.mkdir(parents=True, exist_ok=True)
-    if breakdown_out:
-        Path(breakdown_out).write_text(json.dumps(_rounded(full), indent=2) + "\n")
-    if breakdown_csv_out:
-        breakdown.long_table(full).round(4).to_csv(breakdown_csv_out, index=False)
-    Path(metrics_out).write_text(json.dumps(_rounded(metrics), indent=2) + "\n")
-    df.to_csv(predictions_out, index=False)
-    return metrics
-
-
-def _rounded(obj):
-    if isinstance(obj, dict):
-        return {k: _rounded(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_rounded(v) for v in obj]
-    return round(obj, 4) if isinstance(obj, float) else obj
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv=None) -> int:
+    parser = cli.parser("evaluate", __doc__.splitlines()[0])
     parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--model", default="models/model.keras")
-    parser.add_argument("--data-dir", default="data/processed")
-    parser.add_argument("--labels", default="data/interim/labels.csv")
-    parser.add_argument("--train-summary", default="models/train_summary.json")
-    parser.add_argument("--metrics-out", default="reports/metrics.json")
-    parser.add_argument("--predictions-out", default="reports/predictions.csv")
-    parser.add_argument("--breakdown-out", default="reports/breakdown.json")
-    parser.add_argument("--breakdown-csv-out", default="reports/breakdown.csv")
+    for name in ("model", "data-dir", "labels", "train-summary", "metrics-out", "predictions-out",
+                 "breakdown-out", "breakdown-csv-out"):
+        parser.add_argument(f"--{name}", required=True)
     args = parser.parse_args(argv)
-    metrics = run(load_params(args.params), args.model, args.data_dir, args.labels,
-                  args.train_summary, args.metrics_out, args.predictions_out,
-                  args.breakdown_out, args.breakdown_csv_out)
+    cli.setup_logging(args)
+    cfg = load_params(args.params).evaluate
+
+    from agegender.model.saved import load_model  # TensorFlow: after the params check
+
+    model, info = load_model(args.model)
+    images, _ = load_split(args.data_dir, "test")
+    labels = pd.read_csv(args.labels)
+    df, metrics, full = evaluate_model(model, info.age_output, images, labels[labels["split"] == "test"],
+                                       cfg.batch_size, cfg.tta_flip, cfg.breakdown_min_group_size)
+    summary = json.loads(Path(args.train_summary).read_text())
+    metrics["cost"] = {"parameters": int(model.count_params()),
+                       "train_seconds": summary.get("train_seconds"), **metrics["cost"]}
+    Path(args.metrics_out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.breakdown_out).write_text(json.dumps(rounded(full), indent=2) + "\n")
+    breakdown.long_table(full).round(4).to_csv(args.breakdown_csv_out, index=False)
+    Path(args.metrics_out).write_text(json.dumps(rounded(metrics), indent=2) + "\n")
+    df.to_csv(args.predictions_out, index=False)
     print(f"evaluate: age {metrics['age']}, gender {metrics['gender']}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run("evaluate", main))

@@ -1,224 +1,23 @@
-"""Stage 6, model_card: write ``reports/model_card.md`` from what the pipeline measured.
-
-Everything in the card is read from pipeline outputs (data-quality report, labels, train summary,
-metrics, breakdown) and ``params.yaml``; nothing is typed in by hand, so the card is regenerated
-with every ``dvc repro`` and cannot drift from the model it describes.
-"""
-from __future__ import annotations
-
-import argparse
-import json
+"""DVC stage model_card: the model card, written from what the pipeline measured and params.yaml."""
 import sys
-from pathlib import Path
 
-import pandas as pd
-import yaml
-
-from stages import breakdown as bd
-from stages.config import load_params, model_settings
-from stages.labels import GENDERS, RACES
-
-REASONS = {
-    "malformed_name": "the file name does not follow `age_gender_race_date.jpg.chip.jpg`, so its "
-                      "labels cannot be read with confidence (never guessed)",
-    "out_of_range": "a label outside age 0-116, gender 0/1 or race 0-4",
-    "unreadable_image": "the image file cannot be decoded (truncated or corrupt)",
-    "duplicate": "byte-identical to another image (the first name in sorted order is kept), so "
-                 "it cannot sit in two splits",
-}
-FIGURES = [
-    ("learning_curves.png", "learning curves, train vs validation"),
-    ("age_scatter.png", "predicted vs true age"),
-    ("age_sorted.png", "true and predicted age, faces sorted by true age"),
-    ("age_confusion_five_year_normalised.png", "five-year age-group confusion, normalised"),
-    ("age_confusion_five_year_counts.png", "five-year age-group confusion, counts"),
-    ("gender_confusion.png", "gender confusion"),
-    ("error_by_race.png", "error by race"), ("error_by_gender.png", "error by gender"),
-    ("error_by_age_group.png", "error by age group"),
-    ("error_by_race_x_gender.png", "error by race x gender"),
-    ("age_bin_distribution.png", "images per age bin and split"),
-    ("gender_by_age_group.png", "male and female images per age group"),
-    ("faces_grid.png", "20 test faces with predictions"),
-]
+from agegender import cli
+from agegender.evaluation.model_card import write_card
+from agegender.params import load_params
 
 
-def _f(value, digits: int = 3) -> str:
-    if value is None or (isinstance(value, float) and value != value):
-        return "-"
-    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
-
-
-def _pct(n: int, total: int) -> str:
-    return f"{n} ({100 * n / total:.1f}%)" if total else str(n)
-
-
-def data_section(quality: dict, labels: pd.DataFrame, source: str) -> list[str]:
-    lines = ["## Data", "",
-             f"UTKFace from `{source}`: {quality['images_seen']} images seen, "
-             f"{quality['images_kept']} kept, {quality['images_skipped']} skipped. "
-             "Age, gender and race come from each file name (`age_gender_race_date.jpg.chip.jpg`).", ""]
-    if quality["skipped_by_reason"]:
-        lines += ["| skipped because | images | why |", "|---|---:|---|"]
-        lines += [f"| `{reason}` | {n} | {REASONS.get(reason, '')} |"
-                  for reason, n in quality["skipped_by_reason"].items()]
-        examples = quality.get("skipped", [])[:8]
-        if examples:
-            lines += ["", "Examples (the full list is in `reports/data_quality.json`):", ""]
-            lines += [f"- {s['detail']}" for s in examples]
-        lines.append("")
-    total = len(labels)
-    race = labels["race"].map(RACES).value_counts().reindex(list(RACES.values()), fill_value=0)
-    gender = labels["gender"].map(GENDERS).value_counts().reindex(list(GENDERS.values()), fill_value=0)
-    lines += ["Kept images by race: " + ", ".join(f"{k} {_pct(int(v), total)}" for k, v in race.items()) + ".",
-              "", "By gender: " + ", ".join(f"{k} {_pct(int(v), total)}" for k, v in gender.items())
-              + f". Ages {int(labels['age'].min())}-{int(labels['age'].max())}, "
-              f"median {labels['age'].median():.0f}.", ""]
-    return lines
-
-
-def split_section(params: dict, quality: dict, summary: dict | None = None) -> list[str]:
-    s = params["split"]
-    counts = quality["split_counts"]
-    use_of_val = ("The settings were chosen on validation, then the model was refitted on train + "
-                  "validation (final fit)" if (summary or {}).get("final_fit")
-                  else "Validation picks the best epoch")
-    return ["## Split", "",
-            f"train {counts['train']}, validation {counts['val']}, test {counts['test']} images "
-            f"(fractions val {s['val_fraction']}, test {s['test_fraction']}, seed {s['seed']}), "
-            f"stratified by five-year age group x gender. {use_of_val}; every "
-            "figure below is on the test split, which training never sees. The split is by image, "
-            "not by person (see limitations).", ""]
-
-
-def model_section(params: dict, summary: dict) -> list[str]:
-    from stages.registry import get_spec  # imports Keras: only here
-
-    name = params["model"]
-    spec = get_spec(name)
-    hp = model_settings(params, name)
-    lines = ["## Model and parameters", "",
-             f"`{name}`: {spec.summary}. Input profile `{spec.profile}`, age output `{spec.age_output.kind}`"
-             + (f" over bins `{spec.age_output.scheme.name}`" if spec.age_output.scheme else "") + ".", ""]
-    if summary:
-        lines += [f"Trained {summary.get('epochs_run', '-')} epochs in {summary.get('train_seconds', '-')} s; "
-                  + ("on train + val (final fit: no validation score); " if summary.get("final_fit")
-                     else f"best validation age MAE {summary.get('best_val_age_mae', '-')}; ")
-                  + f"{summary.get('parameters', '-')} parameters.", ""]
-    lines += ["Training parameters (`train` merged with `models." + name + "` in params.yaml):", "",
-              "```yaml", yaml.safe_dump(hp, sort_keys=True).rstrip(), "```", "",
-              f"Evaluation: {yaml.safe_dump(params['evaluate'], default_flow_style=True).strip()}", ""]
-    return lines
-
-
-def metrics_section(metrics: dict) -> list[str]:
-    a, g = metrics["age"], metrics["gender"]
-    lines = ["## Headline metrics", "", f"On the {metrics.get('test_images', '-')} test images:", "",
-             "| metric | value |", "|---|---:|",
-             f"| age MAE (years) | {_f(a['mae'], 2)} |", f"| age RMSE (years) | {_f(a['rmse'], 2)} |",
-             f"| age CS@5 (share within 5 years) | {_f(a['cs5'])} |",
-             f"| five-year age-group accuracy | {_f(a['five_year_accuracy'])} |",
-             f"| gender accuracy | {_f(g['accuracy'])} |", f"| gender F1 (female positive) | {_f(g['f1'])} |",
-             f"| gender ROC AUC | {_f(g['roc_auc'])} |"]
-    if "bins" in metrics:
-        lines += [f"| own-bin accuracy | {_f(metrics['bins']['accuracy'])} |",
-                  f"| own-bin one-off accuracy | {_f(metrics['bins']['one_off_accuracy'])} |"]
-    cost = metrics.get("cost", {})
-    if cost:
-        lines += [f"| inference (images / s, this machine) | {_f(cost.get('inference_images_per_second'), 1)} |"]
-    return lines + [""]
-
-
-def fairness_section(full: dict) -> list[str]:
-    lines = ["## Fairness breakdown", "",
-             "Scores per group of the test split, with the number of faces (n) each rests on. "
-             f"Gap = max - min and std = standard deviation (ddof 0) across the groups with at least "
-             f"{full['min_group_size']} faces (`evaluate.breakdown_min_group_size`); smaller groups "
-             "are shown but not counted. Full tables: `reports/breakdown.json` / `.csv`.", "",
-             "| breakdown | groups | MAE gap (std) | CS@5 gap (std) | gender acc. gap (std) |",
-             "|---|---:|---:|---:|---:|"]
-    for name in bd.BREAKDOWNS:
-        s = full[name]["spread"]
-        cells = [f"{_f(s[k]['gap'])} ({_f(s[k]['std'])})" for k in bd.SCORES]
-        lines.append(f"| {bd.TITLES[name]} | {s['groups']} | " + " | ".join(cells) + " |")
-    lines.append("")
-    for name in bd.BREAKDOWNS:
-        lines += [f"### {bd.TITLES[name]}", "", bd.markdown(full, name), ""]
-    return lines
-
-
-def limitations_section(full: dict) -> list[str]:
-    small = [row["group"] for name in ("race", "race_x_gender") for row in full[name]["groups"]
-             if not row["in_spread"]]
-    ages = [row["group"] for row in full["age_group"]["groups"] if not row["in_spread"]]
-    lines = ["## Known limitations", "",
-             "- **Label noise.** UTKFace's age, gender and race labels are not ground truth: "
-             "according to the data set's authors they were estimated by an algorithm (DEX) and "
-             "checked by a human annotator, and some are visibly wrong. An MAE of a few years is "
-             "partly label error; small differences between models or groups can be within it.",
-             "- **Race code 4 (Others) is a mixture** (the authors list Hispanic, Latino, Middle "
-             "Eastern among others). Its scores describe no single population; read them as "
-             "'everyone not in codes 0-3'. The race and gender labels are annotator judgements from "
-             "appearance, with gender binary only.",
-             "- **Splits are not subject-exclusive.** UTKFace has no identity labels, so the same "
-             "person can appear in train and test. The test scores are likely optimistic for faces "
-             "of people never seen in training.",
-             "- **One test split, one seed.** Gaps between groups carry sampling noise, most of all "
-             "for small groups; `dvc repro kfold/dvc.yaml` gives mean and std over folds."]
-    if small or ages:
-        lines.append(f"- **Small groups** (fewer than {full['min_group_size']} test faces, left out "
-                     "of the gaps): " + ", ".join(small + [f"age {a}" for a in ages]) + ".")
-    lines.append("- Faces are UTKFace's aligned, cropped chips; other crops, poses or image sources "
-                 "were not evaluated.")
-    return lines + [""]
-
-
-def figures_section() -> list[str]:
-    lines = ["## Figures", "", "In `reports/figures/` (relative links from this file):", ""]
-    lines += [f"- [{title}](figures/{name})" for name, title in FIGURES]
-    return lines + [""]
-
-
-def render(params: dict, quality: dict, labels: pd.DataFrame, summary: dict, metrics: dict,
-           full: dict) -> str:
-    lines = [f"# Model card: `{params['model']}` age and gender estimator", "",
-             "Generated by the `model_card` stage of `dvc repro`; do not edit by hand.", "",
-             "Estimates age (years) and gender (male / female) from an aligned, cropped face image. "
-             "Research and teaching use; not for decisions about individuals.", ""]
-    lines += data_section(quality, labels, params["data"]["source"])
-    lines += split_section(params, quality, summary)
-    lines += model_section(params, summary)
-    lines += metrics_section(metrics)
-    lines += fairness_section(full)
-    lines += figures_section()
-    lines += limitations_section(full)
-    return "\n".join(lines)
-
-
-def run(params: dict, quality_json, labels_csv, summary_json, metrics_json, breakdown_json, out) -> str:
-    summary_path = Path(summary_json)
-    text = render(params, json.loads(Path(quality_json).read_text()), pd.read_csv(labels_csv),
-                  json.loads(summary_path.read_text()) if summary_path.is_file() else {},
-                  json.loads(Path(metrics_json).read_text()), json.loads(Path(breakdown_json).read_text()))
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    Path(out).write_text(text)
-    return text
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv=None) -> int:
+    parser = cli.parser("model_card", __doc__)
     parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--quality", default="reports/data_quality.json")
-    parser.add_argument("--labels", default="data/interim/labels.csv")
-    parser.add_argument("--train-summary", default="models/train_summary.json")
-    parser.add_argument("--metrics", default="reports/metrics.json")
-    parser.add_argument("--breakdown", default="reports/breakdown.json")
-    parser.add_argument("--out", default="reports/model_card.md")
+    for name in ("quality", "labels", "train-summary", "metrics", "breakdown", "out"):
+        parser.add_argument(f"--{name}", required=True)
     args = parser.parse_args(argv)
-    run(load_params(args.params), args.quality, args.labels, args.train_summary, args.metrics,
-        args.breakdown, args.out)
+    cli.setup_logging(args)
+    write_card(load_params(args.params), args.quality, args.labels, args.train_summary, args.metrics,
+               args.breakdown, args.out)
     print(f"model_card: wrote {args.out}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run("model_card", main))

@@ -3,7 +3,9 @@ import importlib.util
 import re
 from pathlib import Path
 
-from stages.config import load_params, model_settings
+import pytest
+
+from agegender.params import load_params
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -15,14 +17,15 @@ def _load(name: str):
     return module
 
 
+@pytest.mark.slow
 def test_speed_benchmark_prints_training_and_inference_rates(capsys):
     # The default model trains with a cosine schedule, which needs its steps per epoch: the
     # benchmark must compile it the way the train stage does.
     _load("pipeline_bench").speed(None, n_images=32, batch_size=16)
     out = capsys.readouterr().out
     params = load_params(ROOT / "params.yaml")
-    default = params["model"]
-    precision = model_settings(params, default).get("precision", "float32")
+    default = params.model
+    precision = params.recipe.precision
     assert re.search(rf"model {default} \([\d,]+ parameters\), profile \w+, batch 16, {precision}\n",
                      out)
     rates = [float(v) for v in re.findall(r"([\d.]+) (?:images/s|with flip)", out)]

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from stages.bins import CUSTOM12, FIVE_YEAR, RANGES10, SCHEMES, get_scheme
-from stages.targets import AgeOutput
+from agegender.data.bins import CUSTOM12, FIVE_YEAR, RANGES10, SCHEMES, get_scheme
+from agegender.model.targets import AgeOutput
 
 
 def test_five_year_groups_match_seed_004():
@@ -87,7 +87,7 @@ def test_open_ends_fall_into_first_and_last_bins():
 
 
 def test_class_weights_are_balanced_inverse_frequencies():
-    from stages.targets import class_weights
+    from agegender.model.targets import class_weights
 
     w = class_weights([0, 0, 0, 1, 2, 2], n_bins=4)
     # n / (k * n_c) with n = 6 samples over k = 3 occurring bins; bin 3 never occurs
@@ -97,7 +97,7 @@ def test_class_weights_are_balanced_inverse_frequencies():
 
 
 def test_balanced_sample_weights_use_own_bins_or_five_year_groups():
-    from stages.targets import balanced_sample_weights
+    from agegender.model.targets import balanced_sample_weights
 
     ages = np.array([2, 2, 2, 50])
     own = balanced_sample_weights(ages, AgeOutput("bins", CUSTOM12, "softmax"))

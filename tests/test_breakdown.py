@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages import breakdown as bd
-from stages.metrics import age_metrics
+from agegender.evaluation import breakdown as bd
+from agegender.evaluation.metrics import age_metrics
 
 
 @pytest.fixture

@@ -1,16 +1,19 @@
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from stages import ingest
-from stages.bins import FIVE_YEAR
-from stages.source import SourceError
+from agegender import cli
+from agegender.data import ingest
+from agegender.data.bins import FIVE_YEAR
+from agegender.data.source import SourceError
+from stages import ingest as ingest_stage
 
 
 def test_every_defect_is_reported_with_its_reason(utk_dir, tmp_path):
     folder, written = utk_dir
-    report = ingest.run(folder, tmp_path / "labels.csv", tmp_path / "dq.json", 0.1, 0.1, seed=1)
+    report = ingest.ingest(folder, tmp_path / "labels.csv", tmp_path / "dq.json", 0.1, 0.1, seed=1)
     skipped = {s["file"]: s["reason"] for s in report["skipped"]}
     for reason in ("malformed_name", "out_of_range", "unreadable_image", "duplicate"):
         for name in written[reason]:
@@ -24,7 +27,7 @@ def test_every_defect_is_reported_with_its_reason(utk_dir, tmp_path):
 
 def test_duplicate_keeps_first_name_and_says_which(utk_dir, tmp_path):
     folder, written = utk_dir
-    ingest.run(folder, tmp_path / "l.csv", tmp_path / "q.json", 0.1, 0.1, seed=1)
+    ingest.ingest(folder, tmp_path / "l.csv", tmp_path / "q.json", 0.1, 0.1, seed=1)
     labels = pd.read_csv(tmp_path / "l.csv")
     report = json.loads((tmp_path / "q.json").read_text())
     dup = [s for s in report["skipped"] if s["reason"] == "duplicate"][0]
@@ -57,7 +60,7 @@ def test_split_fractions_and_stratification():
 
 def test_no_content_hash_in_two_splits(utk_dir, tmp_path):
     folder, _ = utk_dir
-    ingest.run(folder, tmp_path / "l.csv", tmp_path / "q.json", 0.2, 0.2, seed=3)
+    ingest.ingest(folder, tmp_path / "l.csv", tmp_path / "q.json", 0.2, 0.2, seed=3)
     labels = pd.read_csv(tmp_path / "l.csv")
     assert labels.groupby("hash")["split"].nunique().max() == 1
     assert set(labels["split"]) == {"train", "val", "test"}
@@ -70,8 +73,8 @@ def test_tar_archive_and_folder_give_the_same_labels(utk_dir, tmp_path):
     archive = tmp_path / "UTKFace.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(folder, arcname="UTKFace")
-    ingest.run(folder, tmp_path / "a.csv", tmp_path / "a.json", 0.1, 0.1, seed=1)
-    ingest.run(archive, tmp_path / "b.csv", tmp_path / "b.json", 0.1, 0.1, seed=1)
+    ingest.ingest(folder, tmp_path / "a.csv", tmp_path / "a.json", 0.1, 0.1, seed=1)
+    ingest.ingest(archive, tmp_path / "b.csv", tmp_path / "b.json", 0.1, 0.1, seed=1)
     assert pd.read_csv(tmp_path / "a.csv").equals(pd.read_csv(tmp_path / "b.csv"))
 
 
@@ -81,21 +84,24 @@ def test_missing_or_empty_source_is_a_clear_error(tmp_path, make, capsys):
     if make == "empty":
         source.mkdir()
     with pytest.raises(SourceError, match=str(source)):
-        ingest.run(source, tmp_path / "l.csv", tmp_path / "q.json", 0.1, 0.1, seed=1)
+        ingest.ingest(source, tmp_path / "l.csv", tmp_path / "q.json", 0.1, 0.1, seed=1)
     params = tmp_path / "params.yaml"
     params.write_text(f"data: {{source: {source}}}\nsplit: {{seed: 1, val_fraction: 0.1, test_fraction: 0.1}}\n")
-    assert ingest.main(["--params", str(params), "--labels-out", str(tmp_path / "l.csv"),
-                        "--report-out", str(tmp_path / "q.json")]) == 1
-    assert "UTKFace" in capsys.readouterr().err
+    assert cli.run("ingest", ingest_stage.main, ["--params", str(params), "--labels-out", str(tmp_path / "l.csv"),
+                                                  "--report-out", str(tmp_path / "q.json")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("ingest: error: ") and str(source) in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1  # one line, no traceback
 
 
-REAL_ARCHIVE = ingest.Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "UTKFace.tar.gz"
+REAL_ARCHIVE = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "UTKFace.tar.gz"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not REAL_ARCHIVE.is_file(), reason="shared UTKFace archive not present")
 def test_real_archive_defects_are_all_accounted_for(tmp_path):
     """Smoke run on the real share (read by path, nothing copied into the project)."""
-    report = ingest.run(REAL_ARCHIVE, tmp_path / "l.csv", tmp_path / "q.json", 0.1, 0.1, seed=42)
+    report = ingest.ingest(REAL_ARCHIVE, tmp_path / "l.csv", tmp_path / "q.json", 0.1, 0.1, seed=42)
     assert report["images_seen"] == 21708
     assert report["skipped_by_reason"]["malformed_name"] == 5
     assert report["skipped_by_reason"]["duplicate"] > 0

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 from sklearn.model_selection import KFold
 
-from stages.kfold import aggregate, assign_folds, flatten, nest, summary_markdown
+from agegender.evaluation.kfold import aggregate, assign_folds, flatten, nest, summary_markdown
 
 
 def test_folds_match_seed_004_kfold_and_hold_out_each_row_once():

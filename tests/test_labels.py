@@ -1,6 +1,6 @@
 import pytest
 
-from stages.labels import LabelError, Labels, parse_filename
+from agegender.data.labels import LabelError, Labels, parse_filename
 from synthetic import MALFORMED
 
 

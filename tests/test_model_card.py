@@ -1,7 +1,9 @@
 """The model card says how validation was used: best-epoch pick, or settings only (final fit)."""
-from stages.model_card import split_section
+from agegender.evaluation.model_card import split_section
+from agegender.params import parse_params
 
-PARAMS = {"split": {"seed": 42, "val_fraction": 0.1, "test_fraction": 0.1}}
+PARAMS = parse_params({"data": {"source": "x"}, "split": {"seed": 42, "val_fraction": 0.1,
+                                                          "test_fraction": 0.1}})
 QUALITY = {"split_counts": {"train": 80, "val": 10, "test": 10}}
 
 

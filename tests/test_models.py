@@ -3,36 +3,41 @@ import keras
 import numpy as np
 import pytest
 
-from stages import networks
-from stages.datasets import make_dataset, targets
-from stages.images import get_profile
-from stages.registry import SPECS, build_model, get_spec, profile_for
-from stages.train import compile_model
+from agegender.data.images import get_profile
+from agegender.model import networks
+from agegender.model.datasets import make_dataset, targets
+from agegender.model.families import FAMILIES, get_family
+from agegender.model.training import build_model, compile_model
+from agegender.params import ParamsError, Recipe
 
-HP = {"learning_rate": 1e-3, "optimizer": "adam", "loss_weights": {"age": 1.0, "gender": 1.0}}
 # no network in tests: VGG bases start from random weights (ImageNet loading is tested offline
 # in test_variants.py)
 ARCHITECTURE = {"vgg16": {"weights": None}, "vgg19": {"weights": None}}
 
 
+def recipe(**settings) -> Recipe:
+    return Recipe.model_validate({"lr_schedule": "plateau", "learning_rate": 1e-3, **settings})
+
+
 def _batch(name, n=4, seed=0):
     rng = np.random.default_rng(seed)
-    shape = get_profile(profile_for(name)).shape
+    shape = get_profile(get_family(name).profile).shape
     x = rng.integers(0, 256, (n, *shape), dtype=np.uint8)
     labels = np.stack([rng.integers(1, 100, n), rng.integers(0, 2, n), rng.integers(0, 5, n)], 1)
     return x, labels.astype(np.int16)
 
 
-@pytest.mark.parametrize("name", sorted(SPECS))
+@pytest.mark.parametrize("name", sorted(FAMILIES))
 def test_builds_and_trains_one_step(name):
-    spec = get_spec(name)
-    model = build_model(name, ARCHITECTURE.get(name), {"flip": True, "translation": 0.05}, seed=0)
+    spec = get_family(name)
+    model = build_model(name, recipe(architecture=ARCHITECTURE.get(name, {}),
+                                     augment={"flip": True, "translation": 0.05}), seed=0)
     x, labels = _batch(name)
     out = model.predict(x, verbose=0)
     assert out["age"].shape == (len(x), spec.age_output.units)
     assert out["gender"].shape == (len(x), 1)
     assert ((out["gender"] >= 0) & (out["gender"] <= 1)).all()
-    compile_model(model, spec, HP)
+    compile_model(model, spec, recipe(), steps_per_epoch=1)
     before = [w.copy() for w in model.get_weights()]
     model.fit(make_dataset(x, targets(labels, spec.age_output), batch_size=4), epochs=1, verbose=0)
     changed = [not np.allclose(a, b) for a, b in zip(before, model.get_weights())]
@@ -45,22 +50,23 @@ def test_every_variant_has_its_seed_profile_and_age_output():
                 "custom12": ("rgb224", "bins", 12), "ranges10": ("gray128", "bins", 10),
                 "vgg16": ("rgb128", "regression", 1), "vgg19": ("rgb70", "bins", 20)}
     for name, (profile, kind, units) in expected.items():
-        spec = get_spec(name)
+        spec = get_family(name)
         assert (spec.profile, spec.age_output.kind, spec.age_output.units) == (profile, kind, units)
-    assert get_spec("sigmoid_bins").age_output.loss == "binary_crossentropy"
-    assert get_spec("relu_regression").age_output.activation == "relu"
+    assert get_family("sigmoid_bins").age_output.loss == "binary_crossentropy"
+    assert get_family("relu_regression").age_output.activation == "relu"
 
 
 def test_params_yaml_has_hyper_parameters_for_every_variant():
-    import yaml
     from pathlib import Path
 
-    params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
-    assert set(SPECS) <= set(params["models"])
+    from agegender.params import load_params
+
+    params = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
+    assert set(FAMILIES) <= set(params.models)
 
 
 def test_augmentation_is_inactive_at_inference():
-    model = build_model("compact", None, {"flip": True, "translation": 0.2}, seed=0)
+    model = build_model("compact", recipe(augment={"flip": True, "translation": 0.2}), seed=0)
     x, _ = _batch("compact")
     a, b = model.predict(x, verbose=0), model.predict(x, verbose=0)
     assert np.array_equal(a["age"], b["age"])
@@ -68,25 +74,22 @@ def test_augmentation_is_inactive_at_inference():
 
 def test_unknown_model_lists_choices():
     with pytest.raises(ValueError, match="compact"):
-        get_spec("resnet9000")
+        get_family("resnet9000")
 
 
 def test_cosine_schedule_warms_up_then_decays_to_zero():
-    from stages.train import learning_rate
+    from agegender.model.training import learning_rate
 
-    hp = {"lr_schedule": "cosine", "learning_rate": 0.01, "epochs": 10}
-    schedule = learning_rate(hp, steps_per_epoch=100)
+    schedule = learning_rate(recipe(lr_schedule="cosine", learning_rate=0.01, epochs=10), 100)
     assert float(schedule(0)) == pytest.approx(0.001)
     assert float(schedule(100)) == pytest.approx(0.01)
     assert float(schedule(1000)) == pytest.approx(0.0, abs=1e-6)
     assert float(schedule(400)) < float(schedule(200))
-    assert learning_rate({"learning_rate": 0.01}, None) == 0.01  # plateau: constant start
-    with pytest.raises(ValueError, match="warm"):
-        learning_rate({"lr_schedule": "warm", "learning_rate": 0.01}, 10)
+    assert learning_rate(recipe(learning_rate=0.01), 100) == 0.01  # plateau: constant start
 
 
 def test_compact_stage_blocks_add_residual_blocks():
-    spec = get_spec("compact")
+    spec = get_family("compact")
     one = networks.compact_resnet((64, 64, 3), spec.age_output, {}, 0)
     deeper = networks.compact_resnet((64, 64, 3), spec.age_output, {}, 0, stage_blocks=(1, 1, 2, 2))
     adds = lambda m: sum(isinstance(layer, keras.layers.Add) for layer in m.layers)  # noqa: E731
@@ -97,9 +100,9 @@ def test_compact_stage_blocks_add_residual_blocks():
 
 
 def test_mixed_bfloat16_computes_in_bfloat16_with_float32_heads_and_survives_saving(tmp_path):
-    spec = get_spec("compact")
-    model = build_model("compact", {"stage_blocks": (1, 1, 1, 1)}, {}, seed=0,
-                        precision="mixed_bfloat16")
+    spec = get_family("compact")
+    model = build_model("compact", recipe(architecture={"stage_blocks": [1, 1, 1, 1]},
+                                          precision="mixed_bfloat16"), seed=0)
     assert keras.mixed_precision.global_policy().name == "float32"  # restored after the build
     assert model.get_layer("stem_conv").compute_dtype == "bfloat16"
     assert model.get_layer("stem_conv").kernel.dtype == "float32"  # weights stay float32
@@ -107,29 +110,30 @@ def test_mixed_bfloat16_computes_in_bfloat16_with_float32_heads_and_survives_sav
     out = model.predict(x, verbose=0)
     assert out["age"].dtype == np.float32 and out["gender"].dtype == np.float32
     np.testing.assert_allclose(out["age"].sum(axis=1), 1.0, atol=1e-5)  # a float32 softmax
-    compile_model(model, spec, HP)
+    compile_model(model, spec, recipe(), steps_per_epoch=2)
     history = model.fit(make_dataset(x, targets(labels, spec.age_output), batch_size=4),
                         epochs=1, verbose=0).history
     assert np.isfinite(history["loss"]).all()
-    model.save(tmp_path / "m.keras")
-    from stages.inference import load_model
+    from agegender.model.saved import ModelInfo, load_model, save_model
 
-    loaded = load_model(tmp_path / "m.keras")  # what evaluate and predict use
+    save_model(model, tmp_path / "m.keras", ModelInfo.for_family("compact", "mixed_bfloat16"))
+    loaded, info = load_model(tmp_path / "m.keras")  # what evaluate and predict use
+    assert info == ModelInfo.for_family("compact", "mixed_bfloat16")
     assert loaded.get_layer("stem_conv").compute_dtype == "bfloat16"
     np.testing.assert_allclose(loaded.predict(x, verbose=0)["age"], model.predict(x, verbose=0)["age"],
                                atol=1e-6)
-    float32 = build_model("compact", {"stage_blocks": (1, 1, 1, 1)}, {}, seed=0)
+    float32 = build_model("compact", recipe(architecture={"stage_blocks": [1, 1, 1, 1]}), seed=0)
     assert float32.get_layer("stem_conv").compute_dtype == "float32"
 
 
-def test_unknown_precision_is_refused_and_leaves_the_policy_alone():
-    with pytest.raises(ValueError, match="mixed_bfloat16"):
-        build_model("compact", None, {}, seed=0, precision="mixed_float8")
+def test_unknown_architecture_key_is_refused_naming_it():
+    with pytest.raises(ParamsError, match=r"models\.compact\.architecture\.stage_block: .*stage_blocks"):
+        build_model("compact", recipe(architecture={"stage_block": [1, 1, 1, 1]}), seed=0)
     assert keras.mixed_precision.global_policy().name == "float32"
 
 
 def test_batches_per_epoch_counts_the_last_partial_batch():
-    from stages.train import batches_per_epoch
+    from agegender.model.training import batches_per_epoch
 
     assert batches_per_epoch(128, 64) == 2
     assert batches_per_epoch(129, 64) == 3
@@ -137,7 +141,7 @@ def test_batches_per_epoch_counts_the_last_partial_batch():
 
 
 def test_gender_accuracy_scores_blended_labels_by_the_larger_share():
-    from stages.train import gender_accuracy
+    from agegender.model.training import gender_accuracy
 
     pred = np.array([[0.2], [0.6], [0.7], [0.9], [0.4]], dtype=np.float32)
     hard = np.array([[0], [1], [0], [1], [1]], dtype=np.float32)

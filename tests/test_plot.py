@@ -1,4 +1,5 @@
-"""The plot stage draws every figure dvc.yaml declares, for models with and without own bins."""
+"""The plot stage draws every figure of FIGURES into the folder dvc.yaml declares, for models with
+and without own bins."""
 from pathlib import Path
 
 import json
@@ -8,26 +9,27 @@ import pandas as pd
 import pytest
 import yaml
 
-from stages import breakdown, plot
-from stages.bins import CUSTOM12, FIVE_YEAR
+from agegender.data.bins import CUSTOM12, FIVE_YEAR
+from agegender.evaluation import breakdown
+from agegender.evaluation import figures as plot
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def declared_figures(dvc_yaml: Path = ROOT / "dvc.yaml") -> list[str]:
-    """Image files declared under ``plots:`` in dvc.yaml (plain paths or keys of dicts)."""
-    names = []
-    for entry in yaml.safe_load(dvc_yaml.read_text())["plots"]:
-        for name in ([entry] if isinstance(entry, str) else entry):
-            if name.endswith(".png"):
-                names.append(name)
-    return names
+    """The figure files of the plot stage, under the folder dvc.yaml declares both as the stage's
+    output and as plots (paths relative to the project, as params.yaml's ``paths`` give them)."""
+    params = yaml.safe_load((dvc_yaml.parent / "params.yaml").read_text())
+    folder = params["paths"]["figures"]
+    return [f"{folder}/{name}" for name in plot.FIGURES]
 
 
-def test_dvc_yaml_declares_every_figure_the_stage_writes():
-    declared = declared_figures()
-    assert len(declared) == len(set(declared))
-    assert sorted(declared) == sorted(f"reports/figures/{n}" for n in plot.figure_names())
+def test_dvc_yaml_declares_the_figures_folder_as_plots_and_as_the_plot_output():
+    dvc = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+    assert "${paths.figures}" in dvc["plots"]
+    assert dvc["stages"]["plot"]["outs"] == ["${paths.figures}"]
+    assert "--out-dir ${paths.figures}" in dvc["stages"]["plot"]["cmd"]
+    assert len(plot.FIGURES) == 15 and all(name.endswith(".png") for name in plot.FIGURES)
 
 
 def _inputs(tmp_path: Path, n: int, own_bins: bool, channels: int = 3):
@@ -38,13 +40,11 @@ def _inputs(tmp_path: Path, n: int, own_bins: bool, channels: int = 3):
     df["pred_age"] = np.clip(age + rng.normal(0, 6, n), 0, 116).round(2)
     df["gender_prob"] = rng.random(n).round(4)
     df["pred_gender"] = (df["gender_prob"] >= 0.5).astype(int)
-    groups = FIVE_YEAR.labels()
-    df["age_group"] = [groups[i] for i in FIVE_YEAR.encode(df["age"])]
-    df["pred_age_group"] = [groups[i] for i in FIVE_YEAR.encode(df["pred_age"])]
+    df["age_group"] = FIVE_YEAR.label_of(df["age"])
+    df["pred_age_group"] = FIVE_YEAR.label_of(df["pred_age"])
     if own_bins:
-        names = CUSTOM12.labels()
-        df["bin"] = [names[i] for i in CUSTOM12.encode(df["age"])]
-        df["pred_bin"] = [names[i] for i in CUSTOM12.encode(df["pred_age"])]
+        df["bin"] = CUSTOM12.label_of(df["age"])
+        df["pred_bin"] = CUSTOM12.label_of(df["pred_age"])
     df.to_csv(tmp_path / "predictions.csv", index=False)
     (tmp_path / "breakdown.json").write_text(json.dumps(breakdown.breakdown(df, 5)))
     labels = df[["file", "age", "gender", "race"]].assign(split="test")
@@ -65,7 +65,7 @@ def _inputs(tmp_path: Path, n: int, own_bins: bool, channels: int = 3):
 def test_plot_writes_every_declared_figure(tmp_path, own_bins, n, channels):
     src = _inputs(tmp_path, n, own_bins, channels)
     out = tmp_path / "reports" / "figures"
-    written = plot.run(src / "predictions.csv", src / "train", out, src / "breakdown.json",
+    written = plot.draw_all(src / "predictions.csv", src / "train", out, src / "breakdown.json",
                        src / "labels.csv", src / "test_images.npy")
     assert len(written) == len(declared_figures())
     for name in declared_figures():

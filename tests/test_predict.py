@@ -13,10 +13,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stages import predict as P
-from stages.faces import Box, DetectorUnavailable, HaarDetector, chip_box
-from stages.images import to_array
-from stages.registry import build_model
+from agegender.data.images import to_array
+from agegender.model.saved import ModelInfo, save_model
+from agegender.model.training import build_model
+from agegender.params import Recipe
+from agegender.prediction import predictor as P
+from agegender.prediction.cli import console as predict_main
+from agegender.prediction.faces import Box, DetectorUnavailable, HaarDetector, chip_box
 from synthetic import face
 
 
@@ -26,18 +29,17 @@ def model_dir(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("models")
     keras.utils.set_random_seed(0)  # the same untrained weights every run
-    model = build_model("compact", None, {}, seed=0)
+    model = build_model("compact", Recipe(), seed=0)
     for head in ("age", "gender"):
         kernel, bias = model.get_layer(head).get_weights()
         model.get_layer(head).set_weights([kernel * 30, bias])
-    model.save(folder / "model.keras")
-    (folder / "train_summary.json").write_text(json.dumps({"model": "compact", "epochs_run": 0}))
+    save_model(model, folder / "model.keras", ModelInfo.for_family("compact", "float32"))
     return folder
 
 
 @pytest.fixture(scope="module")
 def predictor(model_dir):
-    return P.Predictor(model_dir / "model.keras", params=None, batch_size=4, workers=2, tta=False)
+    return P.Predictor(model_dir / "model.keras", batch_size=4, workers=2, tta=False)
 
 
 def _face(seed, size=120, age=None):
@@ -91,7 +93,7 @@ def test_bad_files_get_their_own_error_and_the_rest_is_predicted(predictor, mixe
 
 def test_cli_reports_failures_on_stderr_and_in_exit_status(model_dir, mixed_folder, tmp_path, capsys):
     out = tmp_path / "out.csv"
-    code = P.main([str(mixed_folder), "--model", str(model_dir / "model.keras"), "--no-detect",
+    code = predict_main([str(mixed_folder), "--model", str(model_dir / "model.keras"), "--no-detect",
                    "--output", str(out)])
     err = capsys.readouterr().err
     assert code == 1
@@ -101,7 +103,7 @@ def test_cli_reports_failures_on_stderr_and_in_exit_status(model_dir, mixed_fold
     rows = out.read_text().splitlines()
     assert rows[0] == ",".join(P.CSV_FIELDS) and len(rows) == 6
 
-    code = P.main([str(mixed_folder / "a_good.jpg"), "--model", str(model_dir / "model.keras"),
+    code = predict_main([str(mixed_folder / "a_good.jpg"), "--model", str(model_dir / "model.keras"),
                    "--no-detect", "--format", "json"])
     captured = capsys.readouterr()
     assert code == 0
@@ -115,12 +117,12 @@ def test_empty_folder_is_an_error_not_silence(predictor, tmp_path):
 
 
 def test_cli_setup_errors_exit_2(model_dir, tmp_path, capsys, monkeypatch):
-    assert P.main(["x.jpg", "--model", str(tmp_path / "none.keras"), "--no-detect"]) == 2
+    assert predict_main(["x.jpg", "--model", str(tmp_path / "none.keras"), "--no-detect"]) == 2
     assert "model file not found" in capsys.readouterr().err
     import cv2
 
     monkeypatch.delattr(cv2, "CascadeClassifier", raising=False)  # as in OpenCV 5
-    assert P.main(["x.jpg", "--model", str(model_dir / "model.keras")]) == 2
+    assert predict_main(["x.jpg", "--model", str(model_dir / "model.keras")]) == 2
     assert "--no-detect" in capsys.readouterr().err
 
 
@@ -190,7 +192,7 @@ def test_any_size(predictor, size):
 def test_in_memory_inputs_and_batching_do_not_change_results(model_dir):
     faces = [_face(i, size=60 + 20 * i) for i in range(5)]
     inputs = [faces[0], np.asarray(faces[1]), b"junk", _encode(faces[2]), faces[3].convert("L"), faces[4]]
-    runs = [P.Predictor(model_dir / "model.keras", params=None, batch_size=b, chunk=c, tta=False)
+    runs = [P.Predictor(model_dir / "model.keras", batch_size=b, chunk=c, tta=False)
             .predict(inputs, detect=False) for b, c in ((1, 1), (2, 3), (64, 256))]
     assert [r["file"] for r in runs[0]] == ["<image 0>", "<array 1>", "<bytes 2>", "<bytes 3>",
                                             "<image 4>", "<image 5>"]
@@ -241,7 +243,7 @@ def test_several_faces_give_several_records_with_the_right_crops(model_dir):
         calls.append(img.size)
         return sorted(boxes, key=lambda b: b.x)  # a real detector reports left to right too
 
-    pred = P.Predictor(model_dir / "model.keras", params=None, detector=detector, batch_size=2,
+    pred = P.Predictor(model_dir / "model.keras", detector=detector, batch_size=2,
                        chunk=2, tta=False)
     records = pred.predict([photo, photo.rotate(0)])
     assert calls == [(640, 360), (640, 360)]
@@ -257,7 +259,7 @@ def test_several_faces_give_several_records_with_the_right_crops(model_dir):
 
 
 def test_no_face_found_is_a_per_file_error(model_dir):
-    pred = P.Predictor(model_dir / "model.keras", params=None, detector=lambda img: [], tta=False)
+    pred = P.Predictor(model_dir / "model.keras", detector=lambda img: [], tta=False)
     (rec,) = pred.predict([_face(0)])
     assert "no face found" in rec["error"] and "--no-detect" in rec["error"]
 
@@ -304,7 +306,7 @@ def test_real_opencv_detector_finds_every_face_in_a_composite(model_dir):
         canvas.paste(portrait.resize((round(512 * scale), round(600 * scale))), (left, top))
     assert detector(Image.fromarray(rng.integers(0, 255, (700, 1600, 3), dtype=np.uint8))) == []
 
-    pred = P.Predictor(model_dir / "model.keras", params=None, detector=detector, tta=False)
+    pred = P.Predictor(model_dir / "model.keras", detector=detector, tta=False)
     records = pred.predict([canvas])
     assert [r["face"] for r in records] == [0, 1, 2] and not any(r["error"] for r in records)
     single = detector(portrait)[0]  # where the face is in the portrait itself
@@ -315,18 +317,26 @@ def test_real_opencv_detector_finds_every_face_in_a_composite(model_dir):
         assert abs(w - single.w * scale) < 0.2 * w
 
 
-# --- which model family a saved model is --------------------------------------------------------
+# --- what a saved model is ---------------------------------------------------------------------
 
-def test_family_from_sidecar_params_or_shape(model_dir, tmp_path):
-    model = P.Predictor(model_dir / "model.keras", params=None).model
-    assert P.resolve_spec(model, model_dir / "model.keras")[1].endswith("train_summary.json")
-    params = tmp_path / "params.yaml"
-    params.write_text("model: compact\n")
-    assert P.resolve_spec(model, tmp_path / "m.keras", params_path=params) == (
-        P.get_spec("compact"), str(params))
-    assert P.resolve_spec(model, None)[1] == "input shape and age units"
-    params.write_text("model: multitask\n")  # stale params: caught by the shape check
-    spec, source = P.resolve_spec(model, None, params_path=params)
-    assert spec.name == "compact" and source == "input shape and age units"
-    with pytest.raises(P.SetupError, match="--model-name multitask reads"):
-        P.resolve_spec(model, None, model_name="multitask")
+def test_the_model_file_says_what_it_is_and_an_old_one_is_refused(model_dir, tmp_path, capsys):
+    import shutil
+    import zipfile
+
+    from agegender.model.saved import ModelFileError, load_model
+
+    pred = P.Predictor(model_dir / "model.keras")  # no params file anywhere: the file says it all
+    assert pred.info.family == "compact" and pred.profile.name == "rgb72"
+    assert pred.info.age_output.kind == "distribution" and pred.info.precision == "float32"
+    old = tmp_path / "old.keras"  # as saved before the model carried its information
+    with zipfile.ZipFile(model_dir / "model.keras") as src, zipfile.ZipFile(old, "w") as dst:
+        for item in src.infolist():
+            if item.filename != "agegender.json":
+                dst.writestr(item, src.read(item.filename))
+    with pytest.raises(ModelFileError, match="older version .* retrain"):
+        load_model(old)
+    assert predict_main(["x.jpg", "--model", str(old), "--no-detect"]) == 2
+    err = capsys.readouterr().err
+    assert "retrain" in err and "Traceback" not in err
+    shutil.copy(model_dir / "model.keras", tmp_path / "copy.keras")
+    assert load_model(tmp_path / "copy.keras")[1] == pred.info

@@ -3,18 +3,19 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from stages import ingest, preprocess
-from stages.images import ImageDecodeError, PROFILES, decode, get_profile, load_array
+from agegender.data.arrays import load_split, write_arrays
+from agegender.data.ingest import ingest
+from agegender.data.images import ImageDecodeError, PROFILES, decode, get_profile, load_array
 
 
 @pytest.mark.parametrize("name", ["gray70", "rgb128", "rgb224"])
 def test_profiles_shape_and_dtype(name, utk_dir, tmp_path):
     folder, _ = utk_dir
-    ingest.run(folder, tmp_path / "l.csv", tmp_path / "q.json", 0.2, 0.2, seed=0)
-    meta = preprocess.run(folder, tmp_path / "l.csv", tmp_path / "out", name)
+    ingest(folder, tmp_path / "l.csv", tmp_path / "q.json", 0.2, 0.2, seed=0)
+    meta = write_arrays(folder, tmp_path / "l.csv", tmp_path / "out", name)
     labels = pd.read_csv(tmp_path / "l.csv")
     for split in ("train", "val", "test"):
-        x, y = preprocess.load_split(tmp_path / "out", split)
+        x, y = load_split(tmp_path / "out", split)
         rows = labels[labels["split"] == split]
         assert x.dtype == np.uint8 and x.shape == (len(rows), *PROFILES[name].shape)
         assert y.dtype == np.int16 and (y[:, 0] == rows["age"].to_numpy()).all()
@@ -23,11 +24,11 @@ def test_profiles_shape_and_dtype(name, utk_dir, tmp_path):
 
 def test_arrays_follow_labels_order(utk_dir, tmp_path):
     folder, _ = utk_dir
-    ingest.run(folder, tmp_path / "l.csv", tmp_path / "q.json", 0.2, 0.2, seed=0)
-    preprocess.run(folder, tmp_path / "l.csv", tmp_path / "out", "rgb64")
+    ingest(folder, tmp_path / "l.csv", tmp_path / "q.json", 0.2, 0.2, seed=0)
+    write_arrays(folder, tmp_path / "l.csv", tmp_path / "out", "rgb64")
     labels = pd.read_csv(tmp_path / "l.csv")
     first = labels[labels["split"] == "test"].iloc[0]
-    x, _ = preprocess.load_split(tmp_path / "out", "test")
+    x, _ = load_split(tmp_path / "out", "test")
     expected = load_array((folder / first["file"]).read_bytes(), get_profile("rgb64"))
     assert np.array_equal(x[0], expected)
 

@@ -6,10 +6,13 @@ import keras
 import numpy as np
 import pytest
 
-from stages import networks
-from stages.inference import load_model
-from stages.registry import build_model, get_spec
-from stages.train import set_trainable, train, training_phases
+from agegender.data.arrays import load_split
+from agegender.data.images import get_profile
+from agegender.model import networks
+from agegender.model.families import get_family
+from agegender.model.saved import ModelInfo, load_model, save_model
+from agegender.model.training import build_model, set_trainable, train_model, training_phases
+from agegender.params import FineTune, Recipe
 
 FINE_TUNE = {"base": "vgg16", "frozen_epochs": 1, "unfreeze": ["block4_", "block5_"],
              "optimizer": "adamw", "learning_rate": 2e-5, "weight_decay": 0.004}
@@ -35,7 +38,7 @@ def test_missing_imagenet_weights_name_the_file_and_the_fixes(base, monkeypatch)
 
 
 def test_weights_path_that_does_not_exist_is_named(tmp_path):
-    with pytest.raises(FileNotFoundError, match="nope.h5"):
+    with pytest.raises(networks.VGGWeightsError, match="nope.h5"):
         networks.vgg_base("vgg16", str(tmp_path / "nope.h5"), (64, 64, 3))
 
 
@@ -54,26 +57,28 @@ def test_vgg_preprocess_layer_is_keras_preprocess_input():
 
 
 def test_training_phases():
-    hp = {"epochs": 4, "optimizer": "rmsprop", "learning_rate": 1e-3}
-    assert [p["name"] for p in training_phases(hp)] == ["train"]
-    phases = training_phases({**hp, "fine_tune": FINE_TUNE})
-    assert [(p["name"], p["end_epoch"]) for p in phases] == [("frozen", 1), ("fine_tune", 4)]
-    assert phases[0]["hp"]["optimizer"] == "rmsprop" and phases[0]["hp"]["learning_rate"] == 1e-3
-    assert (phases[1]["hp"]["optimizer"], phases[1]["hp"]["learning_rate"]) == ("adamw", 2e-5)
-    only_frozen = training_phases({**hp, "epochs": 1, "fine_tune": FINE_TUNE})
-    assert [p["name"] for p in only_frozen] == ["frozen"]
+    plain = Recipe(epochs=4, optimizer="rmsprop", learning_rate=1e-3, lr_schedule="plateau")
+    assert [name for name, _, _ in training_phases(plain)] == ["train"]
+    tuned = plain.model_copy(update={"fine_tune": FineTune(**FINE_TUNE)})
+    phases = training_phases(tuned)
+    assert [(name, end) for name, end, _ in phases] == [("frozen", 1), ("fine_tune", 4)]
+    assert (phases[0][2].optimizer, phases[0][2].learning_rate) == ("rmsprop", 1e-3)
+    assert (phases[1][2].optimizer, phases[1][2].learning_rate) == ("adamw", 2e-5)
+    only_frozen = training_phases(tuned.model_copy(update={"epochs": 1}))
+    assert [name for name, _, _ in only_frozen] == ["frozen"]
 
 
 def test_two_phase_trainable_switching():
-    model = build_model("vgg16", {"weights": None}, {}, seed=0)
+    model = build_model("vgg16", Recipe(architecture={"weights": None}), seed=0)
     base = model.get_layer("vgg16")
     heads = {id(w) for w in model.trainable_weights} - {id(w) for w in base.weights}
+    fine_tune = FineTune(**FINE_TUNE)
 
-    set_trainable(model, FINE_TUNE, "frozen")
+    set_trainable(model, fine_tune, "frozen")
     assert not base.trainable_weights
     assert {id(w) for w in model.trainable_weights} == heads  # only the heads train
 
-    set_trainable(model, FINE_TUNE, "fine_tune")
+    set_trainable(model, fine_tune, "fine_tune")
     trainable = {layer.name for layer in base.layers if layer.trainable_weights}
     assert trainable == {f"block{b}_conv{c}" for b in (4, 5) for c in (1, 2, 3)}
     assert len(base.trainable_weights) == 12  # 6 conv layers x (kernel, bias)
@@ -81,11 +86,11 @@ def test_two_phase_trainable_switching():
 
 
 def test_vgg_model_saves_and_loads_in_safe_mode(tmp_path):
-    model = build_model("vgg19", {"weights": None}, {}, seed=0)
+    model = build_model("vgg19", Recipe(architecture={"weights": None}), seed=0)
     path = tmp_path / "model.keras"
-    model.save(path)
+    save_model(model, path, ModelInfo.for_family("vgg19", "float32"))
     x = np.random.default_rng(0).integers(0, 256, (2, 70, 70, 3)).astype("uint8")
-    a, b = model.predict(x, verbose=0), load_model(path).predict(x, verbose=0)
+    a, b = model.predict(x, verbose=0), load_model(path)[0].predict(x, verbose=0)
     assert np.allclose(a["age"], b["age"], atol=1e-5)
 
 
@@ -99,41 +104,44 @@ def _processed(folder, shape, n=(12, 4), seed=0):
     return folder
 
 
-def _params(model, **overrides):
-    base = {"seed": 0, "epochs": 1, "batch_size": 4, "optimizer": "adam", "learning_rate": 1e-3,
-            "loss_weights": {"age": 1.0, "gender": 1.0}, "reduce_lr": {"factor": 0.5, "patience": 3},
+def _train(data, tmp_path, name, seed=0, out="model.keras", live="live", **settings) -> dict:
+    """Train ``name`` on the arrays in ``data`` as the train stage does, save it; return the summary."""
+    base = {"epochs": 1, "batch_size": 4, "learning_rate": 1e-3, "lr_schedule": "plateau",
             "early_stopping_patience": 5, "augment": {"flip": False}}
-    return {"model": model, "train": base, "models": {model: overrides}}
+    recipe = Recipe.model_validate({**base, **settings})
+    model, summary = train_model(name, recipe, seed, load_split(data, "train"), load_split(data, "val"),
+                                 tmp_path / live, verbose=0)
+    save_model(model, tmp_path / out, ModelInfo.for_family(name, recipe.precision))
+    return summary
 
 
+@pytest.mark.slow
 def test_train_runs_both_phases_and_logs_every_epoch(tmp_path):
     data = _processed(tmp_path / "data", get_profile_shape("vgg16"), n=(8, 4))
-    params = _params("vgg16", epochs=2, optimizer="rmsprop", architecture={"weights": None},
-                     fine_tune={**FINE_TUNE})
-    summary = train(params, data, tmp_path / "model.keras", tmp_path / "live")
+    summary = _train(data, tmp_path, "vgg16", epochs=2, optimizer="rmsprop",
+                     architecture={"weights": None}, fine_tune={**FINE_TUNE})
     assert summary["epochs_run"] == 2
     metrics = json.loads((tmp_path / "live" / "metrics.json").read_text())
     assert metrics["step"] == 1  # one DVCLive run across the two fit calls, one step per epoch
     assert (tmp_path / "model.keras").is_file()
 
 
+@pytest.mark.slow
 def test_class_balanced_training_and_subsampling(tmp_path):
     data = _processed(tmp_path / "data", get_profile_shape("ranges10"), n=(16, 6))
-    params = _params("ranges10", class_balance=True, max_train_images=8, max_val_images=4)
-    summary = train(params, data, tmp_path / "model.keras", tmp_path / "live")
+    summary = _train(data, tmp_path, "ranges10", class_balance=True, max_train_images=8,
+                     max_val_images=4)
     assert summary["train_images"] == 8 and summary["epochs_run"] == 1
 
 
 def get_profile_shape(name):
-    from stages.images import get_profile
-
-    return get_profile(get_spec(name).profile).shape
+    return get_profile(get_family(name).profile).shape
 
 
+@pytest.mark.slow
 def test_final_fit_trains_on_train_and_val_without_validation_curves(tmp_path):
     data = _processed(tmp_path / "data", get_profile_shape("compact"), n=(12, 6))
-    params = _params("compact", epochs=2, lr_schedule="cosine", final_fit=True)
-    summary = train(params, data, tmp_path / "model.keras", tmp_path / "live")
+    summary = _train(data, tmp_path, "compact", epochs=2, lr_schedule="cosine", final_fit=True)
     assert summary["train_images"] == 18 and summary["final_fit"] is True
     assert summary["epochs_run"] == 2 and summary["best_val_age_mae"] is None
     curves = tmp_path / "live" / "plots" / "metrics"
@@ -143,23 +151,21 @@ def test_final_fit_trains_on_train_and_val_without_validation_curves(tmp_path):
 
 def test_final_fit_refuses_a_schedule_that_reads_val(tmp_path):
     data = _processed(tmp_path / "data", get_profile_shape("compact"), n=(8, 4))
-    params = _params("compact", lr_schedule="plateau", final_fit=True)
     with pytest.raises(ValueError, match="final_fit needs lr_schedule: cosine"):
-        train(params, data, tmp_path / "model.keras", tmp_path / "live")
+        _train(data, tmp_path, "compact", lr_schedule="plateau", final_fit=True)
 
 
+@pytest.mark.slow
 def test_mixed_bfloat16_training_is_deterministic(tmp_path):
     """Same params and data, same model: also with bfloat16 compute (the default's precision)."""
     data = _processed(tmp_path / "data", get_profile_shape("compact"), n=(16, 4))
     x = np.load(data / "val_images.npy")
-    params = _params("compact", epochs=2, lr_schedule="cosine", final_fit=True,
-                     precision="mixed_bfloat16", architecture={"stage_blocks": [1, 1, 1, 1]},
-                     augment={"flip": True, "translation": 0.06})
     outputs = []
     for i, seed in enumerate((0, 0, 1)):
-        train({**params, "train": {**params["train"], "seed": seed}}, data, tmp_path / f"m{i}.keras",
-              tmp_path / f"live{i}")
-        model = load_model(tmp_path / f"m{i}.keras")
+        _train(data, tmp_path, "compact", seed, f"m{i}.keras", f"live{i}", epochs=2,
+               lr_schedule="cosine", final_fit=True, precision="mixed_bfloat16",
+               architecture={"stage_blocks": [1, 1, 1, 1]}, augment={"flip": True, "translation": 0.06})
+        model, _ = load_model(tmp_path / f"m{i}.keras")
         assert model.get_layer("stem_conv").compute_dtype == "bfloat16"
         outputs.append(model.predict(x, verbose=0))
     for key in ("age", "gender"):

@@ -1,17 +1,19 @@
 """Keras functional networks of the model families. Every network takes uint8-range pixels
 (batch, size, size, channels) and returns ``{"age": ..., "gender": ...}``; the gender output is one
 sigmoid unit (probability of female) and the age output's form is given by an
-:class:`~stages.targets.AgeOutput`.
+:class:`~agegender.model.targets.AgeOutput`.
 """
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
 import keras
 from keras import layers
 
-from stages.targets import AgeOutput
+from agegender.errors import UserError
+from agegender.model.targets import AgeOutput
 
 
 def augmentation(cfg: dict, seed: int) -> keras.Layer:
@@ -233,7 +235,7 @@ VGG_WEIGHT_FILES = {  # what keras.applications caches under <KERAS_HOME>/models
 VGG_WEIGHT_URL = "https://storage.googleapis.com/tensorflow/keras-applications/{base}/{file}"
 
 
-class VGGWeightsError(RuntimeError):
+class VGGWeightsError(UserError):
     """ImageNet weights for a VGG base could not be had (no cached file and no download)."""
 
 
@@ -276,12 +278,12 @@ def vgg_base(base: str, weights, input_shape) -> keras.Model:
             ) from exc
     path = Path(str(weights)).expanduser()
     if not path.is_file():
-        raise FileNotFoundError(f"VGG weights file for {base} not found: {path.resolve()} (weights "
+        raise VGGWeightsError(f"VGG weights file for {base} not found: {path.resolve()} (weights "
                                 "is 'imagenet', null or a path to a weights file)")
     return apps[base](include_top=False, weights=str(path), input_shape=input_shape, name=base)
 
 
-@keras.saving.register_keras_serializable(package="stages")
+@keras.saving.register_keras_serializable(package="agegender")
 class VGGPreprocess(layers.Layer):
     """``keras.applications.vgg16.preprocess_input`` (RGB -> BGR, minus the ImageNet channel means;
     the same for VGG19) as a layer, so the saved model takes the pipeline's uint8-range RGB pixels.
@@ -327,9 +329,6 @@ def vgg_transfer(input_shape, age_output: AgeOutput, augment: dict, seed: int, b
     return keras.Model(inputs, outputs, name=f"{base}_transfer")
 
 
-def vgg16_transfer(input_shape, age_output: AgeOutput, augment: dict, seed: int, **hparams):
-    return vgg_transfer(input_shape, age_output, augment, seed, base="vgg16", **hparams)
-
-
-def vgg19_transfer(input_shape, age_output: AgeOutput, augment: dict, seed: int, **hparams):
-    return vgg_transfer(input_shape, age_output, augment, seed, base="vgg19", **hparams)
+# seed 001 model B and seed 004's transfer networks: vgg_transfer with the base fixed
+vgg16_transfer = functools.partial(vgg_transfer, base="vgg16")
+vgg19_transfer = functools.partial(vgg_transfer, base="vgg19")

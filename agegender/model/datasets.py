@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from stages.targets import AgeOutput
+from agegender.model.targets import AgeOutput
 
 
 def targets(labels: np.ndarray, age_output: AgeOutput) -> dict[str, np.ndarray]:

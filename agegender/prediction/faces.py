@@ -5,7 +5,7 @@ ships inside the ``opencv-python-headless`` 4.x wheel and runs offline. The 5.0 
 have it (``cv2.CascadeClassifier`` moved to opencv_contrib and ``cv2/data`` is empty), which is why
 requirements.txt pins 4.x; :class:`HaarDetector` says so plainly when it cannot load.
 
-Any callable ``detector(image) -> list[Box]`` can stand in for it (see :mod:`stages.predict`).
+Any callable ``detector(image) -> list[Box]`` can stand in for it (see :mod:`agegender.prediction.predictor`).
 
 Of the cascades shipped, ``alt`` is used rather than ``default``: on 24 test photos with two faces
 each on a background of smooth random blobs, ``default`` (minNeighbors 5) added 23 boxes that were
@@ -31,7 +31,8 @@ from typing import Callable, Sequence
 import numpy as np
 from PIL import Image
 
-from stages.images import to_mode
+from agegender.data.images import to_mode
+from agegender.errors import UserError
 
 CASCADE = "haarcascade_frontalface_alt.xml"
 CHIP_SIDE = 1 / 1.04  # crop side / detected box side, measured on UTKFace chips
@@ -56,7 +57,7 @@ class Box:
 Detector = Callable[[Image.Image], Sequence[Box]]
 
 
-class DetectorUnavailable(RuntimeError):
+class DetectorUnavailable(UserError):
     """The face detector cannot run here (e.g. an OpenCV build without the Haar cascades)."""
 
 

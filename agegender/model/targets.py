@@ -3,7 +3,7 @@
 Three kinds of age output exist among the model families:
 
 - ``regression``: one unit, the age in years (linear or ReLU), trained with MSE.
-- ``bins``: one unit per bin of a :class:`~stages.bins.BinScheme` (softmax or sigmoid), trained on
+- ``bins``: one unit per bin of a :class:`~agegender.data.bins.BinScheme` (softmax or sigmoid), trained on
   one-hot bin targets; read back as the expected age of the bin distribution.
 - ``distribution``: one unit per year 0..116 (softmax), trained on a Gaussian label distribution
   centred on the true age (Gao et al., DLDL); read back as the expected age.
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from stages.bins import FIVE_YEAR, MAX_AGE, BinScheme
+from agegender.data.bins import FIVE_YEAR, MAX_AGE, BinScheme
 
 AGES = np.arange(MAX_AGE + 1, dtype=np.float64)  # classes of the distribution output
 

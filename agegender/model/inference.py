@@ -2,19 +2,12 @@
 from __future__ import annotations
 
 import numpy as np
-import keras
 
-from stages import networks  # noqa: F401  registers custom layers (VGGPreprocess) for loading
-from stages.datasets import make_dataset
-from stages.targets import AgeOutput
+from agegender.model.datasets import make_dataset
+from agegender.model.targets import AgeOutput
 
 
-def load_model(path) -> keras.Model:
-    """Load a saved ``.keras`` model in Keras safe mode (no arbitrary code from the file)."""
-    return keras.models.load_model(path, compile=False, safe_mode=True)
-
-
-def predict_outputs(model: keras.Model, images: np.ndarray, batch_size: int = 256,
+def predict_outputs(model, images: np.ndarray, batch_size: int = 256,
                     tta_flip: bool = False) -> dict[str, np.ndarray]:
     """Raw network outputs for uint8 images (N, S, S, C): ``{"age": (N, units), "gender": (N,)}``.
 
@@ -35,3 +28,9 @@ def decode_outputs(outputs: dict[str, np.ndarray], age_output: AgeOutput) -> dic
     if pred_bin is not None:
         decoded["pred_bin"] = pred_bin
     return decoded
+
+
+def predict(model, age_output: AgeOutput, images: np.ndarray, batch_size: int = 256,
+            tta_flip: bool = False) -> dict[str, np.ndarray]:
+    """:func:`predict_outputs` then :func:`decode_outputs`: uint8 images -> decoded predictions."""
+    return decode_outputs(predict_outputs(model, images, batch_size, tta_flip), age_output)

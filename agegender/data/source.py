@@ -5,10 +5,12 @@ import tarfile
 from pathlib import Path
 from typing import Iterator
 
+from agegender.errors import UserError
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
-class SourceError(FileNotFoundError):
+class SourceError(UserError, FileNotFoundError):
     """The raw data is missing or holds no images."""
 
 

@@ -33,6 +33,11 @@ class BinScheme:
         idx = np.searchsorted(np.asarray(self.edges), np.asarray(ages), side="right") - 1
         return np.clip(idx, 0, self.n_bins - 1).astype(np.int64)
 
+    def label_of(self, ages) -> list[str]:
+        """Ages in years (N,) -> the name of each one's bin, e.g. '25-29' (list of N strings)."""
+        names = self.labels()
+        return [names[i] for i in self.encode(np.atleast_1d(ages))]
+
     def centres(self) -> np.ndarray:
         """Representative age of each bin (mid-point; last bin closed at MAX_AGE), shape (K,)."""
         upper = np.append(np.asarray(self.edges[1:]) - 1, max(MAX_AGE, self.edges[-1]))

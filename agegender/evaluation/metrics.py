@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 
-from stages.bins import FIVE_YEAR
+from agegender.data.bins import FIVE_YEAR
 
 
 def age_metrics(true_age, pred_age) -> dict:

@@ -1,8 +1,8 @@
 """Fairness breakdown: how age error and gender accuracy differ across race, gender and age.
 
-The one place group-wise scores are computed. ``evaluate`` writes them (headline gaps into
+The one place group-wise scores are computed. The evaluate stage writes them (headline gaps into
 ``reports/metrics.json``, full tables into ``reports/breakdown.json`` and ``reports/breakdown.csv``);
-``plot`` draws them and ``model_card`` prints them.
+the plot stage draws them and the model card prints them.
 
 Definitions (every figure comes with the number of faces it is computed on):
 
@@ -11,7 +11,7 @@ Definitions (every figure comes with the number of faces it is computed on):
   of the *true* age, ``0-4`` ... ``95+``) or ``race_x_gender`` (the 10 combinations).
 - Per group: ``n`` faces, ``mae`` (mean absolute age error, years), ``cs5`` (share of faces whose
   age is predicted within 5 years) and ``gender_accuracy``; the scores come from
-  :mod:`stages.metrics`, the same functions as the overall scores.
+  :mod:`agegender.evaluation.metrics`, the same functions as the overall scores.
 - Per breakdown and score: ``gap`` = max - min over the groups and ``std`` = the population
   standard deviation (ddof=0) of the group scores, each group counting once whatever its size.
   Only groups with at least ``min_group_size`` faces enter the gap and std (a group of three faces
@@ -23,9 +23,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from stages.bins import FIVE_YEAR
-from stages.labels import GENDERS, RACES
-from stages.metrics import age_metrics, gender_metrics
+from agegender.data.bins import FIVE_YEAR
+from agegender.data.labels import GENDERS, RACES
+from agegender.evaluation.metrics import age_metrics, gender_metrics
 
 SCORES = ("mae", "cs5", "gender_accuracy")
 # For each score, whether higher is better (names the best and worst group).
@@ -46,9 +46,8 @@ def group_labels(df: pd.DataFrame, breakdown: str) -> tuple[pd.Series, list[str]
     if breakdown == "gender":
         return df["gender"].map(GENDERS), list(GENDERS.values())
     if breakdown == "age_group":
-        names = FIVE_YEAR.labels()
-        return pd.Series([names[i] for i in FIVE_YEAR.encode(df["age"].to_numpy())],
-                         index=df.index, dtype=object), names
+        return (pd.Series(FIVE_YEAR.label_of(df["age"].to_numpy()), index=df.index, dtype=object),
+                FIVE_YEAR.labels())
     if breakdown == "race_x_gender":
         labels = df["race"].map(RACES) + " " + df["gender"].map(GENDERS)
         return labels, [f"{r} {g}" for r in RACES.values() for g in GENDERS.values()]

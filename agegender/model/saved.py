@@ -1,0 +1,96 @@
+"""Saving a trained model with what is needed to use it, and loading it back.
+
+A ``.keras`` file is a zip archive; beside Keras' own entries it gets ``agegender.json``: the
+family, the input profile, how the age output is decoded and the precision it was trained in.
+The predictor reads that, so it needs no params file and cannot guess wrong.
+"""
+from __future__ import annotations
+
+import json
+import zipfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from agegender.data.bins import get_scheme
+from agegender.data.images import Profile, get_profile
+from agegender.errors import UserError
+from agegender.model.families import get_family
+from agegender.model.targets import AgeOutput
+
+INFO_ENTRY = "agegender.json"
+INFO_VERSION = 1
+
+
+class ModelFileError(UserError):
+    """A model file that is missing, not a Keras model, or saved without this project's metadata."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a saved model is: ``family`` (agegender.model.families), ``profile`` (the images it
+    reads), ``age_output`` (how its age output is read in years) and ``precision`` it was trained in."""
+    family: str
+    profile: Profile
+    age_output: AgeOutput
+    precision: str
+
+    @classmethod
+    def for_family(cls, name: str, precision: str) -> "ModelInfo":
+        family = get_family(name)
+        return cls(name, get_profile(family.profile), family.age_output, precision)
+
+    def to_json(self) -> dict:
+        a = self.age_output
+        return {"version": INFO_VERSION, "family": self.family, "profile": asdict(self.profile),
+                "age_output": {"kind": a.kind, "scheme": a.scheme.name if a.scheme else None,
+                               "activation": a.activation, "sigma": a.sigma},
+                "precision": self.precision}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "ModelInfo":
+        a = data["age_output"]
+        scheme = get_scheme(a["scheme"]) if a["scheme"] else None
+        return cls(data["family"], Profile(**data["profile"]),
+                   AgeOutput(a["kind"], scheme, a["activation"], float(a["sigma"])), data["precision"])
+
+
+def save_model(model, path: str | Path, info: ModelInfo) -> None:
+    """``model.save(path)`` plus the :class:`ModelInfo` entry inside the same file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model.save(path)
+    with zipfile.ZipFile(path, "a") as z:
+        z.writestr(INFO_ENTRY, json.dumps(info.to_json(), indent=2))
+
+
+def read_info(path: str | Path) -> ModelInfo:
+    """The :class:`ModelInfo` of a saved model. Raises :class:`ModelFileError` saying what is wrong."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"model file not found: {path} (train one with `dvc repro`, or pass "
+                             "the path of a .keras file)")
+    try:
+        with zipfile.ZipFile(path) as z:
+            if INFO_ENTRY not in z.namelist():
+                raise ModelFileError(
+                    f"{path}: saved without this project's model information ({INFO_ENTRY}), so its "
+                    "family, input size and age decoding are unknown; it was trained by an older "
+                    "version of the pipeline: retrain it with `dvc repro train`")
+            data = json.loads(z.read(INFO_ENTRY))
+    except zipfile.BadZipFile:
+        raise ModelFileError(f"{path}: not a Keras .keras file (not a zip archive)") from None
+    try:
+        return ModelInfo.from_json(data)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFileError(f"{path}: unreadable {INFO_ENTRY} ({type(exc).__name__}: {exc})") from None
+
+
+def load_model(path: str | Path):
+    """(Keras model, :class:`ModelInfo`) of a saved model, loaded in Keras safe mode (no code
+    from the file). Raises :class:`ModelFileError` for a missing or foreign file."""
+    import keras
+
+    from agegender.model import networks  # noqa: F401  registers custom layers (VGGPreprocess)
+
+    info = read_info(path)
+    return keras.models.load_model(path, compile=False, safe_mode=True), info

@@ -1,0 +1,200 @@
+"""``params.yaml``, read and validated once into typed settings: the one place each default lives.
+
+Every key has a type and a default here; ``load_params`` refuses an unknown key or a value of the
+wrong type with a message naming the key (``models.compact.epochs: ...``). How a model family
+trains is its :class:`Recipe` under ``models.<name>``; keys a family's block leaves out take the
+defaults below. ``train:`` holds only what applies to every family (the seed), so a ``-S`` that
+names a training setting must name the family: ``dvc exp run -S models.compact.epochs=2``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from agegender.errors import UserError
+from agegender.model.families import FAMILIES
+
+DEFAULT_PARAMS = Path("params.yaml")
+Optimizer = Literal["adam", "adamw", "rmsprop", "sgd"]
+Precision = Literal["float32", "mixed_bfloat16"]
+
+
+class ParamsError(UserError):
+    """params.yaml is missing, unreadable, or holds an unknown key or a value of the wrong type."""
+
+
+class _Section(BaseModel):
+    # strict: "3" is not an int and 1 is not a bool; an int is accepted where a float is expected
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class Augment(_Section):
+    """Random augmentation in training (Keras layers, inactive at inference). Fractions of the side."""
+    flip: bool = True
+    rotation: float = Field(0.0, ge=0)  # fraction of a full turn, e.g. 0.05 = +-18 degrees
+    zoom: float = Field(0.0, ge=0)
+    translation: float = Field(0.0, ge=0)
+    contrast: float = Field(0.0, ge=0)
+
+
+class ReduceLR(_Section):
+    """ReduceLROnPlateau on validation age MAE (``lr_schedule: plateau``)."""
+    factor: float = Field(0.5, gt=0, lt=1)
+    patience: int = Field(3, ge=0)
+
+
+class LossWeights(_Section):
+    age: float = Field(1.0, ge=0)
+    gender: float = Field(1.0, ge=0)
+
+
+class FineTune(_Section):
+    """Two-phase transfer learning: the nested ``base`` layer frozen for ``frozen_epochs``, then
+    the layers whose names start with one of ``unfreeze`` train with this optimizer."""
+    base: str
+    frozen_epochs: int = Field(ge=0)
+    unfreeze: list[str]
+    optimizer: Optimizer = "adamw"
+    learning_rate: float = Field(gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+
+
+class Recipe(_Section):
+    """How one model family trains: ``models.<name>`` in params.yaml.
+
+    The defaults are the default model's (``compact``) settings; a seed family's block lists what
+    its seed does differently.
+    """
+    epochs: int = Field(30, ge=1)
+    batch_size: int = Field(64, ge=1)
+    optimizer: Optimizer = "adam"
+    learning_rate: float = Field(0.002, gt=0)
+    weight_decay: float = Field(0.0, ge=0)  # AdamW only
+    # cosine: one warm-up epoch, then cosine decay to 0; plateau: constant, lowered by reduce_lr
+    lr_schedule: Literal["cosine", "plateau"] = "cosine"
+    reduce_lr: ReduceLR = ReduceLR()
+    early_stopping_patience: int = Field(10, ge=0)  # epochs without a better val age MAE
+    loss_weights: LossWeights = LossWeights()
+    gender_label_smoothing: float = Field(0.0, ge=0, lt=1)
+    augment: Augment = Augment(translation=0.06)
+    mixup: float = Field(0.0, ge=0)  # Beta(alpha, alpha) blend of faces and labels; 0 = off
+    # float32, or mixed_bfloat16: bfloat16 compute, float32 weights and heads
+    precision: Precision = "float32"
+    # after choosing the schedule on val: train on train+val, keep the last epoch (cosine only)
+    final_fit: bool = False
+    class_balance: bool = False  # weigh the age loss by inverse training-bin frequency
+    max_train_images: int | None = Field(None, ge=1)  # random subsample; null = all
+    max_val_images: int | None = Field(None, ge=1)
+    architecture: dict[str, Any] = {}  # keyword arguments of the family's network builder
+    fine_tune: FineTune | None = None
+
+    @model_validator(mode="after")
+    def _final_fit_needs_a_fixed_schedule(self):
+        if self.final_fit and (self.lr_schedule != "cosine" or self.fine_tune is not None):
+            raise ValueError("final_fit needs lr_schedule: cosine and no fine_tune (a plateau "
+                             "schedule or a phase switch would read val, which is training data then)")
+        return self
+
+
+class Data(_Section):
+    source: str  # UTKFace.tar.gz or the unpacked folder
+
+
+class Split(_Section):
+    seed: int = 42
+    val_fraction: float = Field(0.1, ge=0, lt=1)
+    test_fraction: float = Field(0.1, ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _fractions_leave_training_data(self):
+        if self.val_fraction + self.test_fraction >= 1:
+            raise ValueError("val_fraction + test_fraction must be below 1")
+        return self
+
+
+class Train(_Section):
+    """Settings of every training run, whatever the family."""
+    seed: int = 42
+
+
+class Evaluate(_Section):
+    batch_size: int = Field(256, ge=1)
+    tta_flip: bool = True  # average each face's prediction with its mirror image's
+    # groups with fewer test faces are shown but left out of the max-min gap and std
+    breakdown_min_group_size: int = Field(30, ge=1)
+
+
+class KFold(_Section):
+    n_folds: int = Field(10, ge=2)
+    shuffle: bool = True
+    seed: int = 42
+
+
+class Params(_Section):
+    data: Data
+    # where the stages read and write: dvc.yaml and kfold/dvc.yaml take every path from here
+    paths: dict[str, str] = {}
+    split: Split = Split()
+    model: str = "compact"
+    train: Train = Train()
+    models: dict[str, Recipe] = {}
+    evaluate: Evaluate = Evaluate()
+    kfold: KFold = KFold()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _names_are_known(cls, data):
+        model = data.get("model", "compact")
+        if isinstance(model, str) and model not in FAMILIES:
+            raise ValueError(f"model: unknown model family {model!r}; choose one of {sorted(FAMILIES)}")
+        for name in data.get("models") or {}:
+            if name not in FAMILIES:
+                raise ValueError(f"models.{name}: unknown model family; choose one of {sorted(FAMILIES)}")
+        train = data.get("train") or {}
+        misplaced = sorted(set(train) - set(Train.model_fields)) if isinstance(train, dict) else []
+        if misplaced and isinstance(model, str):
+            keys = ", ".join(f"train.{k}" for k in misplaced)
+            raise ValueError(
+                f"{keys}: training settings are per model family, so this would change nothing; "
+                f"set models.{model}.{misplaced[0]} instead (e.g. dvc exp run -S "
+                f"models.{model}.{misplaced[0]}=...). train: holds only {sorted(Train.model_fields)}")
+        return data
+
+    @property
+    def recipe(self) -> Recipe:
+        """The training recipe of the model in use (its defaults when params has no block)."""
+        return self.models.get(self.model) or Recipe()
+
+
+def parse_params(raw: dict, source: str = "params.yaml") -> Params:
+    """Validate a parsed params mapping. Raises :class:`ParamsError` naming every bad key."""
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{source}: expected a mapping of sections, got {type(raw).__name__}")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            key = ".".join(str(part) for part in err["loc"])
+            message = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                message = "unknown key (a typo, or a setting this section does not have)"
+            elif err["type"] != "value_error":
+                message += f", got {err['input']!r}"
+            problems.append(f"{key}: {message}" if key else message)  # top level: names its key
+        raise ParamsError(f"{source}: " + "; ".join(problems)) from None
+
+
+def load_params(path: str | Path = DEFAULT_PARAMS) -> Params:
+    """Read and validate a params file. Raises :class:`ParamsError` (missing file, bad YAML or key)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"params file not found: {path.resolve()}")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML ({exc})") from None
+    return parse_params(raw, str(path))

@@ -1,1 +1,0 @@
-"""Age and gender estimation pipeline: DVC stage entry points and the small modules they share."""

@@ -1,0 +1,117 @@
+"""params.yaml is read and validated once: unknown keys and wrong types are refused by name, a
+setting that would change nothing is refused, and every `-S` the docs show is a real setting."""
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from agegender import cli
+from agegender.params import ParamsError, Recipe, load_params, parse_params
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def raw_params() -> dict:
+    return yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def test_the_projects_params_file_is_valid_and_typed():
+    params = load_params(ROOT / "params.yaml")
+    assert params.model == "compact" and params.recipe.epochs == params.models["compact"].epochs
+    assert isinstance(params.recipe.augment.translation, float)
+    # a family's block is laid over the defaults: vgg19 names no optimizer, so it gets the default
+    assert params.models["vgg19"].optimizer == Recipe().optimizer == "adam"
+    assert params.models["vgg16"].fine_tune.unfreeze == ["block4_", "block5_"]
+
+
+@pytest.mark.parametrize("edit, key, problem", [
+    (lambda p: p["models"]["compact"].update(epochss=3), "models.compact.epochss", "unknown key"),
+    (lambda p: p["models"]["compact"].update(epochs="3"), "models.compact.epochs", "valid integer"),
+    (lambda p: p["models"]["compact"].update(final_fit=1), "models.compact.final_fit", "valid boolean"),
+    (lambda p: p["models"]["compact"].update(optimizer="adamm"), "models.compact.optimizer", "'adam'"),
+    (lambda p: p["models"]["vgg16"]["augment"].update(zooom=0.1), "models.vgg16.augment.zooom",
+     "unknown key"),
+    (lambda p: p["evaluate"].update(tta_flip="yes"), "evaluate.tta_flip", "valid boolean"),
+    (lambda p: p["split"].update(val_fraction=0.6, test_fraction=0.5), "split",
+     "val_fraction + test_fraction must be below 1"),
+    (lambda p: p["models"].update(resnet={}), "models.resnet", "unknown model family"),
+    (lambda p: p.update(model="resnet"), "model", "unknown model family 'resnet'"),
+    (lambda p: p["models"]["compact"].update(lr_schedule="plateau"), "models.compact",
+     "final_fit needs lr_schedule: cosine"),
+])
+def test_a_bad_setting_is_refused_naming_the_key(edit, key, problem):
+    raw = raw_params()
+    edit(raw)
+    with pytest.raises(ParamsError) as err:
+        parse_params(raw)
+    message = str(err.value)
+    assert message.startswith(f"params.yaml: {key}: ") and problem in message, message
+
+
+def test_a_training_setting_under_train_is_refused_with_the_key_to_use():
+    """`-S train.epochs=2` used to be silently overridden by models.compact.epochs."""
+    raw = raw_params()
+    raw["train"]["epochs"] = 2
+    with pytest.raises(ParamsError, match=r"^params.yaml: train\.epochs: .*would change nothing.*"
+                                          r"models\.compact\.epochs"):
+        parse_params(raw)
+
+
+def test_a_bad_params_file_ends_a_stage_with_one_line_and_no_traceback(tmp_path, capsys):
+    from stages import ingest
+
+    raw = raw_params()
+    raw["train"]["epochs"] = 2
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    assert cli.run("ingest", ingest.main, ["--params", str(path), "--labels-out", "l.csv",
+                                           "--report-out", "q.json"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("ingest: error: ") and "models.compact.epochs" in err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_a_bug_keeps_its_traceback():
+    def buggy(argv):
+        raise KeyError("a real bug")
+
+    with pytest.raises(KeyError):
+        cli.run("x", buggy)
+
+
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def documented_overrides() -> list[tuple[str, list[tuple[str, str]]]]:
+    """Every `dvc exp run ... -S key=value ...` command in the README and docs."""
+    found = []
+    for doc in DOCS:
+        for line in doc.read_text().splitlines():
+            if "dvc exp run" in line and "-S" in line:
+                sets = re.findall(r"-S\s+'?\+?([\w.]+)=([^\s'`]+)", line)
+                sets = [(k, v) for k, v in sets if not v.isupper()]  # -S model=NAME: a placeholder
+                found.append((f"{doc.name}: {line.strip()}", sets))
+    return found
+
+
+@pytest.mark.parametrize("where, sets", documented_overrides(), ids=lambda v: str(v)[:60])
+def test_every_documented_override_names_a_real_setting_that_takes_effect(where, sets):
+    """Applying the command's -S values to params.yaml gives valid params in which each value
+    reaches the recipe or section it names (placeholders like /path/to/file.h5 are fine)."""
+    raw = raw_params()
+    for key, value in sets:
+        node = raw
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = yaml.safe_load(value)
+    params = parse_params(raw)
+    for key, value in sets:
+        if key.startswith("models."):
+            family = key.split(".")[1]
+            assert family == params.model, f"{where}: -S {key} changes a model that is not in use"
+
+
+def test_docs_show_overrides_at_all():
+    assert len(documented_overrides()) >= 3
