@@ -19,7 +19,8 @@ from agegender.model.families import FAMILIES
 
 DEFAULT_PARAMS = Path("params.yaml")
 Optimizer = Literal["adam", "adamw", "rmsprop", "sgd"]
-Precision = Literal["float32", "mixed_bfloat16"]
+# auto: chosen by the hardware present (agegender/model/hardware.py: choose_precision)
+Precision = Literal["auto", "float32", "mixed_bfloat16", "mixed_float16"]
 
 
 class ParamsError(UserError):
@@ -81,8 +82,9 @@ class Recipe(_Section):
     gender_label_smoothing: float = Field(0.0, ge=0, lt=1)
     augment: Augment = Augment(translation=0.06)
     mixup: float = Field(0.0, ge=0)  # Beta(alpha, alpha) blend of faces and labels; 0 = off
-    # float32, or mixed_bfloat16: bfloat16 compute, float32 weights and heads
-    precision: Precision = "float32"
+    # auto (by the hardware: mixed_float16 on NVIDIA GPUs of compute capability >= 7.0,
+    # mixed_bfloat16 on CPUs with native BF16, float32 otherwise), or one of those by name
+    precision: Precision = "auto"
     # after choosing the schedule on val: train on train+val, keep the last epoch (cosine only)
     final_fit: bool = False
     class_balance: bool = False  # weigh the age loss by inverse training-bin frequency
@@ -118,6 +120,10 @@ class Split(_Section):
 class Train(_Section):
     """Settings of every training run, whatever the family."""
     seed: int = 42
+    # tf.distribute: auto (MirroredStrategy over every local GPU when there are several, else one
+    # device), one_device, mirrored, or multi_worker (cluster from TF_CONFIG; docs/scaling.md).
+    # batch_size stays the global batch, split across the replicas.
+    strategy: Literal["auto", "one_device", "mirrored", "multi_worker"] = "auto"
 
 
 class Evaluate(_Section):

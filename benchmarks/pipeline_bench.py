@@ -52,9 +52,10 @@ def speed(model_name: str | None, n_images: int, batch_size: int | None,
     # the same function as the train stage: model, optimizer, schedule, losses and input pipeline
     setup = setup_training(model_name, recipe, 0, (x, labels))
     model = setup.model
-    model.fit(setup.train_data, epochs=1, verbose=0)  # warm-up: graph tracing
+    data = setup.train_data(0, 1)  # one epoch of batches, as the train stage feeds them
+    model.fit(data, epochs=1, verbose=0)  # warm-up: graph tracing
     start = time.perf_counter()
-    model.fit(setup.train_data, epochs=1, verbose=0)
+    model.fit(data, epochs=1, verbose=0)
     train_ips = n_images / (time.perf_counter() - start)
     results = {}
     for tta in (False, True):

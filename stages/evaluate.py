@@ -36,7 +36,10 @@ def main(argv=None) -> int:
                                        cfg.batch_size, cfg.tta_flip, cfg.breakdown_min_group_size)
     summary = json.loads(Path(args.train_summary).read_text())
     metrics["cost"] = {"parameters": int(model.count_params()),
-                       "train_seconds": summary.get("train_seconds"), **metrics["cost"]}
+                       "train_seconds": summary.get("train_seconds"), **metrics["cost"],
+                       # what training ran on, and the precision evaluation predicted in
+                       "precision": summary.get("precision"), "device": summary.get("device"),
+                       "strategy": summary.get("strategy"), "inference_precision": info.precision}
     Path(args.metrics_out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.breakdown_out).write_text(json.dumps(rounded(full), indent=2) + "\n")
     breakdown.long_table(full).round(4).to_csv(args.breakdown_csv_out, index=False)

@@ -1,6 +1,8 @@
 """DVC stage train: fit the chosen model family on the cached arrays; save the model and a summary."""
 import json
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 from agegender import cli
@@ -15,18 +17,31 @@ def main(argv=None) -> int:
     parser.add_argument("--model-out", required=True)
     parser.add_argument("--live-dir", required=True)
     parser.add_argument("--summary-out", required=True)
+    parser.add_argument("--backup-dir", default=None,
+                        help="where an interrupted run keeps its last finished epoch (not an output)")
     args = parser.parse_args(argv)
     cli.setup_logging(args)
     params = load_params(args.params)
 
-    from agegender.model.saved import ModelInfo, save_model  # TensorFlow: after the params check
+    from agegender.model.hardware import is_chief  # TensorFlow: after the params check
+    from agegender.model.saved import ModelInfo, save_model
     from agegender.model.training import train_model
 
-    model, summary = train_model(params.model, params.recipe, params.train.seed,
-                                 load_split(args.data_dir, "train"), load_split(args.data_dir, "val"),
-                                 args.live_dir, verbose=0 if args.quiet else 2)
-    save_model(model, args.model_out, ModelInfo.for_family(params.model, params.recipe.precision))
-    Path(args.summary_out).write_text(json.dumps(summary, indent=2) + "\n")
+    out = {"model": args.model_out, "summary": args.summary_out, "live": args.live_dir}
+    with tempfile.TemporaryDirectory() as scratch:
+        # under multi-worker training every worker trains; only the chief writes the outputs
+        live = args.live_dir if params.train.strategy != "multi_worker" else Path(scratch) / "live"
+        model, summary = train_model(params.model, params.recipe, params.train.seed,
+                                     load_split(args.data_dir, "train"), load_split(args.data_dir, "val"),
+                                     live, verbose=0 if args.quiet else 2,
+                                     strategy=params.train.strategy, backup_dir=args.backup_dir)
+        if not is_chief(model.distribute_strategy):
+            out = {k: Path(scratch) / Path(v).name for k, v in out.items()}
+        elif live != args.live_dir:
+            shutil.rmtree(args.live_dir, ignore_errors=True)
+            shutil.copytree(live, args.live_dir)
+        save_model(model, out["model"], ModelInfo.for_family(params.model, summary["precision"]))
+        Path(out["summary"]).write_text(json.dumps(summary, indent=2) + "\n")
     print(f"train: {summary}")
     return 0
 

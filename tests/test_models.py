@@ -122,7 +122,8 @@ def test_mixed_bfloat16_computes_in_bfloat16_with_float32_heads_and_survives_sav
     assert loaded.get_layer("stem_conv").compute_dtype == "bfloat16"
     np.testing.assert_allclose(loaded.predict(x, verbose=0)["age"], model.predict(x, verbose=0)["age"],
                                atol=1e-6)
-    float32 = build_model("compact", recipe(architecture={"stage_blocks": [1, 1, 1, 1]}), seed=0)
+    float32 = build_model("compact", recipe(architecture={"stage_blocks": [1, 1, 1, 1]},
+                                            precision="float32"), seed=0)
     assert float32.get_layer("stem_conv").compute_dtype == "float32"
 
 

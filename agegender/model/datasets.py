@@ -16,7 +16,7 @@ def targets(labels: np.ndarray, age_output: AgeOutput) -> dict[str, np.ndarray]:
 def make_dataset(images: np.ndarray, target: dict[str, np.ndarray] | None, batch_size: int,
                  shuffle: bool = False, seed: int = 0,
                  sample_weight: dict[str, np.ndarray] | None = None,
-                 mixup_alpha: float = 0.0) -> tf.data.Dataset:
+                 mixup_alpha: float = 0.0, epochs: range | None = None) -> tf.data.Dataset:
     """Batches of (uint8 images, targets), or of images alone when ``target`` is None; with
     ``sample_weight`` (per-output (N,) weights, same keys as ``target``) batches of
     (images, targets, weights).
@@ -25,8 +25,11 @@ def make_dataset(images: np.ndarray, target: dict[str, np.ndarray] | None, batch
     targets and weights alike, by ``lam ~ Beta(alpha, alpha)`` per face (Zhang et al., mixup);
     images then come as float32.
 
-    Shuffling reshuffles each epoch from ``seed``, so a run is repeatable. Pixels stay uint8 until
-    the network's own rescaling layer, which keeps the in-memory cache four times smaller.
+    Shuffling reshuffles each epoch from ``seed``, so a run is repeatable. With ``epochs`` (a range
+    of epoch numbers) the dataset holds those epochs one after another, each shuffled by
+    ``(seed, epoch)`` alone: epoch k gets the same order (and mixup draws) whether training started
+    at 0 or resumed at k; fit it with ``steps_per_epoch``. Pixels stay uint8 until the network's own
+    rescaling layer, which keeps the in-memory cache four times smaller.
     """
     if mixup_alpha < 0 or (mixup_alpha and target is None):
         raise ValueError(f"mixup_alpha={mixup_alpha}: mixup needs alpha >= 0 and targets to blend")
@@ -34,13 +37,26 @@ def make_dataset(images: np.ndarray, target: dict[str, np.ndarray] | None, batch
     target = None if target is None else {k: tf.convert_to_tensor(v) for k, v in target.items()}
     weight = (None if sample_weight is None
               else {k: tf.convert_to_tensor(v, dtype=tf.float32) for k, v in sample_weight.items()})
-    index = tf.data.Dataset.range(len(images))
-    if shuffle:
-        index = index.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
-    index = index.batch(batch_size)
-    if mixup_alpha:  # one random seed per batch, new each epoch, so mixup repeats run to run
-        index = tf.data.Dataset.zip(index, tf.data.Dataset.random(
-            seed=seed, rerandomize_each_iteration=True).map(lambda r: tf.stack([r, seed])))
+    n = len(images)
+    if epochs is not None:  # stateless: each epoch's order and mixup draws from (seed, epoch) only
+        def epoch_batches(epoch):
+            order = tf.random.experimental.stateless_shuffle(
+                tf.range(n, dtype=tf.int64), seed=tf.stack([tf.constant(seed, tf.int64), epoch]))
+            batches = tf.data.Dataset.from_tensor_slices(order if shuffle else tf.range(n, dtype=tf.int64))
+            batches = batches.batch(batch_size).enumerate()
+            return batches.map(lambda j, i: (i, tf.stack([epoch + 7919 * seed, j])))
+
+        index = tf.data.Dataset.range(epochs.start, epochs.stop).flat_map(epoch_batches)
+        if not mixup_alpha:
+            index = index.map(lambda i, _: i)
+    else:
+        index = tf.data.Dataset.range(n)
+        if shuffle:
+            index = index.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+        index = index.batch(batch_size)
+        if mixup_alpha:  # one random seed per batch, new each epoch, so mixup repeats run to run
+            index = tf.data.Dataset.zip(index, tf.data.Dataset.random(
+                seed=seed, rerandomize_each_iteration=True).map(lambda r: tf.stack([r, seed])))
 
     def gather(i, batch_seed=None):
         x = tf.gather(images, i)

@@ -85,12 +85,43 @@ def read_info(path: str | Path) -> ModelInfo:
         raise ModelFileError(f"{path}: unreadable {INFO_ENTRY} ({type(exc).__name__}: {exc})") from None
 
 
-def load_model(path: str | Path):
+def load_model(path: str | Path, precision: str = "auto"):
     """(Keras model, :class:`ModelInfo`) of a saved model, loaded in Keras safe mode (no code
-    from the file). Raises :class:`ModelFileError` for a missing or foreign file."""
+    from the file). Raises :class:`ModelFileError` for a missing or foreign file.
+
+    ``precision``: ``auto`` predicts in the precision the model was trained in unless this machine
+    would only emulate it (bfloat16 on a CPU without native BF16, float16 without a GPU): then in
+    float32, which is faster there and as accurate. Or ``float32`` / the trained one by name.
+    The returned info's ``precision`` is the one the model now computes in.
+    """
+    import dataclasses
+
     import keras
 
-    from agegender.model import networks  # noqa: F401  registers custom layers (VGGPreprocess)
+    from agegender.model import hardware, networks  # noqa: F401  networks registers custom layers
 
     info = read_info(path)
-    return keras.models.load_model(path, compile=False, safe_mode=True), info
+    model = keras.models.load_model(path, compile=False, safe_mode=True)
+    if precision == "auto":
+        precision = hardware.inference_precision(info.precision, hardware.cpu_info(), hardware.gpu_info())
+    if precision != info.precision and precision == "float32":
+        model = as_float32(model)
+    return model, dataclasses.replace(info, precision=precision if precision == "float32" else info.precision)
+
+
+def as_float32(model):
+    """The same network and weights with every layer computing in float32 (its mixed-precision
+    policies replaced), for machines that would only emulate 16-bit maths."""
+    import keras
+
+    def float32(obj):
+        if isinstance(obj, dict):
+            if obj.get("class_name") == "DTypePolicy" and str(obj.get("config", {}).get("name")).startswith("mixed_"):
+                return {**obj, "config": {**obj["config"], "name": "float32"}}
+            return {k: float32(v) for k, v in obj.items()}
+        return [float32(v) for v in obj] if isinstance(obj, list) else obj
+
+    config = float32(keras.saving.serialize_keras_object(model))
+    clone = keras.saving.deserialize_keras_object(config, safe_mode=True)
+    clone.set_weights(model.get_weights())
+    return clone

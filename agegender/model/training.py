@@ -9,10 +9,15 @@ base, then its last blocks unfrozen) through the same loop.
 """
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import inspect
+import json
 import logging
+import shutil
+import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import keras
@@ -20,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from agegender.data.images import get_profile
-from agegender.model import networks
+from agegender.model import hardware, networks
 from agegender.model.datasets import make_dataset, targets
 from agegender.model.families import Family, get_family
 from agegender.model.targets import balanced_sample_weights
@@ -36,13 +41,16 @@ def seed_everything(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def build_model(family: str | Family, recipe: Recipe, seed: int) -> keras.Model:
+def build_model(family: str | Family, recipe: Recipe, seed: int, precision: str | None = None) -> keras.Model:
     """The family's network (uncompiled), with the recipe's architecture, augmentation and precision.
 
-    Under ``mixed_bfloat16`` layers compute in bfloat16 with float32 weights, except the float32
-    heads; the layers keep their policy when the model is saved. Raises :class:`ParamsError` for an
+    ``precision`` (default: the recipe's, with ``auto`` resolved for this machine by
+    :func:`agegender.model.hardware.choose_precision`): under ``mixed_bfloat16`` /
+    ``mixed_float16`` layers compute in 16 bits with float32 weights, except the float32 heads;
+    the layers keep their policy when the model is saved. Raises :class:`ParamsError` for an
     architecture key the family's builder does not take.
     """
+    precision = precision or resolve_precision(recipe.precision)
     family = get_family(family) if isinstance(family, str) else family
     build = getattr(networks, family.builder)
     fixed = {"input_shape", "age_output", "augment", "seed", *getattr(build, "keywords", {})}
@@ -52,12 +60,19 @@ def build_model(family: str | Family, recipe: Recipe, seed: int) -> keras.Model:
         raise ParamsError(f"models.{family.name}.architecture.{unknown[0]}: not a setting of "
                           f"{family.builder}; it takes {sorted(accepted)}")
     previous = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy(recipe.precision)  # layers take the policy when created
+    keras.mixed_precision.set_global_policy(precision)  # layers take the policy when created
     try:
         return build(get_profile(family.profile).shape, family.age_output,
                      recipe.augment.model_dump(), seed, **recipe.architecture)
     finally:
         keras.mixed_precision.set_global_policy(previous)
+
+
+def resolve_precision(requested: str) -> str:
+    """``requested``, or for ``auto`` the precision this machine's hardware suits."""
+    if requested != "auto":
+        return requested
+    return hardware.choose_precision("auto", hardware.cpu_info(), hardware.gpu_info())
 
 
 def make_optimizer(name: str, learning_rate, weight_decay: float = 0.0) -> keras.optimizers.Optimizer:
@@ -110,15 +125,17 @@ def compile_model(model: keras.Model, family: Family, recipe: Recipe, steps_per_
 
 
 def training_dataset(family: Family, recipe: Recipe, images: np.ndarray, labels: np.ndarray,
-                     seed: int) -> tf.data.Dataset:
+                     seed: int, epochs: range) -> tf.data.Dataset:
     """Shuffled training batches of (images, targets[, weights]) for uint8 images (N, S, S, C) and
-    label rows (N, 3) [age, gender, race]: the recipe's batch size, class balance and mixup."""
+    label rows (N, 3) [age, gender, race]: the recipe's batch size, class balance and mixup, for
+    the epochs in ``epochs`` one after another (each epoch's order depends on the seed and the
+    epoch number only, so a resumed run sees what an uninterrupted one would)."""
     weights = None
     if recipe.class_balance:
         weights = {"age": balanced_sample_weights(labels[:, 0], family.age_output),
                    "gender": np.ones(len(labels), dtype=np.float32)}
     return make_dataset(images, targets(labels, family.age_output), recipe.batch_size, shuffle=True,
-                        seed=seed, sample_weight=weights, mixup_alpha=recipe.mixup)
+                        seed=seed, sample_weight=weights, mixup_alpha=recipe.mixup, epochs=epochs)
 
 
 def training_phases(recipe: Recipe) -> list[tuple[str, int, Recipe]]:
@@ -167,25 +184,45 @@ def subsample(images, labels, limit: int | None, seed: int):
 
 @dataclass
 class Setup:
-    """Everything a fit needs, built from one recipe: the compiled model and its datasets."""
+    """Everything a fit needs, built from one recipe: the compiled model and its datasets, and
+    what it runs on (precision actually used, device, ``tf.distribute`` strategy)."""
     family: Family
     recipe: Recipe
     model: keras.Model
-    train_data: tf.data.Dataset
+    train_split: tuple[np.ndarray, np.ndarray]  # after subsampling (and, in a final fit, + val)
     val_data: tf.data.Dataset | None
-    train_images: int
+    seed: int
     steps_per_epoch: int
+    strategy: tf.distribute.Strategy
+    precision: str
+    device: str
+    isa: list[str] = field(default_factory=list)
+
+    @property
+    def train_images(self) -> int:
+        return len(self.train_split[0])
+
+    def train_data(self, first_epoch: int, end_epoch: int) -> tf.data.Dataset:
+        """The training batches of epochs ``first_epoch`` .. ``end_epoch - 1``, one after another."""
+        return training_dataset(self.family, self.recipe, *self.train_split, self.seed,
+                                range(first_epoch, end_epoch))
 
 
 def setup_training(family_name: str, recipe: Recipe, seed: int, train: tuple[np.ndarray, np.ndarray],
-                   val: tuple[np.ndarray, np.ndarray] | None = None) -> Setup:
-    """Seed, subsample, build, compile and make the datasets: the one place a recipe becomes a model,
-    an optimizer and input pipelines (train stage, k-fold and benchmarks all come through here).
+                   val: tuple[np.ndarray, np.ndarray] | None = None, strategy: str = "auto") -> Setup:
+    """Strategy, precision, seeds, subsample, build, compile and datasets: the one place a recipe
+    becomes a model, an optimizer and input pipelines (train stage, k-fold and benchmarks all come
+    through here).
 
     ``train`` and ``val`` are (uint8 images (N, S, S, C), labels (N, 3) [age, gender, race]).
     With ``final_fit`` val joins the training data and no validation data is returned.
+    ``strategy`` names a :func:`agegender.model.hardware.make_strategy` choice; the recipe's
+    ``batch_size`` is the global batch, split across its replicas.
     """
     family = get_family(family_name)
+    dist = hardware.make_strategy(strategy)  # first: multi-worker set-up must precede other ops
+    cpu, gpus = hardware.cpu_info(), hardware.gpu_info()
+    precision = hardware.choose_precision(recipe.precision, cpu, gpus)
     seed_everything(seed)
     x_train, y_train = subsample(*train, recipe.max_train_images, seed)
     if val is not None:
@@ -193,14 +230,111 @@ def setup_training(family_name: str, recipe: Recipe, seed: int, train: tuple[np.
     if recipe.final_fit and val is not None:
         x_train, y_train = np.concatenate([x_train, val[0]]), np.concatenate([y_train, val[1]])
         val = None
-    train_data = training_dataset(family, recipe, x_train, y_train, seed)
     val_data = None if val is None else make_dataset(val[0], targets(val[1], family.age_output),
                                                      recipe.batch_size)
     steps = batches_per_epoch(len(x_train), recipe.batch_size)
-    model = build_model(family, recipe, seed)
-    _, first_end, first_recipe = training_phases(recipe)[0]
-    compile_model(model, family, first_recipe.model_copy(update={"epochs": first_end}), steps)
-    return Setup(family, recipe, model, train_data, val_data, len(x_train), steps)
+    with dist.scope():  # variables (weights, optimizer state) are created per replica
+        model = build_model(family, recipe, seed, precision)
+        _, first_end, first_recipe = training_phases(recipe)[0]
+        compile_model(model, family, first_recipe.model_copy(update={"epochs": first_end}), steps)
+    log.info("training %s in %s on %s with %s", family.name, precision,
+             hardware.device_name(cpu, gpus), hardware.strategy_name(dist))
+    return Setup(family, recipe, model, (x_train, y_train), val_data, seed, steps, dist, precision,
+                 hardware.device_name(cpu, gpus), hardware.isa_flags(cpu))
+
+
+class _Backup(keras.callbacks.BackupAndRestore):
+    """Keras' BackupAndRestore, plus the state of every random generator of the model's layers
+    (augmentation, dropout), which Keras' weights file leaves out: without it a resumed run would
+    draw other augmentations than an uninterrupted one."""
+
+    def _generators(self):
+        return [g for layer in self.model._flatten_layers() for g in layer._seed_generators]
+
+    def _save_model(self):
+        super()._save_model()
+        states = [np.asarray(g.state.numpy()) for g in self._generators()]
+        np.save(Path(self.backup_dir) / "seed_states.npy", np.stack(states) if states else np.zeros(0))
+
+    def _load_model(self):
+        super()._load_model()
+        path = Path(self.backup_dir) / "seed_states.npy"
+        if path.is_file() and Path(self._training_metadata_path).is_file():
+            for generator, state in zip(self._generators(), np.load(path)):
+                generator.state.assign(state)
+
+
+class _ResumeLive(keras.callbacks.Callback):
+    """Puts DVCLive's step on the epoch a fit starts from, after BackupAndRestore may have moved
+    it: DVCLive's own resume starts over when only the first epoch was logged."""
+
+    def __init__(self, live, start_epoch: int):
+        super().__init__()
+        self.live, self.start_epoch = live, start_epoch
+
+    def on_train_begin(self, logs=None):
+        self.live.step = self.model._initial_epoch or self.start_epoch
+
+
+@contextlib.contextmanager
+def _fit_context(model: keras.Model, strategy):
+    """Where ``fit`` runs. Under MultiWorkerMirroredStrategy Keras 3.15's fit fails twice: it
+    reduces a sample batch across workers to build its metrics (and cannot, for a nested batch),
+    and it averages scalar logs over an axis they do not have. So the model forgets its strategy
+    and fit runs inside the strategy's scope instead, where Keras picks it up again for training
+    (building the metrics when it traces the train step), and the steps return their logs with
+    that axis."""
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        yield
+        return
+    def one_dimensional(step):  # scalar logs as shape (1,): averaged over workers along axis 0
+        return lambda data: {k: tf.reshape(v, [1]) for k, v in step(data).items()}
+
+    model._distribute_strategy = None
+    model.train_step, model.test_step = one_dimensional(model.train_step), one_dimensional(model.test_step)
+    try:
+        with strategy.scope():
+            yield
+    finally:
+        del model.train_step, model.test_step  # back to the class's own steps
+
+
+def _resume_epoch(phase_backup: Path, default: int) -> int:
+    """The epoch a phase resumes from: what its backup recorded (Keras' training_metadata.json),
+    else ``default``."""
+    meta = phase_backup / "training_metadata.json"
+    if meta.is_file() and (phase_backup / "latest.weights.h5").is_file():
+        return int(json.loads(meta.read_text())["epoch"])
+    return default
+
+
+def _fingerprint(setup: Setup, seed: int) -> str:
+    """What a backup belongs to: the recipe, seed, data size and precision. A backup of another
+    run is discarded, never resumed."""
+    text = json.dumps([setup.family.name, setup.recipe.model_dump(), seed, setup.train_images,
+                       setup.precision, setup.strategy.num_replicas_in_sync], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _backup_folder(backup_dir: Path | None, setup: Setup, seed: int) -> Path:
+    """The backup folder of this run: ``backup_dir`` (per worker under multi-worker training),
+    emptied first when it holds another run's backup; a temporary folder without ``backup_dir``."""
+    if backup_dir is None:
+        return Path(tempfile.mkdtemp(prefix="agegender_train_"))
+    folder = Path(backup_dir)
+    resolver = getattr(setup.strategy, "cluster_resolver", None)
+    if resolver is not None and resolver.task_type:
+        folder = folder / f"{resolver.task_type}_{resolver.task_id}"
+    stamp = folder / "run.json"
+    fingerprint = _fingerprint(setup, seed)
+    if folder.exists() and (not stamp.is_file() or json.loads(stamp.read_text()) != fingerprint):
+        log.warning("%s holds the backup of another run (other settings or data): starting over", folder)
+        shutil.rmtree(folder)
+    if (folder / "run.json").is_file():
+        log.info("resuming from the backup in %s", folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(json.dumps(fingerprint))
+    return folder
 
 
 def _live_callback(live):
@@ -216,17 +350,26 @@ def _live_callback(live):
 
 
 def train_model(family_name: str, recipe: Recipe, seed: int, train: tuple[np.ndarray, np.ndarray],
-                val: tuple[np.ndarray, np.ndarray], live_dir: str | Path,
-                verbose: int = 2) -> tuple[keras.Model, dict]:
+                val: tuple[np.ndarray, np.ndarray], live_dir: str | Path, verbose: int = 2,
+                strategy: str = "auto", backup_dir: str | Path | None = None) -> tuple[keras.Model, dict]:
     """Train a family on (images, labels) splits; returns the model and a summary (epochs run,
-    seconds, images/s, parameters, best validation age MAE or None after a final fit)."""
+    seconds, images/s, parameters, best validation age MAE or None after a final fit, and the
+    precision, device and strategy used).
+
+    With ``backup_dir`` a run killed mid-way resumes from its last finished epoch when called
+    again with the same settings and data (Keras' BackupAndRestore, per phase), and ends with the
+    same model as an uninterrupted run; the folder is removed when the run finishes. The DVCLive
+    logs are kept there too while training, so the learning curves of a resumed run are whole.
+    After a resume, early stopping starts its patience and best-epoch memory afresh.
+    """
     from dvclive import Live
 
     if len(train[0]) == 0 or len(val[0]) == 0:
         raise ParamsError(f"train ({len(train[0])}) and val ({len(val[0])}) splits must both hold "
                           "images: add data or change the split fractions in params.yaml")
-    setup = setup_training(family_name, recipe, seed, train, val)
+    setup = setup_training(family_name, recipe, seed, train, val, strategy)
     model = setup.model
+    backup = _backup_folder(Path(backup_dir) if backup_dir else None, setup, seed)
     early_stopping = keras.callbacks.EarlyStopping(
         monitor=MONITOR, patience=recipe.early_stopping_patience, mode="min",
         restore_best_weights=True, verbose=1)
@@ -237,38 +380,63 @@ def train_model(family_name: str, recipe: Recipe, seed: int, train: tuple[np.nda
             mode="min", verbose=1))
     if setup.val_data is not None:
         callbacks.append(early_stopping)
-    Path(live_dir).mkdir(parents=True, exist_ok=True)
-    history: dict[str, list] = {}
+    epochs_seen: list[int] = []
+    callbacks.append(keras.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: epochs_seen.append(e)))
     best_value, best_weights = float("inf"), None
-    with Live(str(live_dir), dvcyaml=None, save_dvc_exp=False) as live:
+    with Live(str(backup / "live"), dvcyaml=None, save_dvc_exp=False, resume=True) as live:
         callbacks.append(_live_callback(live))
         start = time.perf_counter()
         initial_epoch = 0
         for i, (phase, end_epoch, phase_recipe) in enumerate(training_phases(recipe)):
             set_trainable(model, recipe.fine_tune, phase)
             if i > 0:  # the first phase was compiled by setup_training; a cosine schedule spans its phase
-                compile_model(model, setup.family,
-                              phase_recipe.model_copy(update={"epochs": end_epoch - initial_epoch}),
-                              setup.steps_per_epoch)
-            log.info("phase %s: epochs %d-%d of %d training images", phase, initial_epoch + 1,
+                with setup.strategy.scope():
+                    compile_model(model, setup.family,
+                                  phase_recipe.model_copy(update={"epochs": end_epoch - initial_epoch}),
+                                  setup.steps_per_epoch)
+            restore = _Backup(str(backup / phase), delete_checkpoint=False)
+            first = _resume_epoch(backup / phase, initial_epoch)  # the data starts where fit will
+            model._initial_epoch = None  # Keras keeps a restored start epoch across fit calls
+            log.info("phase %s: epochs %d-%d of %d training images", phase, first + 1,
                      end_epoch, setup.train_images)
-            fitted = model.fit(setup.train_data, validation_data=setup.val_data,
-                               initial_epoch=initial_epoch, epochs=end_epoch, callbacks=callbacks,
-                               verbose=verbose)
-            for key, values in fitted.history.items():
-                history.setdefault(key, []).extend(values)
+            with _fit_context(model, setup.strategy):
+                model.fit(setup.train_data(first, end_epoch), steps_per_epoch=setup.steps_per_epoch,
+                          validation_data=setup.val_data, initial_epoch=initial_epoch,
+                          epochs=end_epoch, callbacks=[restore, _ResumeLive(live, initial_epoch), *callbacks],
+                          verbose=verbose)
             # EarlyStopping restores the best epoch of this phase; keep the best over all phases
             if early_stopping.best is not None and early_stopping.best < best_value:
                 best_value, best_weights = early_stopping.best, model.get_weights()
             initial_epoch = end_epoch
         seconds = time.perf_counter() - start
+        epochs_run = live.step  # DVCLive counts epochs, across a resume too
     if best_weights is not None:
         model.set_weights(best_weights)
-    epochs_run = len(history["loss"])
+    live_dir = Path(live_dir)
+    if live_dir.exists():
+        shutil.rmtree(live_dir)
+    shutil.copytree(backup / "live", live_dir)
+    shutil.rmtree(backup)  # finished: nothing to resume
+    if backup_dir and backup != Path(backup_dir) and not any(Path(backup_dir).iterdir()):
+        Path(backup_dir).rmdir()  # the per-worker folder's parent, now empty
+    val_mae = _logged(live_dir, "eval", "age_mae")
     summary = {"model": family_name, "epochs_run": epochs_run,
-               "best_val_age_mae": None if setup.val_data is None else round(min(history[MONITOR]), 4),
+               "best_val_age_mae": None if setup.val_data is None or not val_mae else round(min(val_mae), 4),
                "final_fit": recipe.final_fit, "train_seconds": round(seconds, 1),
                "train_images": setup.train_images,
-               "train_images_per_second": round(setup.train_images * epochs_run / seconds, 1),
-               "parameters": int(model.count_params()), "precision": recipe.precision}
+               "train_images_per_second": round(setup.train_images * len(epochs_seen) / seconds, 1),
+               "parameters": int(model.count_params()),
+               "precision": setup.precision, "precision_setting": recipe.precision,
+               "device": setup.device, "isa": " ".join(setup.isa),
+               "strategy": hardware.strategy_name(setup.strategy),
+               "resumed": len(epochs_seen) < epochs_run}
     return model, summary
+
+
+def _logged(live_dir: Path, split: str, name: str) -> list[float]:
+    """A per-epoch series DVCLive wrote (``split``: train or eval), [] when absent."""
+    path = Path(live_dir) / "plots" / "metrics" / split / f"{name}.tsv"
+    if not path.is_file():
+        return []
+    lines = path.read_text().splitlines()[1:]
+    return [float(line.split("\t")[-1]) for line in lines if line.strip()]
