@@ -21,12 +21,13 @@ def _load(name: str):
 def test_speed_benchmark_prints_training_and_inference_rates(capsys):
     # The default model trains with a cosine schedule, which needs its steps per epoch: the
     # benchmark must compile it the way the train stage does.
-    _load("pipeline_bench").speed(None, n_images=32, batch_size=16)
+    _load("pipeline_bench").speed(None, n_images=32, batch_size=16, precisions=["float32", "auto"])
     out = capsys.readouterr().out
-    params = load_params(ROOT / "params.yaml")
-    default = params.model
-    precision = params.recipe.precision
-    assert re.search(rf"model {default} \([\d,]+ parameters\), profile \w+, batch 16, {precision}\n",
-                     out)
+    default = load_params(ROOT / "params.yaml").model
+    assert re.search(r"^cpu: .+, \d+ cores; isa: .*; native bf16: (yes|no)$", out, re.M)
+    assert re.search(r"^gpu: ", out, re.M)
+    for precision in ("float32", "auto"):
+        assert re.search(rf"model {default} \([\d,]+ parameters\), profile \w+, batch 16, "
+                         rf"precision {precision} -> \w+, strategy one device \(1 replica\)\n", out)
     rates = [float(v) for v in re.findall(r"([\d.]+) (?:images/s|with flip)", out)]
-    assert len(rates) == 3 and all(r > 0 for r in rates)
+    assert len(rates) == 6 and all(r > 0 for r in rates)

@@ -1,6 +1,7 @@
 """The seed variants' special parts: VGG weights and preprocessing, two-phase fine-tuning, class
 balancing inside a real training run. No network access: ImageNet downloads are faked to fail."""
 import json
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -171,3 +172,26 @@ def test_mixed_bfloat16_training_is_deterministic(tmp_path):
     for key in ("age", "gender"):
         assert np.array_equal(outputs[0][key], outputs[1][key])
     assert not np.array_equal(outputs[0]["age"], outputs[2]["age"])  # the seed does matter
+
+
+def test_the_train_stage_ends_with_one_line_when_imagenet_weights_are_missing(tmp_path, monkeypatch,
+                                                                               capsys):
+    """`dvc exp run -S model=vgg19` offline: the stage's one-line message, exit 1, no traceback."""
+    import yaml
+    from keras.src.utils import file_utils
+
+    from agegender import cli
+    from stages import train as train_stage
+
+    monkeypatch.setattr(file_utils, "get_file", _fail_download)  # what Keras does offline
+    data = _processed(tmp_path / "data", get_profile_shape("vgg19"), n=(4, 2))
+    params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
+    params["model"] = "vgg19"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    code = cli.run("train", train_stage.main, [
+        "--params", str(tmp_path / "params.yaml"), "--data-dir", str(data), "--model-out",
+        str(tmp_path / "m.keras"), "--live-dir", str(tmp_path / "live"), "--summary-out",
+        str(tmp_path / "s.json")])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and err.startswith("train: error: ImageNet weights for vgg19 could not be loaded")
+    assert "Traceback" not in err and len(err.splitlines()) == 1

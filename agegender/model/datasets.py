@@ -47,6 +47,8 @@ def make_dataset(images: np.ndarray, target: dict[str, np.ndarray] | None, batch
             return batches.map(lambda j, i: (i, tf.stack([epoch + 7919 * seed, j])))
 
         index = tf.data.Dataset.range(epochs.start, epochs.stop).flat_map(epoch_batches)
+        # flat_map hides the length: state it, so Keras knows where an epoch of batches ends
+        index = index.apply(tf.data.experimental.assert_cardinality(len(epochs) * -(-n // batch_size)))
         if not mixup_alpha:
             index = index.map(lambda i, _: i)
     else:

@@ -54,8 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     failed = sorted({r["file"] for r in records if r["error"]})
     used = {r["file"] for r in records} - set(failed)
     faces = sum(1 for r in records if not r["error"])
-    log.info("%d files, %d faces, %d failed (model %s, %s)", len(used) + len(failed), faces,
-             len(failed), predictor.info.family, predictor.profile.name)
+    log.info("%d files, %d faces, %d failed (model %s, %s, predicting in %s)", len(used) + len(failed),
+             faces, len(failed), predictor.info.family, predictor.profile.name, predictor.info.precision)
     return 1 if failed else 0
 
 
