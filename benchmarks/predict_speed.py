@@ -28,7 +28,7 @@ from PIL import Image  # noqa: E402
 
 from agegender.model.saved import ModelInfo  # noqa: E402
 from agegender.model.training import build_model  # noqa: E402
-from agegender.params import load_params  # noqa: E402
+from agegender.params import Recipe, load_params  # noqa: E402
 from agegender.prediction.predictor import Predictor  # noqa: E402
 
 
@@ -86,7 +86,8 @@ def main(argv=None) -> int:
     if Path(args.model).is_file():
         predictor = Predictor(args.model, batch_size=args.batch_size, tta=args.tta, workers=args.workers)
     else:  # the same builder as training, with the recipe's architecture and precision
-        recipe = load_params(Path(__file__).resolve().parents[1] / "params.yaml").models[args.model_name]
+        params = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
+        recipe = params.models.get(args.model_name) or Recipe()
         model = build_model(args.model_name, recipe, 0)
         predictor = Predictor(model, info=ModelInfo.for_family(args.model_name, recipe.precision),
                               batch_size=args.batch_size, tta=args.tta, workers=args.workers)

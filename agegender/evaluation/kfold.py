@@ -86,9 +86,9 @@ def run_fold(params: Params, k: int, images: np.ndarray, meta: pd.DataFrame, fol
         chosen = rest.index[(inner == split).to_numpy()]
         parts[split] = images[chosen], meta.loc[chosen, LABEL_COLUMNS].to_numpy(dtype=np.int16)
     model, summary = train_model(params.model, recipe, params.train.seed, parts["train"], parts["val"],
-                                 out_dir / "train")
+                                 out_dir / "train", strategy=params.train.strategy)
     with tempfile.TemporaryDirectory(prefix=f"kfold{k}_") as tmp:  # scored as saved, like evaluate
-        save_model(model, Path(tmp) / "model.keras", ModelInfo.for_family(params.model, recipe.precision))
+        save_model(model, Path(tmp) / "model.keras", ModelInfo.for_family(params.model, summary["precision"]))
         model, info = load_model(Path(tmp) / "model.keras")
     held = meta[folds == k]
     cfg = params.evaluate

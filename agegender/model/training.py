@@ -243,37 +243,61 @@ def setup_training(family_name: str, recipe: Recipe, seed: int, train: tuple[np.
                  hardware.device_name(cpu, gpus), hardware.isa_flags(cpu))
 
 
+def _generators(model: keras.Model) -> list:
+    """Every random generator of the model's layers (augmentation, dropout)."""
+    return [g for layer in model._flatten_layers() for g in layer._seed_generators]
+
+
 class _Backup(keras.callbacks.BackupAndRestore):
     """Keras' BackupAndRestore, plus the state of every random generator of the model's layers
     (augmentation, dropout), which Keras' weights file leaves out: without it a resumed run would
     draw other augmentations than an uninterrupted one."""
 
-    def _generators(self):
-        return [g for layer in self.model._flatten_layers() for g in layer._seed_generators]
-
     def _save_model(self):
         super()._save_model()
-        states = [np.asarray(g.state.numpy()) for g in self._generators()]
+        states = [np.asarray(g.state.numpy()) for g in _generators(self.model)]
         np.save(Path(self.backup_dir) / "seed_states.npy", np.stack(states) if states else np.zeros(0))
 
     def _load_model(self):
         super()._load_model()
         path = Path(self.backup_dir) / "seed_states.npy"
         if path.is_file() and Path(self._training_metadata_path).is_file():
-            for generator, state in zip(self._generators(), np.load(path)):
+            for generator, state in zip(_generators(self.model), np.load(path)):
                 generator.state.assign(state)
+
+
+def _save_finished_phase(model: keras.Model, folder: Path, best: float | None) -> None:
+    """Mark a phase finished: its final weights (the best epoch's, after early stopping), its best
+    validation score and the random generators' states, so a resume does not train it again."""
+    np.savez(folder / "finished.npz", *model.get_weights())
+    np.save(folder / "finished_seed_states.npy",
+            np.stack([np.asarray(g.state.numpy()) for g in _generators(model)] or [np.zeros(2)]))
+    (folder / "finished.json").write_text(json.dumps({"best": best}))
+
+
+def _load_finished_phase(model: keras.Model, folder: Path) -> float | None | bool:
+    """The best validation score of a phase finished before an interruption, with its weights
+    and generator states restored; ``False`` when the phase did not finish."""
+    if not (folder / "finished.json").is_file():
+        return False
+    with np.load(folder / "finished.npz") as weights:
+        model.set_weights([weights[f"arr_{i}"] for i in range(len(weights.files))])
+    for generator, state in zip(_generators(model), np.load(folder / "finished_seed_states.npy")):
+        generator.state.assign(state)
+    return json.loads((folder / "finished.json").read_text())["best"]
 
 
 class _ResumeLive(keras.callbacks.Callback):
     """Puts DVCLive's step on the epoch a fit starts from, after BackupAndRestore may have moved
     it: DVCLive's own resume starts over when only the first epoch was logged."""
 
-    def __init__(self, live, start_epoch: int):
+    def __init__(self, live):
         super().__init__()
-        self.live, self.start_epoch = live, start_epoch
+        self.live = live
 
     def on_train_begin(self, logs=None):
-        self.live.step = self.model._initial_epoch or self.start_epoch
+        if self.model._initial_epoch:  # restored from a backup: go on from its epoch
+            self.live.step = self.model._initial_epoch
 
 
 @contextlib.contextmanager
@@ -290,13 +314,15 @@ def _fit_context(model: keras.Model, strategy):
     def one_dimensional(step):  # scalar logs as shape (1,): averaged over workers along axis 0
         return lambda data: {k: tf.reshape(v, [1]) for k, v in step(data).items()}
 
+    saved = model._distribute_strategy
     model._distribute_strategy = None
     model.train_step, model.test_step = one_dimensional(model.train_step), one_dimensional(model.test_step)
     try:
         with strategy.scope():
             yield
-    finally:
-        del model.train_step, model.test_step  # back to the class's own steps
+    finally:  # back to the class's own steps and the model's strategy (is_chief reads it)
+        del model.train_step, model.test_step
+        model._distribute_strategy = saved
 
 
 def _resume_epoch(phase_backup: Path, default: int) -> int:
@@ -309,11 +335,14 @@ def _resume_epoch(phase_backup: Path, default: int) -> int:
 
 
 def _fingerprint(setup: Setup, seed: int) -> str:
-    """What a backup belongs to: the recipe, seed, data size and precision. A backup of another
-    run is discarded, never resumed."""
-    text = json.dumps([setup.family.name, setup.recipe.model_dump(), seed, setup.train_images,
-                       setup.precision, setup.strategy.num_replicas_in_sync], sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()
+    """What a backup belongs to: the recipe, seed, precision, replicas and the training data's
+    content (images and labels). A backup of another run is discarded, never resumed."""
+    digest = hashlib.sha256(json.dumps(
+        [setup.family.name, setup.recipe.model_dump(), seed, setup.precision,
+         setup.strategy.num_replicas_in_sync], sort_keys=True).encode())
+    for array in setup.train_split:
+        digest.update(np.ascontiguousarray(array).data)
+    return digest.hexdigest()
 
 
 def _backup_folder(backup_dir: Path | None, setup: Setup, seed: int) -> Path:
@@ -357,10 +386,12 @@ def train_model(family_name: str, recipe: Recipe, seed: int, train: tuple[np.nda
     precision, device and strategy used).
 
     With ``backup_dir`` a run killed mid-way resumes from its last finished epoch when called
-    again with the same settings and data (Keras' BackupAndRestore, per phase), and ends with the
-    same model as an uninterrupted run; the folder is removed when the run finishes. The DVCLive
-    logs are kept there too while training, so the learning curves of a resumed run are whole.
-    After a resume, early stopping starts its patience and best-epoch memory afresh.
+    again with the same settings and data (Keras' BackupAndRestore, per phase; a finished phase
+    is not trained again), and without validation (``final_fit``) ends with the same model as an
+    uninterrupted run; the folder is removed when the run finishes. The DVCLive logs are kept
+    there too while training, so the learning curves of a resumed run are whole. Within a phase
+    interrupted mid-way, early stopping starts its patience and best-epoch memory afresh, so a
+    validated run may then pick another epoch.
     """
     from dvclive import Live
 
@@ -386,7 +417,7 @@ def train_model(family_name: str, recipe: Recipe, seed: int, train: tuple[np.nda
     with Live(str(backup / "live"), dvcyaml=None, save_dvc_exp=False, resume=True) as live:
         callbacks.append(_live_callback(live))
         start = time.perf_counter()
-        initial_epoch = 0
+        initial_epoch, resumed = 0, False
         for i, (phase, end_epoch, phase_recipe) in enumerate(training_phases(recipe)):
             set_trainable(model, recipe.fine_tune, phase)
             if i > 0:  # the first phase was compiled by setup_training; a cosine schedule spans its phase
@@ -394,22 +425,31 @@ def train_model(family_name: str, recipe: Recipe, seed: int, train: tuple[np.nda
                     compile_model(model, setup.family,
                                   phase_recipe.model_copy(update={"epochs": end_epoch - initial_epoch}),
                                   setup.steps_per_epoch)
-            restore = _Backup(str(backup / phase), delete_checkpoint=False)
-            first = _resume_epoch(backup / phase, initial_epoch)  # the data starts where fit will
-            model._initial_epoch = None  # Keras keeps a restored start epoch across fit calls
-            log.info("phase %s: epochs %d-%d of %d training images", phase, first + 1,
-                     end_epoch, setup.train_images)
-            with _fit_context(model, setup.strategy):
-                model.fit(setup.train_data(first, end_epoch), steps_per_epoch=setup.steps_per_epoch,
-                          validation_data=setup.val_data, initial_epoch=initial_epoch,
-                          epochs=end_epoch, callbacks=[restore, _ResumeLive(live, initial_epoch), *callbacks],
-                          verbose=verbose)
+            folder = backup / phase
+            folder.mkdir(parents=True, exist_ok=True)
+            phase_best = _load_finished_phase(model, folder)
+            if phase_best is not False:  # finished before an interruption: not trained again
+                log.info("phase %s: finished before, restored from %s", phase, folder)
+                resumed = True
+            else:
+                first = _resume_epoch(folder, initial_epoch)  # the data starts where fit will
+                resumed = resumed or first > initial_epoch
+                model._initial_epoch = None  # Keras keeps a restored start epoch across fit calls
+                log.info("phase %s: epochs %d-%d of %d training images", phase, first + 1,
+                         end_epoch, setup.train_images)
+                with _fit_context(model, setup.strategy):
+                    model.fit(setup.train_data(first, end_epoch), steps_per_epoch=setup.steps_per_epoch,
+                              validation_data=setup.val_data, initial_epoch=initial_epoch,
+                              epochs=end_epoch, verbose=verbose,
+                              callbacks=[_Backup(str(folder), delete_checkpoint=False),
+                                         _ResumeLive(live), *callbacks])
+                phase_best = early_stopping.best if setup.val_data is not None else None
+                _save_finished_phase(model, folder, phase_best)
             # EarlyStopping restores the best epoch of this phase; keep the best over all phases
-            if early_stopping.best is not None and early_stopping.best < best_value:
-                best_value, best_weights = early_stopping.best, model.get_weights()
+            if phase_best is not None and phase_best < best_value:
+                best_value, best_weights = phase_best, model.get_weights()
             initial_epoch = end_epoch
         seconds = time.perf_counter() - start
-        epochs_run = live.step  # DVCLive counts epochs, across a resume too
     if best_weights is not None:
         model.set_weights(best_weights)
     live_dir = Path(live_dir)
@@ -420,6 +460,7 @@ def train_model(family_name: str, recipe: Recipe, seed: int, train: tuple[np.nda
     if backup_dir and backup != Path(backup_dir) and not any(Path(backup_dir).iterdir()):
         Path(backup_dir).rmdir()  # the per-worker folder's parent, now empty
     val_mae = _logged(live_dir, "eval", "age_mae")
+    epochs_run = len(_logged(live_dir, "train", "loss"))  # every epoch trained, across a resume
     summary = {"model": family_name, "epochs_run": epochs_run,
                "best_val_age_mae": None if setup.val_data is None or not val_mae else round(min(val_mae), 4),
                "final_fit": recipe.final_fit, "train_seconds": round(seconds, 1),
@@ -429,7 +470,7 @@ def train_model(family_name: str, recipe: Recipe, seed: int, train: tuple[np.nda
                "precision": setup.precision, "precision_setting": recipe.precision,
                "device": setup.device, "isa": " ".join(setup.isa),
                "strategy": hardware.strategy_name(setup.strategy),
-               "resumed": len(epochs_seen) < epochs_run}
+               "resumed": resumed}
     return model, summary
 
 
