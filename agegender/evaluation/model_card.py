@@ -85,6 +85,9 @@ def model_section(params: Params, summary: dict) -> list[str]:
                   + ("on train + val (final fit: no validation score); " if summary.get("final_fit")
                      else f"best validation age MAE {summary.get('best_val_age_mae', '-')}; ")
                   + f"{summary.get('parameters', '-')} parameters.", ""]
+        if summary.get("device"):
+            lines += [f"Trained on {summary['device']} in {summary.get('precision')} "
+                      f"(`precision: {summary.get('precision_setting')}`), {summary.get('strategy')}.", ""]
     recipe = {"seed": params.train.seed, **params.recipe.model_dump()}
     lines += [f"Training recipe (`models.{name}` in params.yaml, with the defaults of "
               "`agegender/params.py` for keys it leaves out, and `train.seed`):", "",
