@@ -22,6 +22,7 @@ from agegender.data.bins import CUSTOM12, FIVE_YEAR, SCHEMES, BinScheme
 from agegender.data.labels import GENDERS
 from agegender.evaluation.breakdown import BREAKDOWNS, TITLES
 from agegender.evaluation.metrics import age_metrics
+from agegender.live import read_live_metric
 
 LEARNING_CURVES = [("loss", "total loss"), ("age_loss", "age loss"),
                    ("age_mae", "age MAE (years)"), ("gender_accuracy", "gender accuracy")]
@@ -43,16 +44,6 @@ FIGURES = {
     "faces_grid.png": "20 test faces with predictions",
 }
 DPI = 110
-
-
-def read_live_metric(live_dir: Path, name: str) -> dict[str, pd.DataFrame]:
-    """DVCLive per-epoch series of one metric: {'train': df, 'val': df} (absent ones skipped)."""
-    series = {}
-    for split, folder in (("train", "train"), ("val", "eval")):
-        path = live_dir / "plots" / "metrics" / folder / f"{name}.tsv"
-        if path.is_file():
-            series[split] = pd.read_csv(path, sep="\t")
-    return series
 
 
 def _save(fig, out: Path) -> None:

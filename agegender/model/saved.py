@@ -104,9 +104,10 @@ def load_model(path: str | Path, precision: str = "auto"):
     model = keras.models.load_model(path, compile=False, safe_mode=True)
     if precision == "auto":
         precision = hardware.inference_precision(info.precision, hardware.cpu_info(), hardware.gpu_info())
-    if precision != info.precision and precision == "float32":
+    if precision == "float32" and info.precision != "float32":
         model = as_float32(model)
-    return model, dataclasses.replace(info, precision=precision if precision == "float32" else info.precision)
+        info = dataclasses.replace(info, precision="float32")
+    return model, info
 
 
 def as_float32(model):

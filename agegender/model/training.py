@@ -25,6 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from agegender.data.images import get_profile
+from agegender.live import read_live_metric
 from agegender.model import hardware, networks
 from agegender.model.datasets import make_dataset, targets
 from agegender.model.families import Family, get_family
@@ -237,10 +238,11 @@ def setup_training(family_name: str, recipe: Recipe, seed: int, train: tuple[np.
         model = build_model(family, recipe, seed, precision)
         _, first_end, first_recipe = training_phases(recipe)[0]
         compile_model(model, family, first_recipe.model_copy(update={"epochs": first_end}), steps)
-    log.info("training %s in %s on %s with %s", family.name, precision,
-             hardware.device_name(cpu, gpus), hardware.strategy_name(dist))
+    device = hardware.device_name(cpu, gpus)
+    log.info("training %s in %s on %s with %s", family.name, precision, device,
+             hardware.strategy_name(dist))
     return Setup(family, recipe, model, (x_train, y_train), val_data, seed, steps, dist, precision,
-                 hardware.device_name(cpu, gpus), hardware.isa_flags(cpu))
+                 device, hardware.isa_flags(cpu))
 
 
 def _generators(model: keras.Model) -> list:
@@ -248,30 +250,38 @@ def _generators(model: keras.Model) -> list:
     return [g for layer in model._flatten_layers() for g in layer._seed_generators]
 
 
+def _seed_states(model: keras.Model) -> np.ndarray:
+    """The states of the model's random generators, stacked (G, 2); Keras' weights files leave
+    them out."""
+    states = [np.asarray(g.state.numpy()) for g in _generators(model)]
+    return np.stack(states) if states else np.zeros((0, 2))
+
+
+def _set_seed_states(model: keras.Model, states: np.ndarray) -> None:
+    for generator, state in zip(_generators(model), states):
+        generator.state.assign(state)
+
+
 class _Backup(keras.callbacks.BackupAndRestore):
-    """Keras' BackupAndRestore, plus the state of every random generator of the model's layers
-    (augmentation, dropout), which Keras' weights file leaves out: without it a resumed run would
-    draw other augmentations than an uninterrupted one."""
+    """Keras' BackupAndRestore, plus the layers' random generator states: without them a resumed
+    run would draw other augmentations than an uninterrupted one."""
 
     def _save_model(self):
         super()._save_model()
-        states = [np.asarray(g.state.numpy()) for g in _generators(self.model)]
-        np.save(Path(self.backup_dir) / "seed_states.npy", np.stack(states) if states else np.zeros(0))
+        np.save(Path(self.backup_dir) / "seed_states.npy", _seed_states(self.model))
 
     def _load_model(self):
         super()._load_model()
         path = Path(self.backup_dir) / "seed_states.npy"
         if path.is_file() and Path(self._training_metadata_path).is_file():
-            for generator, state in zip(_generators(self.model), np.load(path)):
-                generator.state.assign(state)
+            _set_seed_states(self.model, np.load(path))
 
 
 def _save_finished_phase(model: keras.Model, folder: Path, best: float | None) -> None:
     """Mark a phase finished: its final weights (the best epoch's, after early stopping), its best
     validation score and the random generators' states, so a resume does not train it again."""
     np.savez(folder / "finished.npz", *model.get_weights())
-    np.save(folder / "finished_seed_states.npy",
-            np.stack([np.asarray(g.state.numpy()) for g in _generators(model)] or [np.zeros(2)]))
+    np.save(folder / "finished_seed_states.npy", _seed_states(model))
     (folder / "finished.json").write_text(json.dumps({"best": best}))
 
 
@@ -282,8 +292,7 @@ def _load_finished_phase(model: keras.Model, folder: Path) -> float | None | boo
         return False
     with np.load(folder / "finished.npz") as weights:
         model.set_weights([weights[f"arr_{i}"] for i in range(len(weights.files))])
-    for generator, state in zip(_generators(model), np.load(folder / "finished_seed_states.npy")):
-        generator.state.assign(state)
+    _set_seed_states(model, np.load(folder / "finished_seed_states.npy"))
     return json.loads((folder / "finished.json").read_text())["best"]
 
 
@@ -334,18 +343,18 @@ def _resume_epoch(phase_backup: Path, default: int) -> int:
     return default
 
 
-def _fingerprint(setup: Setup, seed: int) -> str:
+def _fingerprint(setup: Setup) -> str:
     """What a backup belongs to: the recipe, seed, precision, replicas and the training data's
     content (images and labels). A backup of another run is discarded, never resumed."""
     digest = hashlib.sha256(json.dumps(
-        [setup.family.name, setup.recipe.model_dump(), seed, setup.precision,
+        [setup.family.name, setup.recipe.model_dump(), setup.seed, setup.precision,
          setup.strategy.num_replicas_in_sync], sort_keys=True).encode())
     for array in setup.train_split:
         digest.update(np.ascontiguousarray(array).data)
     return digest.hexdigest()
 
 
-def _backup_folder(backup_dir: Path | None, setup: Setup, seed: int) -> Path:
+def _backup_folder(backup_dir: Path | None, setup: Setup) -> Path:
     """The backup folder of this run: ``backup_dir`` (per worker under multi-worker training),
     emptied first when it holds another run's backup; a temporary folder without ``backup_dir``."""
     if backup_dir is None:
@@ -355,11 +364,11 @@ def _backup_folder(backup_dir: Path | None, setup: Setup, seed: int) -> Path:
     if resolver is not None and resolver.task_type:
         folder = folder / f"{resolver.task_type}_{resolver.task_id}"
     stamp = folder / "run.json"
-    fingerprint = _fingerprint(setup, seed)
+    fingerprint = _fingerprint(setup)
     if folder.exists() and (not stamp.is_file() or json.loads(stamp.read_text()) != fingerprint):
         log.warning("%s holds the backup of another run (other settings or data): starting over", folder)
         shutil.rmtree(folder)
-    if (folder / "run.json").is_file():
+    if stamp.is_file():
         log.info("resuming from the backup in %s", folder)
     folder.mkdir(parents=True, exist_ok=True)
     stamp.write_text(json.dumps(fingerprint))
@@ -400,7 +409,7 @@ def train_model(family_name: str, recipe: Recipe, seed: int, train: tuple[np.nda
                           "images: add data or change the split fractions in params.yaml")
     setup = setup_training(family_name, recipe, seed, train, val, strategy)
     model = setup.model
-    backup = _backup_folder(Path(backup_dir) if backup_dir else None, setup, seed)
+    backup = _backup_folder(Path(backup_dir) if backup_dir else None, setup)
     early_stopping = keras.callbacks.EarlyStopping(
         monitor=MONITOR, patience=recipe.early_stopping_patience, mode="min",
         restore_best_weights=True, verbose=1)
@@ -459,10 +468,11 @@ def train_model(family_name: str, recipe: Recipe, seed: int, train: tuple[np.nda
     shutil.rmtree(backup)  # finished: nothing to resume
     if backup_dir and backup != Path(backup_dir) and not any(Path(backup_dir).iterdir()):
         Path(backup_dir).rmdir()  # the per-worker folder's parent, now empty
-    val_mae = _logged(live_dir, "eval", "age_mae")
-    epochs_run = len(_logged(live_dir, "train", "loss"))  # every epoch trained, across a resume
+    val_mae = read_live_metric(live_dir, "age_mae").get("val")
+    epochs_run = len(read_live_metric(live_dir, "loss")["train"])  # every epoch, across a resume
     summary = {"model": family_name, "epochs_run": epochs_run,
-               "best_val_age_mae": None if setup.val_data is None or not val_mae else round(min(val_mae), 4),
+               "best_val_age_mae": (None if setup.val_data is None or val_mae is None
+                                    else round(float(val_mae["age_mae"].min()), 4)),
                "final_fit": recipe.final_fit, "train_seconds": round(seconds, 1),
                "train_images": setup.train_images,
                "train_images_per_second": round(setup.train_images * len(epochs_seen) / seconds, 1),
@@ -472,12 +482,3 @@ def train_model(family_name: str, recipe: Recipe, seed: int, train: tuple[np.nda
                "strategy": hardware.strategy_name(setup.strategy),
                "resumed": resumed}
     return model, summary
-
-
-def _logged(live_dir: Path, split: str, name: str) -> list[float]:
-    """A per-epoch series DVCLive wrote (``split``: train or eval), [] when absent."""
-    path = Path(live_dir) / "plots" / "metrics" / split / f"{name}.tsv"
-    if not path.is_file():
-        return []
-    lines = path.read_text().splitlines()[1:]
-    return [float(line.split("\t")[-1]) for line in lines if line.strip()]
