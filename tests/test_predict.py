@@ -122,8 +122,12 @@ def test_cli_setup_errors_exit_2(model_dir, tmp_path, capsys, monkeypatch):
     import cv2
 
     monkeypatch.delattr(cv2, "CascadeClassifier", raising=False)  # as in OpenCV 5
-    assert predict_main(["x.jpg", "--model", str(model_dir / "model.keras")]) == 2
+    assert predict_main(["x.jpg", "--model", str(model_dir / "model.keras"), "--detector", "haar"]) == 2
     assert "--no-detect" in capsys.readouterr().err
+    monkeypatch.setitem(__import__("sys").modules, "mtcnn", None)  # not installed
+    assert predict_main(["x.jpg", "--model", str(model_dir / "model.keras")]) == 2
+    err = capsys.readouterr().err
+    assert "mtcnn" in err and "--no-detect" in err and "Traceback" not in err
 
 
 # --- every size, format and mode ----------------------------------------------------------------
@@ -174,7 +178,7 @@ def test_exif_orientation_is_honoured(predictor):
     data = io.BytesIO()
     img.save(data, "JPEG", quality=100, exif=exif)
     prepared = P.prepare(P._Item("x", data.getvalue()), predictor.profile, None)
-    assert prepared.boxes == [Box(0, 0, 40, 80)]  # portrait after rotation
+    assert [f.box for f in prepared.faces] == [Box(0, 0, 40, 80)]  # portrait after rotation
     (arr,) = prepared.arrays
     upright = img.transpose(Image.Transpose.ROTATE_270)  # what a viewer shows: white on top
     assert np.abs(arr.astype(float) - _reference(upright, predictor.profile)).mean() < 3
@@ -309,7 +313,7 @@ def test_real_opencv_detector_finds_every_face_in_a_composite(model_dir):
     pred = P.Predictor(model_dir / "model.keras", detector=detector, tta=False)
     records = pred.predict([canvas])
     assert [r["face"] for r in records] == [0, 1, 2] and not any(r["error"] for r in records)
-    single = detector(portrait)[0]  # where the face is in the portrait itself
+    single = detector(portrait)[0].box  # where the face is in the portrait itself
     for rec, (left, top, scale) in zip(records, placed):
         x, y, w, h = rec["box"]
         assert abs(x - (left + single.x * scale)) < 0.15 * w
@@ -340,3 +344,25 @@ def test_the_model_file_says_what_it_is_and_an_old_one_is_refused(model_dir, tmp
     assert "retrain" in err and "Traceback" not in err
     shutil.copy(model_dir / "model.keras", tmp_path / "copy.keras")
     assert load_model(tmp_path / "copy.keras")[1] == pred.info
+
+
+def test_default_detector_records_carry_confidence_and_landmarks(model_dir):
+    import csv
+
+    portrait = _real_face_or_skip()
+    canvas = Image.new("RGB", (1280, 720), (30, 30, 30))
+    canvas.paste(portrait.resize((256, 300)), (100, 200))
+    canvas.paste(portrait.resize((384, 450)).rotate(-20, expand=True), (700, 100))
+    records = P.Predictor(model_dir / "model.keras", tta=False).predict([canvas])
+    assert [r["face"] for r in records] == [0, 1] and not any(r["error"] for r in records)
+    assert records[0]["box"][0] < records[1]["box"][0]
+    for rec in records:
+        assert 0.9 < rec["confidence"] <= 1
+        assert list(rec["landmarks"]) == ["left_eye", "right_eye", "nose", "mouth_left", "mouth_right"]
+        x, y, w, h = rec["box"]
+        assert all(x <= px <= x + w and y <= py <= y + h for px, py in rec["landmarks"].values())
+    out = io.StringIO()
+    P.write_records(records, "csv", out)
+    rows = list(csv.DictReader(io.StringIO(out.getvalue())))
+    assert float(rows[1]["right_eye_x"]) == records[1]["landmarks"]["right_eye"][0]
+    assert float(rows[0]["confidence"]) == records[0]["confidence"]

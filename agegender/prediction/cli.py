@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from agegender import cli
-from agegender.prediction.faces import DETECT_MAX_SIDE, HaarDetector
+from agegender.prediction.faces import DETECTORS, make_detector
 from agegender.prediction.predictor import DEFAULT_MODEL, Predictor, write_records
 
 log = logging.getLogger("predict")
@@ -26,9 +26,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="images are face crops already: use each whole image as one face")
     parser.add_argument("--no-tta", action="store_true",
                         help="skip the mirrored second pass (twice as fast, as evaluated without it)")
-    parser.add_argument("--detect-max-side", type=int, default=DETECT_MAX_SIDE,
+    parser.add_argument("--detector", choices=DETECTORS, default="mtcnn",
+                        help="mtcnn (default): boxes and five landmarks, faces cut aligned like "
+                             "UTKFace's chips; haar: OpenCV's frontal cascade, boxes only, faster")
+    parser.add_argument("--detect-max-side", type=int, default=None,
                         help="search photos for faces shrunk to at most this many pixels "
-                             "(default %(default)s; larger finds smaller faces, slower)")
+                             "(default 640 for mtcnn, 800 for haar; larger finds smaller faces, slower)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--workers", type=int, default=None,
                         help="threads decoding and finding faces (default: all cores)")
@@ -36,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     cli.setup_logging(args)
 
     # the detector first: if it cannot run, say so before the model takes seconds to load
-    detector = None if args.no_detect else HaarDetector(max_side=args.detect_max_side)
+    detector = "mtcnn" if args.no_detect else make_detector(args.detector, args.detect_max_side)
     predictor = Predictor(args.model, detector=detector, batch_size=args.batch_size,
                           tta=not args.no_tta, workers=args.workers)
     records = []

@@ -1,25 +1,23 @@
 """Finding faces in photos and cutting them out the way UTKFace's aligned chips are cut.
 
-The detector is OpenCV's frontal-face Haar cascade (``haarcascade_frontalface_alt.xml``), which
-ships inside the ``opencv-python-headless`` 4.x wheel and runs offline. The 5.0 wheels no longer
-have it (``cv2.CascadeClassifier`` moved to opencv_contrib and ``cv2/data`` is empty), which is why
-requirements.txt pins 4.x; :class:`HaarDetector` says so plainly when it cannot load.
+Two detectors, both offline (their weights ship inside wheels that requirements.txt installs):
 
-Any callable ``detector(image) -> list[Box]`` can stand in for it (see :mod:`agegender.prediction.predictor`).
+- ``mtcnn`` (the default): MTCNN from the ``mtcnn`` wheel (MIT licence), run on TensorFlow. It
+  gives each face a box, a confidence and five landmarks (eyes, nose, mouth corners), and the chip
+  is cut **aligned** (:func:`aligned_chip`): turned so the eyes are level, scaled and centred so the
+  five landmarks land where MTCNN finds them on UTKFace's own chips (:data:`CHIP_LANDMARKS`,
+  measured by ``benchmarks/chip_margin.py --detector mtcnn``). It finds faces turned in the
+  picture's plane by up to about 30 degrees, and partly turned away.
+- ``haar``: OpenCV's frontal-face Haar cascade (``haarcascade_frontalface_alt.xml``, inside the
+  ``opencv-python-headless`` 4.x wheel; the 5.0 wheels dropped ``cv2.CascadeClassifier``, hence
+  the pin). Boxes only, upright frontal faces only; faster. The chip is the square
+  :func:`chip_box` around the box (``CHIP_SIDE`` and ``CHIP_DROP``, measured by
+  ``benchmarks/chip_margin.py --detector haar``: on 700 padded chips the cascade returns a square
+  1.04 chip sides wide, centred 0.500 across and 0.417 down); no rotation is corrected.
 
-Of the cascades shipped, ``alt`` is used rather than ``default``: on 24 test photos with two faces
-each on a background of smooth random blobs, ``default`` (minNeighbors 5) added 23 boxes that were
-no face, ``alt`` 1; ``alt`` also found more of 200 padded UTKFace chips (97% against 93%).
-
-UTKFace margins, measured rather than guessed (``benchmarks/chip_margin.py`` repeats it): run on
-700 of UTKFace's own 200 x 200 aligned chips (padded by 100 px of grey so a face filling the chip
-can be found; found in 97%), this cascade with these settings returns a square 1.04 chip sides
-wide (median; p10-p90 0.94-1.16), centred 0.500 of the chip across and 0.417 down. The chips are
-tight, forehead to chin, not generous. So the crop for a detected box is a square of
-``CHIP_SIDE`` = 1/1.04 box sides, centred on the box horizontally and ``CHIP_DROP`` = 0.083 crop
-sides below the box centre.
-Parts of the crop outside the photo are filled with black. In-plane rotation is not corrected
-(UTKFace's chips are aligned on the eyes; the frontal cascades find roughly upright faces only).
+How the two compare on faces in photo-like pictures (recall, accuracy, speed):
+``benchmarks/photo_canvas.py`` and docs/predict.md. Any callable ``detector(image) -> list[Face]``
+(or list of :class:`Box`) can stand in for them (see :mod:`agegender.prediction.predictor`).
 """
 from __future__ import annotations
 
@@ -37,8 +35,8 @@ from agegender.errors import UserError
 CASCADE = "haarcascade_frontalface_alt.xml"
 CHIP_SIDE = 1 / 1.04  # crop side / detected box side, measured on UTKFace chips
 CHIP_DROP = 0.083  # crop centre below box centre, in crop sides, measured on UTKFace chips
-# Photos are searched for faces at most this large: faces under 30 px there (3.75% of the long
-# side) are missed; 1024 would find smaller ones at 1.6x the time, 640 is 1.5x faster again.
+# Haar: photos are searched for faces at most this large: faces under 30 px there (3.75% of the
+# long side) are missed; 1024 would find smaller ones at 1.6x the time, 640 is 1.5x faster again.
 DETECT_MAX_SIDE = 800
 
 
@@ -54,7 +52,19 @@ class Box:
         return [self.x, self.y, self.w, self.h]
 
 
-Detector = Callable[[Image.Image], Sequence[Box]]
+@dataclass(frozen=True, eq=False)
+class Face:
+    """A face found in a photo: its ``box``; with a landmark detector also the detector's
+    ``confidence`` (0-1) and five ``landmarks`` (5, 2) as x, y pixels in the order of
+    :data:`LANDMARKS`, from which the chip is cut aligned (:func:`aligned_chip`)."""
+    box: Box
+    confidence: float | None = None
+    landmarks: np.ndarray | None = None
+
+
+# Image left and right, as the detector names them: "left_eye" is the eye on the left of the picture.
+LANDMARKS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
+Detector = Callable[[Image.Image], Sequence["Face | Box"]]
 
 
 class DetectorUnavailable(UserError):
@@ -101,7 +111,7 @@ class HaarDetector:
                 raise DetectorUnavailable(f"OpenCV could not load {self.path}")
         return clf
 
-    def __call__(self, img: Image.Image) -> list[Box]:
+    def __call__(self, img: Image.Image) -> list[Face]:
         gray = to_mode(img, 1)
         scale = min(1.0, self.max_side / max(gray.size))
         if scale < 1.0:
@@ -113,7 +123,7 @@ class HaarDetector:
             np.asarray(gray), scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors,
             minSize=(self.min_size, self.min_size))
         boxes = [Box(*(int(round(v / scale)) for v in b)) for b in np.asarray(found).reshape(-1, 4)]
-        return sorted(boxes, key=lambda b: (b.x, b.y))
+        return [Face(b) for b in sorted(boxes, key=lambda b: (b.x, b.y))]
 
 
 def chip_box(box: Box) -> tuple[int, int, int, int]:
@@ -129,3 +139,128 @@ def chip_box(box: Box) -> tuple[int, int, int, int]:
 def crop_chip(img: Image.Image, box: Box) -> Image.Image:
     """Cut the UTKFace-like chip for ``box`` out of ``img``; outside the photo is black."""
     return img.crop(chip_box(box))  # PIL fills out-of-bounds areas with zeros
+
+
+# --- MTCNN: boxes, five landmarks and alignment ---------------------------------------------------
+
+# Photos are searched at most this large: MTCNN finds faces down to 20 px there (3 % of the long
+# side: 40 px in a 1280 x 720 photo). Its own min_face_size lever is broken in mtcnn 1.0.0 (any
+# value but 20 builds pyramid levels under PNet's 12 px and finds nothing), so shrinking the photo
+# is the lever: 640 runs at 1280 x 720 about twice as fast as the full size.
+MTCNN_MAX_SIDE = 640
+CHIP_PIXELS = 200  # UTKFace chips are 200 x 200: aligned faces are cut at that size, like them
+# Where MTCNN puts the five landmarks (LANDMARKS order) on UTKFace's own chips, as fractions of the
+# chip side: medians over 700 chips, measured by benchmarks/chip_margin.py --detector mtcnn.
+CHIP_LANDMARKS = np.array([[0.2962, 0.2900], [0.6874, 0.2909], [0.4890, 0.5172],
+                           [0.3237, 0.6869], [0.6595, 0.6867]])
+
+
+class MtcnnDetector:
+    """MTCNN (Zhang et al., 2016) from the ``mtcnn`` wheel (MIT; its three networks' weights ship
+    inside the wheel, nothing is downloaded): face boxes, a confidence and five landmarks each.
+
+    Photos are shrunk to at most ``max_side`` pixels (area averaging) to search them; boxes and
+    landmarks come back in pixels of the photo given, left to right.
+    """
+
+    def __init__(self, max_side: int = MTCNN_MAX_SIDE, min_confidence: float = 0.8):
+        try:
+            from mtcnn import MTCNN
+        except ImportError as exc:
+            raise DetectorUnavailable(f"face detection needs the mtcnn package ({exc}); install "
+                                      "requirements.txt, or use --detector haar or --no-detect") from exc
+        import tensorflow as tf
+
+        self.max_side, self.min_confidence = max_side, min_confidence
+        self._mtcnn = MTCNN(device="CPU:0")  # small networks: the CPU is fast enough, GPU or not
+        # mtcnn calls its three Keras networks eagerly, once per pyramid level: as graphs (traced
+        # once for any input size) the same outputs come 2.7x faster (6.8 against 2.5 photos/s
+        # of 1280 x 720 on 2 cores, benchmarks/photo_canvas.py --speed)
+        for stage in self._mtcnn.stages:
+            stage._model = tf.function(stage._model, reduce_retracing=True)
+
+    def __call__(self, img: Image.Image) -> list[Face]:
+        rgb = to_mode(img, 3)
+        scale = min(1.0, self.max_side / max(rgb.size))
+        if scale < 1.0:
+            rgb = rgb.resize((max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale))),
+                             Image.Resampling.BOX)
+        if min(rgb.size) < 24:  # PNet needs 12 px at the smallest of several pyramid levels
+            return []
+        found = self._mtcnn.detect_faces(np.asarray(rgb), output_type="numpy", box_format="xyxy",
+                                         threshold_onet=self.min_confidence)
+        faces = []
+        for row in np.asarray(found, dtype=np.float64).reshape(-1, 16):
+            x1, y1, x2, y2 = row[1:5] / scale
+            box = Box(int(round(x1)), int(round(y1)), int(round(x2 - x1)), int(round(y2 - y1)))
+            # landmarks come as the five x then the five y (mtcnn's parse_landmarks reads them so)
+            faces.append(Face(box, float(row[5]), row[6:16].reshape(2, 5).T / scale))
+        return sorted(faces, key=lambda f: (f.box.x, f.box.y))
+
+
+def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """The 2 x 3 rotation + uniform scale + shift taking points ``src`` (N, 2) closest to ``dst``
+    (N, 2) in least squares (Umeyama, 1991; no reflection)."""
+    src_mean, dst_mean = src.mean(0), dst.mean(0)
+    s, d = src - src_mean, dst - dst_mean
+    u, sig, vt = np.linalg.svd(d.T @ s / len(src))
+    sign = np.diag([1.0, np.sign(np.linalg.det(u @ vt))])
+    rot = u @ sign @ vt
+    scale = np.trace(np.diag(sig) @ sign) / s.var(0).sum()
+    matrix = np.empty((2, 3))
+    matrix[:, :2] = scale * rot
+    matrix[:, 2] = dst_mean - scale * rot @ src_mean
+    return matrix
+
+
+def aligned_chip(img: Image.Image, landmarks: np.ndarray, side: int = CHIP_PIXELS) -> Image.Image:
+    """Cut a ``side`` x ``side`` chip from ``img`` with the five ``landmarks`` (5, 2) moved where
+    they sit on UTKFace's chips (:data:`CHIP_LANDMARKS`): eyes level, face scaled and centred
+    like theirs. Outside the photo, its edge pixels are repeated."""
+    import cv2
+
+    matrix = similarity_transform(landmarks, CHIP_LANDMARKS * side)
+    zoom = math.sqrt(abs(np.linalg.det(matrix[:, :2])))  # chip pixels per photo pixel
+    # The chip's footprint in the photo, with a margin; a large face is first shrunk with area
+    # averaging there, so the warp (bilinear) never has to skip photo pixels.
+    inverse = cv2.invertAffineTransform(matrix)
+    corners = np.array([[0, 0, 1], [side, 0, 1], [0, side, 1], [side, side, 1]]) @ inverse.T
+    left, top = np.floor(corners.min(0)).astype(int) - 2
+    right, bottom = np.ceil(corners.max(0)).astype(int) + 2
+    left, top = max(left, 0), max(top, 0)
+    right, bottom = min(right, img.width), min(bottom, img.height)
+    if right <= left or bottom <= top:  # landmarks entirely outside the photo: nothing to cut
+        region, left, top, shrink = img.crop((0, 0, 1, 1)), 0, 0, 1.0
+    else:
+        region = img.crop((left, top, right, bottom))
+        shrink = min(1.0, zoom)
+        if shrink < 1.0:
+            region = region.resize((max(1, round(region.width * shrink)),
+                                    max(1, round(region.height * shrink))), Image.Resampling.BOX)
+    local = (landmarks - [left, top]) * [region.width / max(1, right - left),
+                                         region.height / max(1, bottom - top)]
+    matrix = similarity_transform(local, CHIP_LANDMARKS * side)
+    out = cv2.warpAffine(np.asarray(region), matrix, (side, side), flags=cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_REPLICATE)
+    return Image.fromarray(out)
+
+
+def cut_face(img: Image.Image, face: Face | Box) -> Image.Image:
+    """The UTKFace-like chip of a found face: aligned on its landmarks when the detector gave
+    them, otherwise the square of :func:`chip_box` around its box."""
+    if isinstance(face, Face) and face.landmarks is not None:
+        return aligned_chip(img, face.landmarks)
+    return crop_chip(img, face.box if isinstance(face, Face) else face)
+
+
+DETECTORS = ("mtcnn", "haar")
+
+
+def make_detector(name: str = "mtcnn", max_side: int | None = None) -> Detector:
+    """The detector called ``name`` (:data:`DETECTORS`), searching photos shrunk to ``max_side``
+    pixels (default: the detector's own). Raises DetectorUnavailable when it cannot run here."""
+    if name == "mtcnn":
+        return MtcnnDetector(max_side or MTCNN_MAX_SIDE)
+    if name == "haar":
+        return HaarDetector(max_side=max_side or DETECT_MAX_SIDE)
+    raise ValueError(f"unknown face detector {name!r}: choose one of {', '.join(DETECTORS)}")

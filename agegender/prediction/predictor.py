@@ -1,8 +1,8 @@
 """Predicting age and gender on users' pictures: the :class:`Predictor` and :func:`predict`.
 
 Files and folders (searched recursively for image files) go through the same decoding and pixel
-conversion as training (:mod:`agegender.data.images`). Photos are searched for faces with OpenCV's
-Haar cascade and each face is cut out like a UTKFace chip (:mod:`agegender.prediction.faces`);
+conversion as training (:mod:`agegender.data.images`). Photos are searched for faces and their
+landmarks with MTCNN and each face is cut out aligned like a UTKFace chip (:mod:`agegender.prediction.faces`);
 ``detect=False`` takes each image as a face crop already. One record per face, or one record with
 an ``error`` for an input that could not be used.
 
@@ -31,12 +31,14 @@ from PIL import Image, ImageOps
 from agegender.data.bins import FIVE_YEAR
 from agegender.data.images import ImageDecodeError, Profile, decode, to_array, to_mode
 from agegender.model.saved import ModelInfo, load_model
-from agegender.prediction.faces import Box, Detector, DetectorUnavailable, HaarDetector, crop_chip
+from agegender.prediction.faces import (LANDMARKS, Box, Detector, DetectorUnavailable, Face, cut_face,
+                                        make_detector)
 
 DEFAULT_MODEL = "models/model.keras"
 # Folders are searched for these; a file named on the command line is tried whatever its name.
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
-FIELDS = ["file", "face", "box", "age", "age_group", "bin", "gender", "gender_probability", "error"]
+FIELDS = ["file", "face", "box", "confidence", "landmarks", "age", "age_group", "bin", "gender",
+          "gender_probability", "error"]
 CHUNK = 256  # faces per model call (at least one batch)
 NO_FACE = "no face found (if the image is already a face crop, use --no-detect / detect=False)"
 
@@ -53,7 +55,7 @@ class _Item:
 @dataclass
 class _Prepared:
     name: str
-    boxes: list[Box] = field(default_factory=list)
+    faces: list[Face] = field(default_factory=list)
     arrays: list[np.ndarray] = field(default_factory=list)
     error: str | None = None
 
@@ -123,19 +125,19 @@ def prepare(item: _Item, profile: Profile, detector: Detector | None) -> _Prepar
     try:
         img = to_mode(_open(item), profile.channels)
         if detector is None:
-            out.boxes = [Box(0, 0, img.width, img.height)]
+            out.faces = [Face(Box(0, 0, img.width, img.height))]
             out.arrays = [to_array(img, profile)]
-        else:
-            out.boxes = list(detector(img))
-            out.arrays = [to_array(crop_chip(img, b), profile) for b in out.boxes]
-            if not out.boxes:
+        else:  # a detector of boxes alone may stand in: a Box is a Face without landmarks
+            out.faces = [f if isinstance(f, Face) else Face(f) for f in detector(img)]
+            out.arrays = [to_array(cut_face(img, f), profile) for f in out.faces]
+            if not out.faces:
                 out.error = NO_FACE
     except DetectorUnavailable:
         raise
     except Exception as exc:  # one bad file must not stop the others: report it with its record
         out.error = _message(exc, item.name) if isinstance(exc, ImageDecodeError) \
             else f"{type(exc).__name__}: {exc}"
-        out.boxes, out.arrays = [], []
+        out.faces, out.arrays = [], []
     return out
 
 
@@ -145,14 +147,15 @@ class Predictor:
     """A model loaded once (Keras safe mode), ready for any number of calls.
 
     ``model`` is a ``.keras`` path saved by the pipeline (it carries its :class:`ModelInfo`), or a
-    Keras model given together with its ``info``. ``detector`` replaces the Haar cascade with any
-    ``callable(PIL image) -> [Box]``. ``batch_size`` faces go through the network at once,
+    Keras model given together with its ``info``. ``detector`` is a detector's name
+    (``"mtcnn"``, the default, or ``"haar"``) or any ``callable(PIL image) -> [Face or Box]``.
+    Faces with landmarks are cut aligned like UTKFace's chips, boxes alone as a square around them. ``batch_size`` faces go through the network at once,
     ``chunk`` faces per model call. Raises :class:`~agegender.model.saved.ModelFileError` for a
     missing model file or one saved without its information.
     """
 
     def __init__(self, model=DEFAULT_MODEL, *, info: ModelInfo | None = None,
-                 detector: Detector | None = None, batch_size: int = 64, tta: bool = True,
+                 detector: Detector | str = "mtcnn", batch_size: int = 64, tta: bool = True,
                  workers: int | None = None, chunk: int = CHUNK):
         if isinstance(model, (str, os.PathLike)):
             self.model, self.info = load_model(model)
@@ -170,8 +173,8 @@ class Predictor:
 
     @property
     def detector(self) -> Detector:
-        if self._detector is None:
-            self._detector = HaarDetector()  # raises DetectorUnavailable with the fix
+        if isinstance(self._detector, str):  # built on first use: raises DetectorUnavailable with the fix
+            self._detector = make_detector(self._detector)
         return self._detector
 
     def predict(self, images, detect: bool = True) -> list[dict]:
@@ -215,18 +218,22 @@ class Predictor:
             if p.error:
                 yield _record(p.name, error=p.error)
                 continue
-            for face, box in enumerate(p.boxes):
-                yield self._face_record(p.name, face, box, decoded, k)
+            for index, face in enumerate(p.faces):
+                yield self._face_record(p.name, index, face, decoded, k)
                 k += 1
 
-    def _face_record(self, name, face, box, decoded, k) -> dict:
+    def _face_record(self, name, index: int, face: Face, decoded, k) -> dict:
         age = float(decoded["pred_age"][k])
         p_female = float(decoded["gender_prob"][k])
         female = p_female >= 0.5
         own_bin = None
         if "pred_bin" in decoded:
             own_bin = self.info.age_output.scheme.labels()[int(decoded["pred_bin"][k])]
-        return _record(name, face=face, box=box.as_list(), age=round(age, 1),
+        landmarks = None if face.landmarks is None else {
+            part: [round(float(v), 1) for v in xy] for part, xy in zip(LANDMARKS, face.landmarks)}
+        confidence = None if face.confidence is None else round(face.confidence, 4)
+        return _record(name, face=index, box=face.box.as_list(), confidence=confidence,
+                       landmarks=landmarks, age=round(age, 1),
                        age_group=FIVE_YEAR.label_of([age])[0], bin=own_bin,
                        gender="female" if female else "male",
                        gender_probability=round(p_female if female else 1.0 - p_female, 4))
@@ -256,8 +263,9 @@ def predict(images, model=DEFAULT_MODEL, *, detect: bool = True, **options) -> l
 
 # --- output and command line --------------------------------------------------------------------
 
-CSV_FIELDS = ["file", "face", "box_x", "box_y", "box_w", "box_h", "age", "age_group", "bin",
-              "gender", "gender_probability", "error"]
+CSV_FIELDS = ["file", "face", "box_x", "box_y", "box_w", "box_h", "confidence",
+              *(f"{part}_{axis}" for part in LANDMARKS for axis in "xy"),
+              "age", "age_group", "bin", "gender", "gender_probability", "error"]
 
 
 def write_records(records: list[dict], fmt: str, out) -> None:
@@ -269,7 +277,9 @@ def write_records(records: list[dict], fmt: str, out) -> None:
     writer = csv.DictWriter(out, CSV_FIELDS, lineterminator="\n")
     writer.writeheader()
     for rec in records:
-        row = {k: v for k, v in rec.items() if k != "box"}
+        row = {k: v for k, v in rec.items() if k not in ("box", "landmarks")}
         box = rec["box"] or [None] * 4
         row.update(zip(("box_x", "box_y", "box_w", "box_h"), box))
+        for part, xy in (rec["landmarks"] or {}).items():
+            row.update({f"{part}_x": xy[0], f"{part}_y": xy[1]})
         writer.writerow({k: "" if v is None else v for k, v in row.items()})
