@@ -32,6 +32,21 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
+class Framing(_Section):
+    """Random re-framing in training (networks.RandomFraming): with ``probability``, a face is
+    scaled about the centre by s ~ log-uniform(min_scale, max_scale); s < 1 shrinks it onto an
+    edge-replicated or black border (half each), s > 1 crops tighter. 0 = off."""
+    probability: float = Field(0.0, ge=0, le=1)
+    min_scale: float = Field(0.65, gt=0)
+    max_scale: float = Field(1.2, gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.min_scale > self.max_scale:
+            raise ValueError(f"min_scale {self.min_scale} > max_scale {self.max_scale}")
+        return self
+
+
 class Augment(_Section):
     """Random augmentation in training (Keras layers, inactive at inference). Fractions of the side."""
     flip: bool = True
@@ -39,6 +54,7 @@ class Augment(_Section):
     zoom: float = Field(0.0, ge=0)
     translation: float = Field(0.0, ge=0)
     contrast: float = Field(0.0, ge=0)
+    framing: Framing = Framing()
 
 
 class ReduceLR(_Section):

@@ -6,6 +6,7 @@ sigmoid unit (probability of female) and the age output's form is given by an
 from __future__ import annotations
 
 import functools
+import math
 import os
 from pathlib import Path
 
@@ -17,7 +18,8 @@ from agegender.model.targets import AgeOutput
 
 
 def augmentation(cfg: dict, seed: int) -> keras.Layer:
-    """Random flip / rotation / zoom / translation; Keras runs these layers in training only."""
+    """Random flip / rotation / zoom / re-framing / translation / contrast; Keras runs these layers
+    in training only."""
     steps = []
     if cfg.get("flip", True):
         steps.append(layers.RandomFlip("horizontal", seed=seed))
@@ -25,6 +27,10 @@ def augmentation(cfg: dict, seed: int) -> keras.Layer:
         steps.append(layers.RandomRotation(cfg["rotation"], fill_mode="nearest", seed=seed + 1))
     if cfg.get("zoom", 0):
         steps.append(layers.RandomZoom(cfg["zoom"], fill_mode="nearest", seed=seed + 2))
+    framing = cfg.get("framing") or {}
+    if framing.get("probability", 0):
+        steps.append(RandomFraming(framing["probability"], framing["min_scale"],
+                                   framing["max_scale"], seed=seed + 5))
     if cfg.get("translation", 0):
         t = cfg["translation"]
         steps.append(layers.RandomTranslation(t, t, fill_mode="nearest", seed=seed + 3))
@@ -33,6 +39,52 @@ def augmentation(cfg: dict, seed: int) -> keras.Layer:
     if not steps:  # an empty Sequential cannot be built (or saved): augmentation switched off
         return layers.Identity(name="augment")
     return keras.Sequential(steps, name="augment")
+
+
+@keras.saving.register_keras_serializable(package="agegender")
+class RandomFraming(layers.Layer):
+    """Re-frame faces the way other crops than UTKFace's chips frame them (training only).
+
+    With ``probability``, a face is scaled about the image centre by ``s``, drawn log-uniformly from
+    [``min_scale``, ``max_scale``]: ``s < 1`` shrinks it onto a border that is, for half of the faces,
+    the image's edge pixels replicated and, for the other half, black (what a looser detector box
+    or a face near a photo's edge gives); ``s > 1`` crops tighter. Input and output (N, H, W, C).
+    """
+
+    def __init__(self, probability: float, min_scale: float, max_scale: float, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if not (0 < min_scale <= max_scale and 0 <= probability <= 1):
+            raise ValueError(f"RandomFraming: need 0 < min_scale <= max_scale and probability in "
+                             f"[0, 1], got {min_scale}, {max_scale}, {probability}")
+        self.probability, self.min_scale, self.max_scale = probability, min_scale, max_scale
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, images, training=None):
+        if not training:
+            return images
+        ops = keras.ops
+        images = ops.cast(images, self.compute_dtype)
+        n = ops.shape(images)[0]
+        h, w = ops.shape(images)[1], ops.shape(images)[2]
+        u_scale, u_apply, u_fill = (keras.random.uniform((n,), seed=self.seed_generator)
+                                    for _ in range(3))
+        log_lo, log_hi = math.log(self.min_scale), math.log(self.max_scale)
+        scale = ops.where(u_apply < self.probability, ops.exp(log_lo + u_scale * (log_hi - log_lo)), 1.0)
+        inv = 1.0 / scale  # output pixel (x, y) samples input centre + (x - centre) / s
+        cx, cy = (ops.cast(w, "float32") - 1) / 2, (ops.cast(h, "float32") - 1) / 2
+        zero = ops.zeros_like(inv)
+        transform = ops.stack([inv, zero, cx * (1 - inv), zero, inv, cy * (1 - inv), zero, zero], axis=1)
+        edge = ops.image.affine_transform(images, transform, fill_mode="nearest")
+        black = ops.image.affine_transform(images, transform, fill_mode="constant", fill_value=0)
+        return ops.where(ops.reshape(u_fill < 0.5, (-1, 1, 1, 1)), edge, black)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "probability": self.probability,
+                "min_scale": self.min_scale, "max_scale": self.max_scale, "seed": self.seed}
 
 
 # The heads compute in float32 even under a mixed-precision policy (train.precision): softmax,
