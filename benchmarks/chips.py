@@ -37,6 +37,8 @@ def score(records: list[dict], labels: pd.DataFrame, index: list[int] | None = N
     of each record; default one record per row in order). Rows without a record are not scored."""
     index = list(range(len(records))) if index is None else index
     ok = [(i, r) for i, r in zip(index, records) if not r.get("error")]
+    if not ok:
+        return {"n": 0, "mae": float("nan"), "gender_acc": float("nan")}
     rows = labels.iloc[[i for i, _ in ok]]
     age = np.array([r["age"] for _, r in ok], dtype=float)
     female = np.array([r["gender"] == "female" for _, r in ok])

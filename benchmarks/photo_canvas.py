@@ -19,15 +19,17 @@ import math
 import platform
 import subprocess
 import sys
+from pathlib import Path
 import time
 
 import numpy as np
 from PIL import Image, ImageFilter
 
-from chips import load_chips, score
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from chips import load_chips, score  # noqa: E402
 
-from agegender.prediction.faces import make_detector
-from agegender.prediction.predictor import Predictor
+from agegender.prediction.faces import make_detector  # noqa: E402
+from agegender.prediction.predictor import Predictor  # noqa: E402
 
 
 def cpu_name() -> str:

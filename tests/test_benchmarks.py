@@ -31,3 +31,44 @@ def test_speed_benchmark_prints_training_and_inference_rates(capsys):
                          rf"precision {precision} -> \w+, strategy one device \(1 replica\)\n", out)
     rates = [float(v) for v in re.findall(r"([\d.]+) (?:images/s|with flip)", out)]
     assert len(rates) == 6 and all(r > 0 for r in rates)
+
+
+@pytest.fixture(scope="module")
+def tiny_project(tmp_path_factory):
+    """Synthetic UTKFace chips, their labels and an untrained saved model."""
+    from synthetic import make_utkface
+
+    from agegender.data.ingest import ingest
+    from agegender.model.saved import ModelInfo, save_model
+    from agegender.model.training import build_model
+    from agegender.params import Recipe
+
+    root = tmp_path_factory.mktemp("bench")
+    make_utkface(root / "UTKFace", n=40, seed=2, defects=False)
+    ingest(root / "UTKFace", root / "labels.csv", root / "quality.json", 0.2, 0.2, 0)
+    save_model(build_model("compact", Recipe(), seed=0), root / "model.keras",
+               ModelInfo.for_family("compact", "float32"))
+    return root
+
+
+def _paths(root):
+    return ["--model", str(root / "model.keras"), "--source", str(root / "UTKFace"),
+            "--labels", str(root / "labels.csv"), "--split", "test"]
+
+
+def test_framing_benchmark_prints_each_framing_against_the_chips(tiny_project, capsys):
+    assert _load("framing").main(_paths(tiny_project)) == 0
+    out = capsys.readouterr().out
+    for name in ("chip", "shrink70_edge", "shrink70_black", "crop85"):
+        assert re.search(rf"^{name} +[\d.]+ +[+-][\d.]+ +[\d.]+% +[+-][\d.]+pt$", out, re.M), out
+    assert re.search(r"^chip +[\d.]+ +\+0\.00 ", out, re.M)
+
+
+def test_photo_canvas_benchmark_prints_each_detect_path(tiny_project, capsys):
+    # synthetic drawings are no faces for a real detector: this checks the benchmark runs and
+    # reports every path, found or not
+    assert _load("photo_canvas").main(_paths(tiny_project) + ["--size", "320x240"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^chip path \(detect=False on the chips\): age MAE [\d.]+, gender [\d.]+%$", out, re.M)
+    for name in ("mtcnn", "haar"):
+        assert re.search(rf"^{name} +[\d.]+% +\d+ +\d+ ", out, re.M), out
