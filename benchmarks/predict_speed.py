@@ -29,6 +29,7 @@ from PIL import Image  # noqa: E402
 from agegender.model.saved import ModelInfo  # noqa: E402
 from agegender.model.training import build_model  # noqa: E402
 from agegender.params import Recipe, load_params  # noqa: E402
+from agegender.prediction.faces import make_detector  # noqa: E402
 from agegender.prediction.predictor import Predictor  # noqa: E402
 
 
@@ -81,6 +82,8 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--tta", action="store_true", help="also predict each face mirrored")
     parser.add_argument("--workers", type=int, default=None, help="decoding threads (default: cores)")
+    parser.add_argument("--detectors", default="mtcnn,haar",
+                        help="face detectors to time on the photos, comma-separated")
     args = parser.parse_args(argv)
 
     if Path(args.model).is_file():
@@ -101,10 +104,11 @@ def main(argv=None) -> int:
             seconds, cores, records = timed(predictor, crops, detect=False)
             print(f"crops  (200x200 JPEG, --no-detect): {len(crops)} images in {seconds:.2f} s = "
                   f"{len(crops) / seconds:.1f} images/s, {cores:.2f} cores busy")
-        if args.photos:
+        for name in args.detectors.split(",") if args.photos else []:
+            predictor._detector = make_detector(name)
             seconds, cores, records = timed(predictor, photos, detect=True)
             faces = sum(1 for r in records if not r["error"])
-            print(f"photos (1280x720 JPEG, detection):  {len(photos)} images in {seconds:.2f} s = "
+            print(f"photos (1280x720 JPEG, {name} detection): {len(photos)} images in {seconds:.2f} s = "
                   f"{len(photos) / seconds:.1f} images/s, {faces / seconds:.1f} faces/s "
                   f"({faces} faces found), {cores:.2f} cores busy")
     return 0

@@ -2,12 +2,17 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
-from agegender import cli
-from agegender.prediction.faces import DETECTORS, make_detector
-from agegender.prediction.predictor import DEFAULT_MODEL, Predictor, write_records
+# before TensorFlow loads (with the predictor): its C++ warnings (MTCNN's networks log one for
+# every photo where a stage finds nothing) are no messages for the user; errors stay visible
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from agegender import cli  # noqa: E402
+from agegender.prediction.faces import DETECTORS, make_detector  # noqa: E402
+from agegender.prediction.predictor import DEFAULT_MODEL, Predictor, write_records  # noqa: E402
 
 log = logging.getLogger("predict")
 
