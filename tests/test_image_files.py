@@ -29,6 +29,7 @@ def test_take_views_and_concat_give_the_rows_of_the_arrays(tmp_path):
     rows = np.array([5, 3, 4, 3, 22, 0, -1])  # unsorted, repeated, consecutive, negative
     np.testing.assert_array_equal(files.take(rows), a[rows])
     view = files[np.array([7, 2, 9, 10])][1:]  # a view of a view
+    np.testing.assert_array_equal(files[a[:, 0, 0, 0] > 128].take([0, 1]), a[a[:, 0, 0, 0] > 128][:2])
     np.testing.assert_array_equal(view.take([2, 0, 1]), a[[10, 2, 9]])
     both = ImageFiles.concat([files[::2], ImageFiles([pb])])
     expected = np.concatenate([a[::2], b])

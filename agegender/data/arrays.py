@@ -73,10 +73,15 @@ class ImageFiles:
         return idx if self._rows is None else self._rows[idx]
 
     def __getitem__(self, key) -> ImageFiles:
-        """A view of some rows: ``key`` a slice or a 1-D sequence of row indices (no pixels read)."""
+        """A view of some rows: ``key`` a slice, a 1-D sequence of row indices or a boolean mask
+        (N,) (no pixels read)."""
         if isinstance(key, (int, np.integer, tuple)):
             raise TypeError("index ImageFiles by a slice or an array of rows; read rows with take()")
-        rows = np.arange(len(self))[key] if isinstance(key, slice) else key
+        rows = np.arange(len(self))[key] if isinstance(key, slice) else np.asarray(key)
+        if rows.dtype == bool:
+            if rows.shape != (len(self),):
+                raise IndexError(f"boolean mask of shape {rows.shape} for {len(self)} images")
+            rows = np.flatnonzero(rows)
         view = copy.copy(self)
         view._rows = self._global(rows)
         return view
