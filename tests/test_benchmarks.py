@@ -72,3 +72,22 @@ def test_photo_canvas_benchmark_prints_each_detect_path(tiny_project, capsys):
     assert re.search(r"^chip path \(detect=False on the chips\): age MAE [\d.]+, gender [\d.]+%$", out, re.M)
     for name in ("mtcnn", "haar"):
         assert re.search(rf"^{name} +[\d.]+% +\d+ +\d+ ", out, re.M), out
+
+
+@pytest.mark.slow
+def test_data_benchmark_prints_rates_both_ways_and_peak_rss_by_split_size(capsys):
+    # tiny: 48 random images for the speed comparison, 1 MB and 2 MB splits for the memory runs
+    bench = _load("data_bench")
+    bench.speed(None, n_images=48, rounds=1, batch_size=16)
+    bench.memory([0.001, 0.002], in_memory_up_to_gb=0.001, batch_size=64, tmp_dir=None)
+    out = capsys.readouterr().out
+    assert re.search(r"^cpu: .+, \d+ cores$", out, re.M)
+    rates = re.findall(r"^    (in memory|from disk)\s+([\d.]+) images/s", out, re.M)
+    assert [r[0] for r in rates] == ["in memory", "from disk"] * 2  # pipeline alone, training
+    assert all(float(r[1]) > 0 for r in rates)
+    assert len(re.findall(r"from disk / in memory: [\d.]+", out)) == 2
+    rows = re.findall(r"^\s+([\d.]+) GB\s+(\d+)\s+(from disk|mmap|in memory)\s+([\d.]+)\s+(\d+)\s+"
+                      r"(\d+)\s+(\d+)", out, re.M)
+    assert [r[2] for r in rows] == ["from disk", "mmap", "in memory", "from disk", "mmap"]
+    assert [int(r[1]) for r in rows] == [64, 64, 64, 128, 128]  # 1 MB, 2 MB of 72x72x3 images
+    assert all(int(r[6]) > 0 for r in rows)  # a peak RSS was read back from each child

@@ -3,9 +3,14 @@
 For each split, ``{split}_images.npy`` (N, size, size, channels) uint8 and ``{split}_labels.npy``
 (N, 3) int16 with columns age, gender, race, in ``labels.csv`` row order, plus ``profile.json``
 saying which profile the arrays hold.
+
+Images are never held whole in memory: preprocess writes each decoded image to its row of the
+file, and training, evaluation and k-fold read them back a batch at a time (:class:`ImageFiles`).
+Labels (6 bytes a face) are loaded whole.
 """
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -24,35 +29,208 @@ LABEL_COLUMNS = ["age", "gender", "race"]
 log = logging.getLogger(__name__)
 
 
+class ImageFiles:
+    """uint8 images (N, S, S, C): the rows of one or more ``.npy`` files, one after another (or a
+    chosen subset of them), read from disk only when :meth:`take` asks for them.
+
+    Reads are positioned reads (``os.preadv``) into a fresh array, not a memory map: the pages read
+    stay in the kernel's page cache, which the process' RSS does not count (a memory map's touched
+    pages would count, as ``RssFile``, up to the whole file). ``images[rows]`` and
+    :meth:`concat` make new views over the same files without reading or copying pixels.
+    """
+
+    def __init__(self, paths):
+        self.paths = [Path(p) for p in paths]
+        layouts = [_npy_layout(p) for p in self.paths]
+        shapes = {shape[1:] for _, shape in layouts}
+        if len(shapes) != 1:
+            raise ValueError(f"image files of different shapes: {dict(zip(map(str, self.paths), shapes))}")
+        self.row_shape = shapes.pop()
+        self._row_bytes = int(np.prod(self.row_shape))
+        self._offsets = [offset for offset, _ in layouts]  # bytes before row 0 of each file
+        self._starts = np.cumsum([0] + [shape[0] for _, shape in layouts])  # first row of each file
+        self._rows = None  # rows of the files this view holds, in order; None: all of them
+
+    dtype = np.dtype(np.uint8)
+    ndim = 4
+
+    def __len__(self) -> int:
+        return int(self._starts[-1]) if self._rows is None else len(self._rows)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (len(self), *self.row_shape)
+
+    def __repr__(self) -> str:
+        return f"ImageFiles({[str(p) for p in self.paths]}, shape={self.shape})"
+
+    def _global(self, indices) -> np.ndarray:
+        """Rows of this view -> rows of the files, as int64 (IndexError when out of range)."""
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if idx.size and (idx.min() < -len(self) or idx.max() >= len(self)):
+            raise IndexError(f"row index out of range for {len(self)} images")
+        idx = np.where(idx < 0, idx + len(self), idx)
+        return idx if self._rows is None else self._rows[idx]
+
+    def __getitem__(self, key) -> ImageFiles:
+        """A view of some rows: ``key`` a slice, a 1-D sequence of row indices or a boolean mask
+        (N,) (no pixels read)."""
+        if isinstance(key, (int, np.integer, tuple)):
+            raise TypeError("index ImageFiles by a slice or an array of rows; read rows with take()")
+        rows = np.arange(len(self))[key] if isinstance(key, slice) else np.asarray(key)
+        if rows.dtype == bool:
+            if rows.shape != (len(self),):
+                raise IndexError(f"boolean mask of shape {rows.shape} for {len(self)} images")
+            rows = np.flatnonzero(rows)
+        view = copy.copy(self)
+        view._rows = self._global(rows)
+        return view
+
+    def take(self, indices) -> np.ndarray:
+        """The images at ``indices`` (B,) of this view, uint8 (B, S, S, C), in the order asked.
+
+        Rows are read in file order, a run of consecutive rows in one read, then put in order."""
+        rows = self._global(indices)
+        order = np.argsort(rows, kind="stable")
+        rows = rows[order]
+        out = np.empty((len(rows), *self.row_shape), dtype=np.uint8)
+        flat = out.reshape(len(rows), -1)
+        file_of = np.searchsorted(self._starts, rows, side="right") - 1
+        breaks = np.flatnonzero((np.diff(rows) != 1) | (np.diff(file_of) != 0)) + 1
+        fds = {}
+        try:
+            for a, b in zip(np.r_[0, breaks], np.r_[breaks, len(rows)]):
+                f = int(file_of[a])
+                if f not in fds:
+                    fds[f] = os.open(self.paths[f], os.O_RDONLY)
+                offset = self._offsets[f] + int(rows[a] - self._starts[f]) * self._row_bytes
+                _read_into(fds[f], memoryview(flat[a:b]).cast("B"), offset, self.paths[f])
+        finally:
+            for fd in fds.values():
+                os.close(fd)
+        if (order == np.arange(len(order))).all():
+            return out
+        result = np.empty_like(out)
+        result[order] = out
+        return result
+
+    @classmethod
+    def concat(cls, parts: list[ImageFiles]) -> ImageFiles:
+        """The rows of ``parts`` one after another, as one view (no pixels read or copied)."""
+        if not all(isinstance(p, ImageFiles) for p in parts):
+            raise TypeError("ImageFiles.concat joins ImageFiles only")
+        joined = cls([p for part in parts for p in part.paths])
+        rows, base, subset = [], 0, False
+        for part in parts:
+            rows.append(base + (np.arange(len(part)) if part._rows is None else part._rows))
+            subset |= part._rows is not None
+            base += int(part._starts[-1])
+        joined._rows = np.concatenate(rows) if subset else None
+        return joined
+
+
+def concat_images(parts: list) -> np.ndarray | ImageFiles:
+    """Images (N_i, S, S, C) one after another: arrays are concatenated, :class:`ImageFiles`
+    joined as a view."""
+    if all(isinstance(p, np.ndarray) for p in parts):
+        return np.concatenate(parts)
+    return ImageFiles.concat(parts)
+
+
+def image_chunks(images: np.ndarray | ImageFiles, rows: int = 4096):
+    """The images in order, ``rows`` at a time, as C-contiguous uint8 arrays (e.g. to hash them)."""
+    for start in range(0, len(images), rows):
+        stop = min(start + rows, len(images))
+        if isinstance(images, np.ndarray):
+            yield np.ascontiguousarray(images[start:stop])
+        else:
+            yield images.take(np.arange(start, stop))
+
+
+def _npy_layout(path: Path) -> tuple[int, tuple[int, ...]]:
+    """(bytes before the data, shape) of a C-order uint8 ``.npy`` file."""
+    readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+    with open(path, "rb") as f:
+        version = np.lib.format.read_magic(f)
+        shape, fortran, dtype = readers[version](f)
+        offset = f.tell()
+    if dtype != np.uint8 or fortran or len(shape) != 4:
+        raise ValueError(f"{path}: expected C-order uint8 images (N, S, S, C), got {dtype} {shape}")
+    if os.path.getsize(path) != offset + int(np.prod(shape)):
+        raise SourceError(f"{path} is truncated: run the preprocess stage again")
+    return offset, tuple(shape)
+
+
+def _read_into(fd: int, buf: memoryview, offset: int, path: Path) -> None:
+    done = 0
+    while done < len(buf):
+        n = os.preadv(fd, [buf[done:]], offset + done)
+        if n == 0:
+            raise SourceError(f"{path} ended early: run the preprocess stage again")
+        done += n
+
+
+def _write_at(fd: int, arr: np.ndarray, position: int) -> None:
+    data = memoryview(arr).cast("B")
+    while data:  # pwrite may write less than asked
+        written = os.pwrite(fd, data, position)
+        data, position = data[written:], position + written
+
+
+def _create_npy(path: Path, shape: tuple[int, ...]) -> int:
+    """Write the header ``np.save`` writes for uint8 ``shape`` and size the file (zeros, sparse);
+    returns the data's offset."""
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": False,
+              "shape": tuple(shape)}
+    with open(path, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, header)
+        offset = f.tell()
+        f.truncate(offset + int(np.prod(shape)))
+    return offset
+
+
 def _decode(job: tuple[str, bytes, Profile]) -> tuple[str, np.ndarray]:
     name, data, profile = job
     return name, load_array(data, profile, name)
 
 
-def build_arrays(source: str | Path, labels: pd.DataFrame, profile: Profile,
-                 workers: int | None = None) -> dict[str, np.ndarray]:
-    """Decode every image named in ``labels`` into one uint8 array per split.
+def build_arrays(source: str | Path, labels: pd.DataFrame, profile: Profile, out_dir: str | Path,
+                 workers: int | None = None) -> None:
+    """Decode every image named in ``labels`` into ``out_dir/{split}_images.npy``, rows in
+    ``labels`` order, each image written to its row as it is decoded (memory does not grow with
+    the data). The files are byte for byte what ``np.save`` of the whole array writes.
 
-    Returns ``{split: images}`` with rows in ``labels`` order. Uses ``workers`` processes
-    (default: all cores). Raises ``SourceError`` naming files listed in ``labels`` but not in ``source``.
+    Uses ``workers`` processes (default: all cores). Raises ``SourceError`` naming files listed in
+    ``labels`` but not in ``source``.
     """
     wanted = set(labels["file"])
-    position = {name: i for i, name in enumerate(labels["file"])}
-    out = np.zeros((len(labels), *profile.shape), dtype=np.uint8)
-    seen = set()
-    workers = workers or os.cpu_count() or 1
-    jobs = ((name, data, profile) for name, data in iter_images(source, wanted))
-    with Pool(workers) as pool:
-        for name, arr in tqdm(pool.imap(_decode, jobs, chunksize=64), total=len(wanted),
-                              desc=f"preprocess {profile.name}", unit="img", mininterval=2,
-                              disable=not log.isEnabledFor(logging.INFO)):
-            out[position[name]] = arr
-            seen.add(name)
+    out, where = {}, {}  # split -> (fd, data offset); file name -> (split, row)
+    try:
+        for split in SPLITS:
+            names = labels.loc[labels["split"] == split, "file"]
+            where.update((name, (split, row)) for row, name in enumerate(names))
+            path = Path(out_dir) / f"{split}_images.npy"
+            offset = _create_npy(path, (len(names), *profile.shape))
+            out[split] = os.open(path, os.O_WRONLY), offset
+        seen = set()
+        workers = workers or os.cpu_count() or 1
+        jobs = ((name, data, profile) for name, data in iter_images(source, wanted))
+        with Pool(workers) as pool:
+            for name, arr in tqdm(pool.imap(_decode, jobs, chunksize=64), total=len(wanted),
+                                  desc=f"preprocess {profile.name}", unit="img", mininterval=2,
+                                  disable=not log.isEnabledFor(logging.INFO)):
+                seen.add(name)
+                if name in where:
+                    split, row = where[name]
+                    fd, offset = out[split]
+                    _write_at(fd, np.ascontiguousarray(arr, dtype=np.uint8), offset + row * arr.size)
+    finally:
+        for fd, _ in out.values():
+            os.close(fd)
     missing = wanted - seen
     if missing:
         raise SourceError(f"{len(missing)} files listed in the labels are not in {source}, "
                           f"e.g. {sorted(missing)[:3]}: run ingest again on this source")
-    return {split: out[(labels["split"] == split).to_numpy()] for split in SPLITS}
 
 
 def write_arrays(source: str | Path, labels_csv: str | Path, out_dir: str | Path,
@@ -60,13 +238,12 @@ def write_arrays(source: str | Path, labels_csv: str | Path, out_dir: str | Path
     """Build the arrays of ``profile_name`` for every split into ``out_dir``; returns profile.json's content."""
     profile = get_profile(profile_name)
     labels = pd.read_csv(labels_csv)
-    arrays = build_arrays(source, labels, profile)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    build_arrays(source, labels, profile, out_dir)
     counts = {}
     for split in SPLITS:
         rows = labels[labels["split"] == split]
-        np.save(out_dir / f"{split}_images.npy", arrays[split])
         np.save(out_dir / f"{split}_labels.npy", rows[LABEL_COLUMNS].to_numpy(dtype=np.int16))
         counts[split] = len(rows)
     meta = {"profile": profile.name, "shape": list(profile.shape), "counts": counts}
@@ -74,10 +251,11 @@ def write_arrays(source: str | Path, labels_csv: str | Path, out_dir: str | Path
     return meta
 
 
-def load_split(data_dir: str | Path, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """Return (images uint8 (N,S,S,C), labels int16 (N,3) [age, gender, race]) of one cached split."""
+def load_split(data_dir: str | Path, split: str) -> tuple[ImageFiles, np.ndarray]:
+    """Return (images uint8 (N,S,S,C) read from disk on demand, labels int16 (N,3) [age, gender,
+    race]) of one cached split."""
     data_dir = Path(data_dir)
     path = data_dir / f"{split}_images.npy"
     if not path.is_file():
         raise SourceError(f"cached arrays not found: {path} (run the preprocess stage: dvc repro preprocess)")
-    return np.load(path), np.load(data_dir / f"{split}_labels.npy")
+    return ImageFiles([path]), np.load(data_dir / f"{split}_labels.npy")

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from agegender.data.arrays import LABEL_COLUMNS, load_split
+from agegender.data.arrays import LABEL_COLUMNS, ImageFiles, load_split
 from agegender.data.ingest import stratified_split
 from agegender.params import Params
 
@@ -52,21 +52,22 @@ def assign_folds(n_rows: int, n_folds: int, shuffle: bool = True, seed: int = 42
     return folds
 
 
-def pool(data_dir, labels_csv) -> tuple[np.ndarray, pd.DataFrame]:
-    """The train + val images of the main split and their label rows, in the same order."""
+def pool(data_dir, labels_csv) -> tuple[ImageFiles, pd.DataFrame]:
+    """The train + val images of the main split (read from disk on demand) and their label rows,
+    in the same order."""
     labels = pd.read_csv(labels_csv)
     images, rows = [], []
     for split in ("train", "val"):
         images.append(load_split(data_dir, split)[0])
         rows.append(labels[labels["split"] == split])
     meta = pd.concat(rows, ignore_index=True)
-    images = np.concatenate(images)
+    images = ImageFiles.concat(images)  # one view over both files: nothing read yet
     if len(images) != len(meta):
         raise ValueError(f"{len(images)} cached images but {len(meta)} train/val rows in {labels_csv}")
     return images, meta
 
 
-def run_fold(params: Params, k: int, images: np.ndarray, meta: pd.DataFrame, folds: np.ndarray,
+def run_fold(params: Params, k: int, images: ImageFiles, meta: pd.DataFrame, folds: np.ndarray,
              out_dir: Path) -> dict:
     """Train on every fold but ``k`` and score on fold ``k``; write the fold's metrics,
     predictions and DVCLive logs under ``out_dir``. Returns the fold's metrics."""

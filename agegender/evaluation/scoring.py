@@ -45,7 +45,7 @@ def score(df: pd.DataFrame, age_output: AgeOutput) -> dict:
     return metrics
 
 
-def evaluate_model(model, age_output: AgeOutput, images: np.ndarray, labels: pd.DataFrame,
+def evaluate_model(model, age_output: AgeOutput, images, labels: pd.DataFrame,
                    batch_size: int, tta_flip: bool, min_group_size: int) -> tuple[pd.DataFrame, dict, dict]:
     """Predict ``images`` (N, S, S, C) uint8 whose label rows are ``labels`` (same order) and score
     them. Returns (predictions table, metrics with ``fairness`` and ``test_images``, full breakdown).

@@ -1,4 +1,5 @@
-"""``tf.data`` input pipelines over the cached uint8 arrays of the preprocess stage."""
+"""``tf.data`` input pipelines over the cached uint8 arrays of the preprocess stage, in memory
+(``np.ndarray``) or read from disk a batch at a time (``agegender.data.arrays.ImageFiles``)."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,13 +8,20 @@ import tensorflow as tf
 from agegender.model.targets import AgeOutput
 
 
-def targets(labels: np.ndarray, age_output: AgeOutput) -> dict[str, np.ndarray]:
-    """Label rows (N, 3) [age, gender, race] -> Keras targets ``{"age": ..., "gender": (N, 1)}``."""
-    return {"age": age_output.encode(labels[:, 0]),
-            "gender": labels[:, 1:2].astype(np.float32)}
+def targets(labels: np.ndarray, age_output: AgeOutput, chunk: int = 65536) -> dict[str, np.ndarray]:
+    """Label rows (N, 3) [age, gender, race] -> Keras targets ``{"age": ..., "gender": (N, 1)}``.
+
+    Ages are encoded ``chunk`` rows at a time (each row's encoding depends on its own age only), so
+    the encoder's float64 temporaries do not grow with N."""
+    first = age_output.encode(labels[:chunk, 0])
+    age = np.empty((len(labels), *first.shape[1:]), dtype=first.dtype)
+    age[:chunk] = first
+    for start in range(chunk, len(labels), chunk):
+        age[start:start + chunk] = age_output.encode(labels[start:start + chunk, 0])
+    return {"age": age, "gender": labels[:, 1:2].astype(np.float32)}
 
 
-def make_dataset(images: np.ndarray, target: dict[str, np.ndarray] | None, batch_size: int,
+def make_dataset(images, target: dict[str, np.ndarray] | None, batch_size: int,
                  shuffle: bool = False, seed: int = 0,
                  sample_weight: dict[str, np.ndarray] | None = None,
                  mixup_alpha: float = 0.0, epochs: range | None = None) -> tf.data.Dataset:
@@ -30,10 +38,22 @@ def make_dataset(images: np.ndarray, target: dict[str, np.ndarray] | None, batch
     ``(seed, epoch)`` alone: epoch k gets the same order (and mixup draws) whether training started
     at 0 or resumed at k; fit it with ``steps_per_epoch``. Pixels stay uint8 until the network's own
     rescaling layer, which keeps the in-memory cache four times smaller.
+
+    ``images`` (N, S, S, C) uint8 is an array held in memory, or anything else with ``len``,
+    ``shape`` and ``take(indices) -> (B, S, S, C) uint8`` (``ImageFiles``), read a batch at a
+    time: the batches are the same either way, bit for bit.
     """
     if mixup_alpha < 0 or (mixup_alpha and target is None):
         raise ValueError(f"mixup_alpha={mixup_alpha}: mixup needs alpha >= 0 and targets to blend")
-    images = tf.convert_to_tensor(images)  # captured by reference, not copied into the graph
+    if isinstance(images, np.ndarray):
+        pixels = tf.convert_to_tensor(images)  # captured by reference, not copied into the graph
+
+        def fetch(i):
+            return tf.gather(pixels, i)
+    else:  # read each batch's rows from disk
+        def fetch(i):
+            x = tf.numpy_function(images.take, [i], tf.uint8, stateful=False)
+            return tf.ensure_shape(x, (None, *images.shape[1:]))
     target = None if target is None else {k: tf.convert_to_tensor(v) for k, v in target.items()}
     weight = (None if sample_weight is None
               else {k: tf.convert_to_tensor(v, dtype=tf.float32) for k, v in sample_weight.items()})
@@ -61,7 +81,7 @@ def make_dataset(images: np.ndarray, target: dict[str, np.ndarray] | None, batch
                 seed=seed, rerandomize_each_iteration=True).map(lambda r: tf.stack([r, seed])))
 
     def gather(i, batch_seed=None):
-        x = tf.gather(images, i)
+        x = fetch(i)
         if target is None:
             return x
         y = {k: tf.gather(v, i) for k, v in target.items()}

@@ -2,20 +2,23 @@
 from __future__ import annotations
 
 import numpy as np
+import tensorflow as tf
 
 from agegender.model.datasets import make_dataset
 from agegender.model.targets import AgeOutput
 
 
-def predict_outputs(model, images: np.ndarray, batch_size: int = 256,
+def predict_outputs(model, images, batch_size: int = 256,
                     tta_flip: bool = False) -> dict[str, np.ndarray]:
-    """Raw network outputs for uint8 images (N, S, S, C): ``{"age": (N, units), "gender": (N,)}``.
+    """Raw network outputs for uint8 images (N, S, S, C) (an array or ``ImageFiles``):
+    ``{"age": (N, units), "gender": (N,)}``.
 
     With ``tta_flip`` each face is also predicted mirrored and the two outputs are averaged.
     """
     out = model.predict(make_dataset(images, None, batch_size), verbose=0)
-    if tta_flip:
-        mirrored = model.predict(make_dataset(images[:, :, ::-1], None, batch_size), verbose=0)
+    if tta_flip:  # mirrored batch by batch (axis 2: width), never as a copy of all the images
+        mirrored = make_dataset(images, None, batch_size).map(lambda x: tf.reverse(x, axis=[2]))
+        mirrored = model.predict(mirrored, verbose=0)
         out = {k: (out[k] + mirrored[k]) / 2.0 for k in out}
     return {"age": np.asarray(out["age"]), "gender": np.asarray(out["gender"]).reshape(-1)}
 

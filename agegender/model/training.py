@@ -24,6 +24,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from agegender.data.arrays import concat_images, image_chunks
 from agegender.data.images import get_profile
 from agegender.live import read_live_metric
 from agegender.model import hardware, networks
@@ -125,7 +126,7 @@ def compile_model(model: keras.Model, family: Family, recipe: Recipe, steps_per_
     )
 
 
-def training_dataset(family: Family, recipe: Recipe, images: np.ndarray, labels: np.ndarray,
+def training_dataset(family: Family, recipe: Recipe, images, labels: np.ndarray,
                      seed: int, epochs: range) -> tf.data.Dataset:
     """Shuffled training batches of (images, targets[, weights]) for uint8 images (N, S, S, C) and
     label rows (N, 3) [age, gender, race]: the recipe's batch size, class balance and mixup, for
@@ -190,7 +191,7 @@ class Setup:
     family: Family
     recipe: Recipe
     model: keras.Model
-    train_split: tuple[np.ndarray, np.ndarray]  # after subsampling (and, in a final fit, + val)
+    train_split: tuple  # (images, labels) after subsampling (and, in a final fit, + val)
     val_data: tf.data.Dataset | None
     seed: int
     steps_per_epoch: int
@@ -215,7 +216,8 @@ def setup_training(family_name: str, recipe: Recipe, seed: int, train: tuple[np.
     becomes a model, an optimizer and input pipelines (train stage, k-fold and benchmarks all come
     through here).
 
-    ``train`` and ``val`` are (uint8 images (N, S, S, C), labels (N, 3) [age, gender, race]).
+    ``train`` and ``val`` are (uint8 images (N, S, S, C), labels (N, 3) [age, gender, race]);
+    the images an array or ``ImageFiles`` (read from disk a batch at a time, never copied whole).
     With ``final_fit`` val joins the training data and no validation data is returned.
     ``strategy`` names a :func:`agegender.model.hardware.make_strategy` choice; the recipe's
     ``batch_size`` is the global batch, split across its replicas.
@@ -229,7 +231,7 @@ def setup_training(family_name: str, recipe: Recipe, seed: int, train: tuple[np.
     if val is not None:
         val = subsample(*val, recipe.max_val_images, seed + 1)
     if recipe.final_fit and val is not None:
-        x_train, y_train = np.concatenate([x_train, val[0]]), np.concatenate([y_train, val[1]])
+        x_train, y_train = concat_images([x_train, val[0]]), np.concatenate([y_train, val[1]])
         val = None
     val_data = None if val is None else make_dataset(val[0], targets(val[1], family.age_output),
                                                      recipe.batch_size)
@@ -349,8 +351,10 @@ def _fingerprint(setup: Setup) -> str:
     digest = hashlib.sha256(json.dumps(
         [setup.family.name, setup.recipe.model_dump(), setup.seed, setup.precision,
          setup.strategy.num_replicas_in_sync], sort_keys=True).encode())
-    for array in setup.train_split:
-        digest.update(np.ascontiguousarray(array).data)
+    images, labels = setup.train_split
+    for chunk in image_chunks(images):  # the same digest as of the whole array, read in parts
+        digest.update(chunk.data)
+    digest.update(np.ascontiguousarray(labels).data)
     return digest.hexdigest()
 
 
