@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from agegender.prediction.faces import (CHIP_LANDMARKS, CHIP_PIXELS, Box, Face, MtcnnDetector,
+from agegender.prediction.faces import (ALIGN_TEMPLATE, CHIP_PIXELS, Box, Face, MtcnnDetector,
                                         aligned_chip, cut_face, make_detector, similarity_transform)
 
 
@@ -38,7 +38,7 @@ def _dots_photo(m, size=(900, 700)):
     """A grey photo with five coloured dots where ``m`` puts the chip landmarks."""
     img = np.full((size[1], size[0], 3), 90, np.uint8)
     colours = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (0, 255, 255)]
-    points = _apply(m, CHIP_LANDMARKS * CHIP_PIXELS)
+    points = _apply(m, ALIGN_TEMPLATE * CHIP_PIXELS)
     yy, xx = np.mgrid[:size[1], :size[0]]
     for (x, y), colour in zip(points, colours):
         img[(xx - x) ** 2 + (yy - y) ** 2 <= 36] = colour
@@ -53,7 +53,7 @@ def test_aligned_chip_puts_the_landmarks_where_utkface_has_them(angle, scale):
     photo, points, colours = _dots_photo(m)
     chip = np.asarray(aligned_chip(photo, points)).astype(int)
     assert chip.shape == (CHIP_PIXELS, CHIP_PIXELS, 3)
-    for (x, y), colour in zip(CHIP_LANDMARKS * CHIP_PIXELS, colours):
+    for (x, y), colour in zip(ALIGN_TEMPLATE * CHIP_PIXELS, colours):
         near = np.abs(chip - colour).sum(axis=2) < 120
         assert near.any(), f"dot {colour} lost"
         cy, cx = np.argwhere(near).mean(axis=0)
