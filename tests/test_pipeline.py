@@ -34,8 +34,11 @@ def project(tmp_path):
         shutil.copy(ROOT / item, proj / item)
     for package in ("stages", "agegender"):  # `python -m stages.X` in proj imports proj's copy
         shutil.copytree(ROOT / package, proj / package, ignore=shutil.ignore_patterns("__pycache__"))
-    (proj / "kfold").mkdir()
-    shutil.copy(ROOT / "kfold" / "dvc.yaml", proj / "kfold" / "dvc.yaml")
+    for pipeline in ("kfold", "external"):
+        (proj / pipeline).mkdir()
+        shutil.copy(ROOT / pipeline / "dvc.yaml", proj / pipeline / "dvc.yaml")
+    (proj / "data" / "extra").mkdir(parents=True)
+    shutil.copy(ROOT / "data" / "extra" / "README.md", proj / "data" / "extra" / "README.md")
     make_utkface(proj / "data" / "raw" / "UTKFace", n=80, seed=1)
     params = yaml.safe_load((proj / "params.yaml").read_text())
     params["data"]["source"] = "data/raw/UTKFace"
