@@ -17,10 +17,14 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow  # each test runs DVC pipelines that train
 
 
+def _env():
+    """This interpreter's bin folder first on PATH (DVC runs `python`, queue workers `dvc`)."""
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+            "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
 def _run(cmd, cwd):
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "TF_CPP_MIN_LOG_LEVEL": "2"}
-    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    result = subprocess.run(cmd, cwd=cwd, env=_env(), capture_output=True, text=True)
     assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return result.stdout + result.stderr
 
