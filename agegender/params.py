@@ -119,6 +119,16 @@ class Recipe(_Section):
 
 class Data(_Section):
     source: str  # UTKFace.tar.gz or the unpacked folder
+    # a folder of labelled sets of your own (each a folder with labels.csv: file,age,gender[,race]),
+    # added to UTKFace (agegender/data/labelled.py); null = UTKFace alone
+    extra: str | None = None
+
+
+class External(_Section):
+    """The optional ``evaluate_external`` stage (external/dvc.yaml): scores the trained model on one
+    labelled set of whole photos or crops, through the predictor's face finding."""
+    source: str = "data/external"  # a folder with labels.csv and the images it names
+    detect: bool = True  # find the faces (as the predictor does); false: each image is a crop
 
 
 class Split(_Section):
@@ -165,6 +175,7 @@ class Params(_Section):
     models: dict[str, Recipe] = {}
     evaluate: Evaluate = Evaluate()
     kfold: KFold = KFold()
+    external: External = External()
 
     @model_validator(mode="before")
     @classmethod

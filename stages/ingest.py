@@ -1,4 +1,5 @@
-"""DVC stage ingest: UTKFace file names -> labels CSV with the split, and the data-quality report."""
+"""DVC stage ingest: UTKFace file names (and the labelled sets under data.extra) -> labels CSV with
+the split, and the data-quality report."""
 import sys
 
 from agegender import cli
@@ -16,7 +17,7 @@ def main(argv=None) -> int:
     params = load_params(args.params)
     s = params.split
     report = ingest(params.data.source, args.labels_out, args.report_out, s.val_fraction,
-                    s.test_fraction, s.seed)
+                    s.test_fraction, s.seed, extra=params.data.extra)
     print(f"ingest: kept {report['images_kept']} of {report['images_seen']} images; "
           f"skipped {report['skipped_by_reason']}; split {report['split_counts']}")
     return 0

@@ -15,7 +15,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     cli.setup_logging(args)
     params = load_params(args.params)
-    meta = write_arrays(params.data.source, args.labels, args.out_dir, get_family(params.model).profile)
+    meta = write_arrays(params.data.source, args.labels, args.out_dir, get_family(params.model).profile,
+                        extra=params.data.extra)
     print(f"preprocess: {meta}")
     return 0
 

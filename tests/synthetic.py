@@ -51,3 +51,23 @@ def make_utkface(folder: str | Path, n: int = 60, seed: int = 0, defects: bool =
         (folder / dup).write_bytes((folder / written["valid"][1]).read_bytes())
         written["duplicate"] = [dup]
     return written
+
+
+def make_labelled(folder: str | Path, n: int = 12, seed: int = 0, race: bool = True) -> list[dict]:
+    """Write a labelled set: ``n`` synthetic faces under ``folder/img/`` and ``folder/labels.csv``
+    (file,age,gender[,race]; gender as words). Returns the rows written."""
+    folder = Path(folder)
+    (folder / "img").mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        age, gender = int(rng.integers(1, 90)), i % 2
+        face(age, gender, rng).save(folder / "img" / f"{i:04d}.jpg", quality=90)
+        row = {"file": f"img/{i:04d}.jpg", "age": age, "gender": ("male", "female")[gender]}
+        if race:
+            row["race"] = int(rng.integers(0, 5))
+        rows.append(row)
+    columns = ["file", "age", "gender"] + (["race"] if race else [])
+    lines = [",".join(columns)] + [",".join(str(r[c]) for c in columns) for r in rows]
+    (folder / "labels.csv").write_text("\n".join(lines) + "\n")
+    return rows

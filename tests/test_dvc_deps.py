@@ -1,6 +1,6 @@
 """dvc.yaml knows every file of code a stage runs, so `dvc repro` misses no change.
 
-For each stage of dvc.yaml and kfold/dvc.yaml, the project modules its command imports
+For each stage of dvc.yaml, kfold/dvc.yaml and external/dvc.yaml, the project modules its command imports
 (transitively, function-level imports and packages' ``__init__`` files included) must each lie
 under one of the stage's declared deps. The end-to-end test (test_pipeline.py) then edits the bins
 module in a copy and checks that ``dvc status`` reports the stages that run it.
@@ -79,7 +79,7 @@ def _lookup(params: dict, key: str) -> str:
     return str(value)
 
 
-ALL_STAGES = [*stages("dvc.yaml"), *stages("kfold/dvc.yaml")]
+ALL_STAGES = [*stages("dvc.yaml"), *stages("kfold/dvc.yaml"), *stages("external/dvc.yaml")]
 
 
 @pytest.mark.parametrize("stage, entry, deps", ALL_STAGES, ids=[s[0] for s in ALL_STAGES])

@@ -1,5 +1,6 @@
 """params.yaml is read and validated once: unknown keys and wrong types are refused by name, a
 setting that would change nothing is refused, and every `-S` the docs show is a real setting."""
+import itertools
 import re
 from pathlib import Path
 
@@ -102,19 +103,24 @@ def documented_overrides() -> list[tuple[str, list[tuple[str, str]]]]:
 @pytest.mark.parametrize("where, sets", documented_overrides(), ids=lambda v: str(v)[:60])
 def test_every_documented_override_names_a_real_setting_that_takes_effect(where, sets):
     """Applying the command's -S values to params.yaml gives valid params in which each value
-    reaches the recipe or section it names (placeholders like /path/to/file.h5 are fine)."""
-    raw = raw_params()
-    for key, value in sets:
-        node = raw
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = yaml.safe_load(value)
-    params = parse_params(raw)
-    for key, value in sets:
-        if key.startswith("models."):
-            family = key.split(".")[1]
-            assert family == params.model, f"{where}: -S {key} changes a model that is not in use"
+    reaches the recipe or section it names (placeholders like /path/to/file.h5 are fine). A
+    comma-separated value is a sweep (`dvc exp run --queue`, docs/experiments.md): every
+    combination of the grid is checked."""
+    choices = [[(key, v) for v in (value.split(",") if value[0] not in "[{" else [value])]
+               for key, value in sets]
+    for combination in itertools.product(*choices):
+        raw = raw_params()
+        for key, value in combination:
+            node = raw
+            *parents, leaf = key.split(".")
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[leaf] = yaml.safe_load(value)
+        params = parse_params(raw)
+        for key, value in combination:
+            if key.startswith("models."):
+                family = key.split(".")[1]
+                assert family == params.model, f"{where}: -S {key} changes a model that is not in use"
 
 
 def test_docs_show_overrides_at_all():

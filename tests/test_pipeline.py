@@ -17,10 +17,14 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow  # each test runs DVC pipelines that train
 
 
+def _env():
+    """This interpreter's bin folder first on PATH (DVC runs `python`, queue workers `dvc`)."""
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+            "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
 def _run(cmd, cwd):
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "TF_CPP_MIN_LOG_LEVEL": "2"}
-    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    result = subprocess.run(cmd, cwd=cwd, env=_env(), capture_output=True, text=True)
     assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return result.stdout + result.stderr
 
@@ -34,8 +38,11 @@ def project(tmp_path):
         shutil.copy(ROOT / item, proj / item)
     for package in ("stages", "agegender"):  # `python -m stages.X` in proj imports proj's copy
         shutil.copytree(ROOT / package, proj / package, ignore=shutil.ignore_patterns("__pycache__"))
-    (proj / "kfold").mkdir()
-    shutil.copy(ROOT / "kfold" / "dvc.yaml", proj / "kfold" / "dvc.yaml")
+    for pipeline in ("kfold", "external"):
+        (proj / pipeline).mkdir()
+        shutil.copy(ROOT / pipeline / "dvc.yaml", proj / pipeline / "dvc.yaml")
+    (proj / "data" / "extra").mkdir(parents=True)
+    shutil.copy(ROOT / "data" / "extra" / "README.md", proj / "data" / "extra" / "README.md")
     make_utkface(proj / "data" / "raw" / "UTKFace", n=80, seed=1)
     params = yaml.safe_load((proj / "params.yaml").read_text())
     params["data"]["source"] = "data/raw/UTKFace"

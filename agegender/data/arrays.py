@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from agegender.data import labelled
 from agegender.data.images import Profile, get_profile, load_array
 from agegender.data.ingest import SPLITS
 from agegender.data.source import SourceError, iter_images
@@ -194,14 +195,25 @@ def _decode(job: tuple[str, bytes, Profile]) -> tuple[str, np.ndarray]:
     return name, load_array(data, profile, name)
 
 
+def _images(source, extra, wanted: set[str]):
+    """UTKFace's wanted images by base name, then the rest from the labelled sets under ``extra``."""
+    found = set()
+    for name, data in iter_images(source, wanted):
+        found.add(name)
+        yield name, data
+    if extra is not None:
+        yield from labelled.iter_listed(extra, wanted - found)
+
+
 def build_arrays(source: str | Path, labels: pd.DataFrame, profile: Profile, out_dir: str | Path,
-                 workers: int | None = None) -> None:
+                 workers: int | None = None, extra: str | Path | None = None) -> None:
     """Decode every image named in ``labels`` into ``out_dir/{split}_images.npy``, rows in
     ``labels`` order, each image written to its row as it is decoded (memory does not grow with
     the data). The files are byte for byte what ``np.save`` of the whole array writes.
 
-    Uses ``workers`` processes (default: all cores). Raises ``SourceError`` naming files listed in
-    ``labels`` but not in ``source``.
+    Uses ``workers`` processes (default: all cores). Images come from ``source`` (UTKFace) and the
+    labelled sets under ``extra``. Raises ``SourceError`` naming files listed in ``labels`` but in
+    neither.
     """
     wanted = set(labels["file"])
     out, where = {}, {}  # split -> (fd, data offset); file name -> (split, row)
@@ -214,7 +226,7 @@ def build_arrays(source: str | Path, labels: pd.DataFrame, profile: Profile, out
             out[split] = os.open(path, os.O_WRONLY), offset
         seen = set()
         workers = workers or os.cpu_count() or 1
-        jobs = ((name, data, profile) for name, data in iter_images(source, wanted))
+        jobs = ((name, data, profile) for name, data in _images(source, extra, wanted))
         with Pool(workers) as pool:
             for name, arr in tqdm(pool.imap(_decode, jobs, chunksize=64), total=len(wanted),
                                   desc=f"preprocess {profile.name}", unit="img", mininterval=2,
@@ -229,18 +241,19 @@ def build_arrays(source: str | Path, labels: pd.DataFrame, profile: Profile, out
             os.close(fd)
     missing = wanted - seen
     if missing:
-        raise SourceError(f"{len(missing)} files listed in the labels are not in {source}, "
+        where = source if extra is None else f"{source} or {extra}"
+        raise SourceError(f"{len(missing)} files listed in the labels are not in {where}, "
                           f"e.g. {sorted(missing)[:3]}: run ingest again on this source")
 
 
 def write_arrays(source: str | Path, labels_csv: str | Path, out_dir: str | Path,
-                 profile_name: str) -> dict:
+                 profile_name: str, extra: str | Path | None = None) -> dict:
     """Build the arrays of ``profile_name`` for every split into ``out_dir``; returns profile.json's content."""
     profile = get_profile(profile_name)
     labels = pd.read_csv(labels_csv)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    build_arrays(source, labels, profile, out_dir)
+    build_arrays(source, labels, profile, out_dir, extra=extra)
     counts = {}
     for split in SPLITS:
         rows = labels[labels["split"] == split]

@@ -1,7 +1,10 @@
 """Ingest: file names -> validated labels table with a deterministic, leak-free split.
 
 Every image is either in ``labels.csv`` or in the data-quality report with its reason: nothing is
-dropped silently. Reasons: ``malformed_name``, ``out_of_range``, ``unreadable_image``, ``duplicate``.
+dropped silently. Reasons: ``malformed_name``, ``out_of_range``, ``unreadable_image``, ``duplicate``,
+and for labelled sets of your own (``data.extra``, :mod:`agegender.data.labelled`) also
+``bad_label``, ``missing_file`` and ``unlabelled``. UTKFace images are named by their base name in
+``labels.csv``, images of a labelled set by their path relative to ``data.extra``.
 """
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from agegender.data import labelled
 from agegender.data.bins import FIVE_YEAR
 from agegender.data.images import ImageDecodeError, decode
 from agegender.data.labels import LabelError, parse_filename
@@ -20,12 +24,13 @@ from agegender.data.source import SourceError, iter_images
 SPLITS = ("train", "val", "test")
 
 
-def scan(source: str | Path) -> tuple[pd.DataFrame, list[dict]]:
-    """Read every image once: parse its name, decode it, hash it.
+def scan(source: str | Path, extra: str | Path | None = None) -> tuple[pd.DataFrame, list[dict]]:
+    """Read every image once: parse its name (or its labels CSV row), decode it, hash it.
 
+    ``source`` is UTKFace (archive or folder); ``extra``, when given, a folder of labelled sets.
     Returns the kept rows (file, age, gender, race, hash) sorted by file name, and the skipped
-    files as dicts (file, reason, detail). Of exact duplicate contents the first name in sorted
-    order is kept.
+    files as dicts (file, reason, detail). Of exact duplicate contents the UTKFace image is kept
+    over a labelled set's, and otherwise the first name in sorted order.
     """
     rows, skipped = [], []
     for name, data in iter_images(source):
@@ -39,15 +44,28 @@ def scan(source: str | Path) -> tuple[pd.DataFrame, list[dict]]:
             skipped.append({"file": name, "reason": "unreadable_image", "detail": str(exc)})
             continue
         rows.append({"file": name, "age": labels.age, "gender": labels.gender, "race": labels.race,
-                     "hash": hashlib.sha256(data).hexdigest()})
-    df = pd.DataFrame(rows, columns=["file", "age", "gender", "race", "hash"])
-    df = df.sort_values("file", kind="stable").reset_index(drop=True)
+                     "hash": hashlib.sha256(data).hexdigest(), "extra": False})
+    if extra is not None:
+        utkface = {r["file"] for r in rows}
+        found, skipped_extra = labelled.scan(extra)
+        skipped += skipped_extra
+        for row in found:
+            if row.key in utkface:  # only a labels.csv at the top of data.extra can clash
+                skipped.append({"file": row.key, "reason": "duplicate",
+                                "detail": f"{row.key}: same file name as a UTKFace image"})
+                continue
+            rows.append({"file": row.key, "age": row.labels.age, "gender": row.labels.gender,
+                         "race": row.labels.race, "hash": hashlib.sha256(row.data).hexdigest(),
+                         "extra": True})
+    df = pd.DataFrame(rows, columns=["file", "age", "gender", "race", "hash", "extra"])
+    df = df.sort_values(["extra", "file"], kind="stable").reset_index(drop=True)  # UTKFace first
     dup = df.duplicated("hash", keep="first")
     first_of = df.drop_duplicates("hash").set_index("hash")["file"]
     for _, row in df[dup].iterrows():
         skipped.append({"file": row.file, "reason": "duplicate",
                         "detail": f"{row.file}: same content (sha256) as {first_of[row.hash]}"})
-    return df[~dup].reset_index(drop=True), sorted(skipped, key=lambda s: s["file"])
+    kept = df[~dup].sort_values("file", kind="stable").drop(columns="extra").reset_index(drop=True)
+    return kept, sorted(skipped, key=lambda s: s["file"])
 
 
 def stratified_split(df: pd.DataFrame, val_fraction: float, test_fraction: float, seed: int) -> pd.Series:
@@ -87,32 +105,41 @@ def _takes(i: int, fraction: float) -> bool:
     return int(np.floor((i + 1) * fraction + 0.5)) > int(np.floor(i * fraction + 0.5))
 
 
-def quality_report(n_seen: int, kept: pd.DataFrame, skipped: list[dict]) -> dict:
+def quality_report(n_seen: int, kept: pd.DataFrame, skipped: list[dict],
+                   extra: str | Path | None = None) -> dict:
+    """Counts, reasons and the skipped files. With labelled sets (``extra``) it also says how many
+    kept images came from UTKFace and from each set (``kept_by_source``, by top folder)."""
     counts: dict[str, int] = {}
     for s in skipped:
         counts[s["reason"]] = counts.get(s["reason"], 0) + 1
-    return {
+    report = {
         "images_seen": n_seen,
         "images_kept": len(kept),
         "images_skipped": len(skipped),
         "skipped_by_reason": dict(sorted(counts.items())),
         "split_counts": {s: int((kept["split"] == s).sum()) for s in SPLITS},
-        "skipped": skipped,
     }
+    if extra is not None:
+        origin = kept["file"].map(lambda f: f"{extra}/{f.split('/')[0]}" if "/" in f else "UTKFace")
+        report["kept_by_source"] = {k: int(v) for k, v in sorted(origin.value_counts().items())}
+    report["skipped"] = skipped
+    return report
 
 
 def ingest(source: str | Path, labels_out: str | Path, report_out: str | Path,
-           val_fraction: float, test_fraction: float, seed: int) -> dict:
-    """Scan ``source``, split the kept images, write the labels CSV and the data-quality report.
+           val_fraction: float, test_fraction: float, seed: int,
+           extra: str | Path | None = None) -> dict:
+    """Scan ``source`` (and the labelled sets under ``extra``), split the kept images, write the
+    labels CSV and the data-quality report.
 
     Returns the report. Raises ``SourceError`` when the source is missing or nothing is usable.
     """
-    kept, skipped = scan(source)
+    kept, skipped = scan(source, extra)
     if kept.empty:
         raise SourceError(f"no usable images in {source}: all {len(skipped)} were skipped "
                           f"(see {report_out})")
     kept["split"] = stratified_split(kept, val_fraction, test_fraction, seed)
-    report = quality_report(len(kept) + len(skipped), kept, skipped)
+    report = quality_report(len(kept) + len(skipped), kept, skipped, extra)
     for path in (labels_out, report_out):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     kept.to_csv(labels_out, index=False)

@@ -14,6 +14,10 @@ NAME_PATTERN = re.compile(r"^(\d+)_(\d+)_(\d+)_(\d+)\.jpg\.chip\.jpg$")
 AGE_RANGE = (0, 116)
 GENDERS = {0: "male", 1: "female"}
 RACES = {0: "White", 1: "Black", 2: "Asian", 3: "Indian", 4: "Others"}
+# Labelled sets of your own may leave race out (agegender/data/labelled.py): code -1. UTKFace names
+# always carry a race, so a run on UTKFace alone never has it.
+UNKNOWN_RACE = -1
+RACE_NAMES = {**RACES, UNKNOWN_RACE: "Unknown"}
 
 
 class LabelError(ValueError):

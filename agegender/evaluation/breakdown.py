@@ -7,7 +7,8 @@ the plot stage draws them and the model card prints them.
 Definitions (every figure comes with the number of faces it is computed on):
 
 - A **breakdown** splits the test faces by one attribute: ``race`` (UTKFace codes 0-4: White,
-  Black, Asian, Indian, Others), ``gender`` (male, female), ``age_group`` (the 20 five-year groups
+  Black, Asian, Indian, Others; plus ``Unknown`` when faces of a labelled set without race are
+  present), ``gender`` (male, female), ``age_group`` (the 20 five-year groups
   of the *true* age, ``0-4`` ... ``95+``) or ``race_x_gender`` (the 10 combinations).
 - Per group: ``n`` faces, ``mae`` (mean absolute age error, years), ``cs5`` (share of faces whose
   age is predicted within 5 years) and ``gender_accuracy``; the scores come from
@@ -24,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from agegender.data.bins import FIVE_YEAR
-from agegender.data.labels import GENDERS, RACES
+from agegender.data.labels import GENDERS, RACE_NAMES, RACES, UNKNOWN_RACE
 from agegender.evaluation.metrics import age_metrics, gender_metrics
 
 SCORES = ("mae", "cs5", "gender_accuracy")
@@ -38,19 +39,23 @@ TITLES = {"race": "Race", "gender": "Gender", "age_group": "Age group (true age,
 def group_labels(df: pd.DataFrame, breakdown: str) -> tuple[pd.Series, list[str]]:
     """The group of each face under ``breakdown`` and the list of all possible groups, in order.
 
-    ``df`` needs columns ``age``, ``gender`` (0 male, 1 female) and ``race`` (0-4).
+    ``df`` needs columns ``age``, ``gender`` (0 male, 1 female) and ``race`` (0-4, or -1 unknown:
+    an ``Unknown`` group then follows the five, only when some face has it).
     Returns (labels aligned with ``df.index``, ordered group names).
     """
+    races = list(RACES.values())
+    if (df["race"] == UNKNOWN_RACE).any():
+        races.append(RACE_NAMES[UNKNOWN_RACE])
     if breakdown == "race":
-        return df["race"].map(RACES), list(RACES.values())
+        return df["race"].map(RACE_NAMES), races
     if breakdown == "gender":
         return df["gender"].map(GENDERS), list(GENDERS.values())
     if breakdown == "age_group":
         return (pd.Series(FIVE_YEAR.label_of(df["age"].to_numpy()), index=df.index, dtype=object),
                 FIVE_YEAR.labels())
     if breakdown == "race_x_gender":
-        labels = df["race"].map(RACES) + " " + df["gender"].map(GENDERS)
-        return labels, [f"{r} {g}" for r in RACES.values() for g in GENDERS.values()]
+        labels = df["race"].map(RACE_NAMES) + " " + df["gender"].map(GENDERS)
+        return labels, [f"{r} {g}" for r in races for g in GENDERS.values()]
     raise ValueError(f"unknown breakdown {breakdown!r}; known: {BREAKDOWNS}")
 
 

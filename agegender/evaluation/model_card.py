@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from agegender.data.labels import GENDERS, RACES
+from agegender.data.labels import GENDERS, RACE_NAMES, RACES, UNKNOWN_RACE
 from agegender.evaluation import breakdown as bd
 from agegender.evaluation.figures import FIGURES
 from agegender.model.families import get_family
@@ -25,6 +25,9 @@ REASONS = {
     "unreadable_image": "the image file cannot be decoded (truncated or corrupt)",
     "duplicate": "byte-identical to another image (the first name in sorted order is kept), so "
                  "it cannot sit in two splits",
+    "bad_label": "a labels CSV row whose age is not a number, or gender or race not a known code",
+    "missing_file": "a labels CSV row naming a file that is not in its folder",
+    "unlabelled": "an image in a labelled set's folder that no labels CSV row names",
 }
 def _f(value, digits: int = 3) -> str:
     if value is None or (isinstance(value, float) and value != value):
@@ -41,6 +44,10 @@ def data_section(quality: dict, labels: pd.DataFrame, source: str) -> list[str]:
              f"UTKFace from `{source}`: {quality['images_seen']} images seen, "
              f"{quality['images_kept']} kept, {quality['images_skipped']} skipped. "
              "Age, gender and race come from each file name (`age_gender_race_date.jpg.chip.jpg`).", ""]
+    if "kept_by_source" in quality:  # labelled sets of your own beside UTKFace (data.extra)
+        lines += ["Kept images by source: " + ", ".join(
+            f"`{k}` {_pct(v, quality['images_kept'])}" for k, v in quality["kept_by_source"].items())
+            + ". A labelled set's labels come from its `labels.csv` (race may be unknown).", ""]
     if quality["skipped_by_reason"]:
         lines += ["| skipped because | images | why |", "|---|---:|---|"]
         lines += [f"| `{reason}` | {n} | {REASONS.get(reason, '')} |"
@@ -51,7 +58,9 @@ def data_section(quality: dict, labels: pd.DataFrame, source: str) -> list[str]:
             lines += [f"- {s['detail']}" for s in examples]
         lines.append("")
     total = len(labels)
-    race = labels["race"].map(RACES).value_counts().reindex(list(RACES.values()), fill_value=0)
+    races = list(RACES.values()) + ([RACE_NAMES[UNKNOWN_RACE]]
+                                    if (labels["race"] == UNKNOWN_RACE).any() else [])
+    race = labels["race"].map(RACE_NAMES).value_counts().reindex(races, fill_value=0)
     gender = labels["gender"].map(GENDERS).value_counts().reindex(list(GENDERS.values()), fill_value=0)
     lines += ["Kept images by race: " + ", ".join(f"{k} {_pct(int(v), total)}" for k, v in race.items()) + ".",
               "", "By gender: " + ", ".join(f"{k} {_pct(int(v), total)}" for k, v in gender.items())

@@ -1,0 +1,147 @@
+"""Working as a team: a DVC remote a fresh clone pulls from, sweeps through DVC's experiment
+queue, and scoring on a labelled set of your own (external/dvc.yaml). Small synthetic data, 1 epoch."""
+import json
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from synthetic import face, make_labelled
+from test_pipeline import _env, _run, project  # noqa: F401  (project: the fixture)
+
+pytestmark = pytest.mark.slow
+DVC = [sys.executable, "-m", "dvc"]
+GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+
+
+def test_a_clone_pulls_from_the_remote_and_reproduces_nothing(project, tmp_path):
+    """The raw images under DVC (`dvc add`, a dep of ingest), a local-folder remote: repro and push
+    in one clone; a fresh `git clone` pulls, is up to date, and predicts without training."""
+    raw = "data/raw/UTKFace"
+    _run([*GIT, "rm", "-r", "-q", "--cached", raw], project)  # the fixture committed it to git
+    _run([*DVC, "add", raw], project)
+    remote = tmp_path / "remote"
+    _run([*DVC, "remote", "add", "-d", "shared", str(remote)], project)
+    _run([*DVC, "repro"], project)
+    _run([*GIT, "add", "-A"], project)
+    _run([*GIT, "commit", "-qm", "run"], project)
+    pushed = _run([*DVC, "push"], project)
+    assert "pushed" in pushed
+
+    clone = tmp_path / "clone"
+    _run(["git", "clone", "-q", str(project), str(clone)], tmp_path)
+    assert not (clone / raw).exists() and not (clone / "models/model.keras").exists()
+    # plain `dvc pull` also wants kfold/ and external/ outputs, which were never run: it would
+    # fail on them ("No file hash info found"); --allow-missing skips those, and status checks
+    # that the main pipeline's outputs and the raw images all came
+    _run([*DVC, "pull", "--allow-missing"], clone)
+    for path in (raw, "data/interim/labels.csv", "data/processed/test_images.npy",
+                 "models/model.keras", "reports/train", "reports/predictions.csv", "reports/figures"):
+        assert (clone / path).exists(), path
+    status = _run([*DVC, "status", "dvc.yaml", f"{raw}.dvc"], clone)
+    assert "Data and pipelines are up to date" in status, status
+    again = _run([*DVC, "repro"], clone)
+    assert "Running stage" not in again
+    chip = sorted((clone / raw).glob("*.jpg.chip.jpg"))[0]
+    out = _run([sys.executable, "-m", "stages.predict", str(chip), "--no-detect",
+                "--format", "json"], clone)
+    record = json.JSONDecoder().raw_decode(out[out.index("["):])[0][0]  # stderr follows stdout
+    assert record["error"] is None and 0 <= record["age"] <= 120 and record["gender"] in ("male", "female")
+
+
+def _wait_for_queue(cwd, timeout_s: float, log) -> str:
+    """Poll `dvc queue status` until nothing is queued or running and no worker is left (a worker
+    stops by itself once the queue is empty); return the last status. Fails at ``timeout_s``, or
+    after two minutes with every experiment still queued and no worker (it could not start:
+    ``log`` says why)."""
+    start = time.monotonic()
+    while True:
+        status = _run([*DVC, "queue", "status"], cwd)
+        states = [line.split()[-1] for line in status.splitlines()[1:] if line.strip()
+                  and line.split()[-1] in ("Queued", "Running", "Success", "Failed")]
+        # a worker busy training may not answer DVC's ping, so "0 active" alone proves nothing
+        no_worker = "Worker status: 0 active, 0 idle" in status
+        if not {"Queued", "Running"} & set(states) and no_worker:
+            return status
+        waited = time.monotonic() - start
+        never_started = states and set(states) == {"Queued"} and no_worker
+        assert not (never_started and waited > 120), f"no queue worker:\n{status}\n{log.read_text()}"
+        assert waited < timeout_s, f"queue still busy after {timeout_s} s:\n{status}"
+        time.sleep(5)
+
+
+def test_a_grid_runs_through_the_queue(project):
+    """`dvc exp run --queue -S` with a grid of two learning rates, `dvc queue start -j 1`, then
+    each experiment's metrics and the param that differs in `dvc exp show --only-changed`."""
+    _run([*DVC, "repro", "preprocess"], project)  # the queue's experiments reuse ingest and preprocess
+    _run([*GIT, "add", "-A"], project)
+    _run([*GIT, "commit", "-qm", "data"], project)
+    queued = _run([*DVC, "exp", "run", "--queue", "-S",
+                   "models.compact.learning_rate=0.001,0.004"], project)
+    assert queued.count("Queued experiment") == 2, queued
+    try:
+        # returns at once; the worker it forks keeps the standard streams it was given, so they go
+        # to a file, not to a pipe that would stay open until the worker ends
+        # (the worker runs the `dvc` on PATH: the venv's, as in _run)
+        log = project.parent / "queue_start.log"
+        with open(log, "w") as out:
+            start = subprocess.run([*DVC, "queue", "start", "-j", "1"], cwd=project, env=_env(),
+                                   stdout=out, stderr=subprocess.STDOUT, timeout=120)
+        assert start.returncode == 0, log.read_text()
+        status = _wait_for_queue(project, timeout_s=900, log=log)
+    finally:  # whatever happened, leave no worker behind
+        subprocess.run([*DVC, "queue", "stop", "--kill"], cwd=project, env=_env(), capture_output=True)
+    assert status.count("Success") == 2, status
+    rows = json.loads(_run([*DVC, "exp", "show", "--json", "--only-changed"], project))
+    exps = [e for row in rows for e in (row.get("experiments") or [])]
+    found = {}
+    for exp in exps:
+        revs = exp.get("revs") or []
+        for rev in revs:
+            data = (rev.get("data") or {})
+            lr = data["params"]["params.yaml"]["data"]["models"]["compact"]["learning_rate"]
+            found[lr] = data["metrics"]["reports/metrics.json"]["data"]
+    assert set(found) == {0.001, 0.004}, rows
+    for metrics in found.values():
+        assert 0 <= metrics["age"]["mae"] < 120 and 0 <= metrics["gender"]["accuracy"] <= 1
+    table = _run([*DVC, "exp", "show", "--csv", "--only-changed"], project)
+    header = table.splitlines()[0].split(",")
+    assert "models.compact.learning_rate" in header and "model" not in header  # only what differs
+    names = _run([*DVC, "exp", "list", "--name-only"], project).split()
+    assert len(names) == 2
+    diff = _run([*DVC, "metrics", "diff", names[0], names[1]], project)
+    assert "age.mae" in diff
+    assert "Worker status: 0 active, 0 idle" in _run([*DVC, "queue", "status"], project)
+
+
+def test_evaluate_external_scores_a_labelled_folder(project):
+    """`dvc repro external/dvc.yaml` (never run by plain `dvc repro`) scores the trained model
+    on a labelled folder of crops; its metrics file sits beside the test metrics."""
+    folder = project / "data" / "external"
+    make_labelled(folder, n=8, seed=5, race=False)
+    face(30, 0, np.random.default_rng(0)).save(folder / "img" / "no_age.jpg")
+    with open(folder / "labels.csv", "a") as f:
+        f.write("img/missing.jpg,30,male\nimg/no_age.jpg,abc,male\n")
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["external"]["detect"] = False  # synthetic faces are crops, not photos a detector finds
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    plain = _run([*DVC, "repro"], project)
+    assert "evaluate_external" not in plain and not (project / "reports/external").exists()
+    out = _run([*DVC, "repro", "external/dvc.yaml"], project)  # reuses the trained model
+    assert "Running stage 'train'" not in out
+    assert "Running stage 'external/dvc.yaml:evaluate_external'" in out
+    metrics = json.loads((project / "reports/external/metrics.json").read_text())
+    assert metrics["images"] == {"listed": 10, "usable": 8, "scored": 8, "no_face": 0, "failed": 0,
+                                 "skipped": 2, "skipped_by_reason": {"bad_label": 1, "missing_file": 1}}
+    assert 0 <= metrics["age"]["mae"] < 120 and 0 <= metrics["gender"]["accuracy"] <= 1
+    predictions = pd.read_csv(project / "reports/external/predictions.csv")
+    assert len(predictions) == 8 and (predictions["race"] == -1).all()
+    skipped = json.loads((project / "reports/external/skipped.json").read_text())
+    assert {s["reason"] for s in skipped} == {"bad_label", "missing_file"}
+    shown = _run([*DVC, "metrics", "show"], project)
+    assert "reports/external/metrics.json" in shown and "reports/metrics.json" in shown
+    assert "Running stage" not in _run([*DVC, "repro", "external/dvc.yaml"], project)
