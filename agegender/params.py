@@ -96,7 +96,7 @@ class Recipe(_Section):
     early_stopping_patience: int = Field(10, ge=0)  # epochs without a better val age MAE
     loss_weights: LossWeights = LossWeights()
     gender_label_smoothing: float = Field(0.0, ge=0, lt=1)
-    augment: Augment = Augment(translation=0.06)
+    augment: Augment = Augment(translation=0.06, framing=Framing(probability=0.5))
     mixup: float = Field(0.0, ge=0)  # Beta(alpha, alpha) blend of faces and labels; 0 = off
     # auto (by the hardware: mixed_float16 on NVIDIA GPUs of compute capability >= 7.0,
     # mixed_bfloat16 on CPUs with native BF16, float32 otherwise), or one of those by name

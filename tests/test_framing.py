@@ -64,7 +64,7 @@ def test_a_model_with_framing_saves_and_loads_in_safe_mode(tmp_path):
 
 
 def test_framing_off_adds_no_layer():
-    model = build_model("compact", Recipe(), seed=0)
+    model = build_model("compact", Recipe(augment=Augment(translation=0.06)), seed=0)
     augment = model.get_layer("augment")
     assert not any(isinstance(layer, RandomFraming) for layer in getattr(augment, "layers", []))
 
