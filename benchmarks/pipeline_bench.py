@@ -1,6 +1,7 @@
 """Benchmark: training and inference images/second of a model family, and wall time per stage.
 
     python benchmarks/pipeline_bench.py speed [--model NAME] [--images N] [--precision P[,P...]]
+                                              [--framing F[,F...]]
         The CPU (model, ISA flags, native BF16 or not), GPUs, then for each precision: training
         images/s (fit on random uint8 images of the model's profile, after a warm-up epoch) and
         inference images/s (batched prediction, with and without flip averaging).
@@ -27,9 +28,11 @@ STAGES = ["ingest", "preprocess", "train", "evaluate", "plot", "model_card"]
 
 
 def speed(model_name: str | None, n_images: int, batch_size: int | None,
-          precisions: list[str] | None = None, strategy: str | None = None) -> None:
+          precisions: list[str] | None = None, strategy: str | None = None,
+          framings: list[float] | None = None) -> None:
     """Training and inference images/s of the model family on random images, once per precision
-    (``auto`` resolves to what the train stage would use here), after printing the hardware."""
+    (``auto`` resolves to what the train stage would use here) and re-framing probability
+    (``augment.framing.probability``; default the recipe's), after printing the hardware."""
     import numpy as np
 
     from agegender.data.images import get_profile
@@ -53,8 +56,12 @@ def speed(model_name: str | None, n_images: int, batch_size: int | None,
     x = rng.integers(0, 256, (n_images, *shape), dtype=np.uint8)
     labels = np.stack([rng.integers(1, 100, n_images), rng.integers(0, 2, n_images),
                        rng.integers(0, 5, n_images)], 1).astype(np.int16)
-    for precision in precisions or [base.precision]:
-        update = {"final_fit": False, "max_train_images": None, "precision": precision}
+    runs = [(p, f) for p in precisions or [base.precision]
+            for f in framings or [base.augment.framing.probability]]
+    for precision, framing in runs:
+        update = {"final_fit": False, "max_train_images": None, "precision": precision,
+                  "augment": base.augment.model_copy(update={
+                      "framing": base.augment.framing.model_copy(update={"probability": framing})})}
         if batch_size:
             update["batch_size"] = batch_size
         recipe = base.model_copy(update=update)
@@ -79,7 +86,8 @@ def speed(model_name: str | None, n_images: int, batch_size: int | None,
             results[tta] = n_images / (time.perf_counter() - start)
         print(f"model {model_name} ({model.count_params():,} parameters), profile "
               f"{get_family(model_name).profile}, batch {recipe.batch_size}, precision {precision} -> "
-              f"{model.dtype_policy.name}, strategy {hardware.strategy_name(setup.strategy)}")
+              f"{model.dtype_policy.name}, strategy {hardware.strategy_name(setup.strategy)}, "
+              f"framing {framing}")
         print(f"  training:  {train_ips:8.1f} images/s")
         print(f"  inference: {results[False]:8.1f} images/s ({results[True]:.1f} with flip averaging)")
 
@@ -108,11 +116,15 @@ def main(argv=None) -> int:
                    help="comma-separated precisions to compare, e.g. float32,mixed_bfloat16,auto "
                         "(default: the recipe's)")
     p.add_argument("--strategy", default=None, help="train.strategy to use (default: params)")
+    p.add_argument("--framing", default=None,
+                   help="comma-separated re-framing probabilities to compare, e.g. 0,0.5 "
+                        "(default: the recipe's)")
     sub.add_parser("stages")
     args = parser.parse_args(argv)
     if args.what == "speed":
         speed(args.model, args.images, args.batch_size,
-              args.precision.split(",") if args.precision else None, args.strategy)
+              args.precision.split(",") if args.precision else None, args.strategy,
+              [float(f) for f in args.framing.split(",")] if args.framing else None)
     else:
         stage_times()
     return 0

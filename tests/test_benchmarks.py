@@ -28,9 +28,13 @@ def test_speed_benchmark_prints_training_and_inference_rates(capsys):
     assert re.search(r"^gpu: ", out, re.M)
     for precision in ("float32", "auto"):
         assert re.search(rf"model {default} \([\d,]+ parameters\), profile \w+, batch 16, "
-                         rf"precision {precision} -> \w+, strategy one device \(1 replica\)\n", out)
+                         rf"precision {precision} -> \w+, strategy one device \(1 replica\), "
+                         rf"framing 0.5\n", out)
     rates = [float(v) for v in re.findall(r"([\d.]+) (?:images/s|with flip)", out)]
     assert len(rates) == 6 and all(r > 0 for r in rates)
+    _load("pipeline_bench").speed(None, n_images=32, batch_size=16, precisions=["float32"],
+                                  framings=[0.0])
+    assert re.search(r"precision float32 -> float32, .*, framing 0.0\n", capsys.readouterr().out)
 
 
 @pytest.fixture(scope="module")
