@@ -129,3 +129,20 @@ def test_make_detector_names():
     assert isinstance(make_detector("mtcnn"), MtcnnDetector)
     with pytest.raises(ValueError, match="unknown face detector"):
         make_detector("dlib")
+
+
+def test_a_face_cut_by_the_photo_edge_is_found_and_cut_with_its_edge_repeated(mtcnn):
+    portrait = _portrait_or_skip()
+    whole = mtcnn(portrait)[0]
+    left = whole.box.x + int(0.25 * whole.box.w)  # the photo starts a quarter into the face
+    cut = portrait.crop((left, 0, portrait.width, portrait.height))
+    faces = mtcnn(cut)
+    assert len(faces) == 1 and faces[0].box.x <= 2
+    # the same landmarks as in the whole portrait, shifted by the cut
+    assert np.abs(faces[0].landmarks - (whole.landmarks - [left, 0])).max() < 8
+    chip = np.asarray(aligned_chip(cut, faces[0].landmarks))
+    assert chip.shape == (CHIP_PIXELS, CHIP_PIXELS, 3)
+    # left of the photo's edge the chip repeats the photo's edge pixels (nearly constant along
+    # each row; the face is turned a little, so not exactly), not black
+    strip = chip[:, :5].astype(float)
+    assert strip.std(axis=1).mean() < 1.5 and strip.mean() > 40
