@@ -162,8 +162,11 @@ def limitations_section(full: dict) -> list[str]:
     if small or ages:
         lines.append(f"- **Small groups** (fewer than {full['min_group_size']} test faces, left out "
                      "of the gaps): " + ", ".join(small + [f"age {a}" for a in ages]) + ".")
-    lines.append("- Faces are UTKFace's aligned, cropped chips; other crops, poses or image sources "
-                 "were not evaluated.")
+    lines.append("- **Test faces are UTKFace's aligned chips.** Photos reach the model through the "
+                 "predictor's face finding and alignment; faces framed looser or tighter than the "
+                 "chips and faces in turned, photo-like pictures are measured by "
+                 "`benchmarks/framing.py` and `benchmarks/photo_canvas.py` (README), other image "
+                 "sources and poses were not evaluated here.")
     return lines + [""]
 
 
