@@ -71,6 +71,16 @@ class DetectorUnavailable(UserError):
     """The face detector cannot run here (e.g. an OpenCV build without the Haar cascades)."""
 
 
+def shrink_to(img: Image.Image, max_side: int) -> tuple[Image.Image, float]:
+    """``img`` shrunk (area averaging) so its long side is at most ``max_side`` pixels, and the
+    scale applied (1.0 when it was small enough already): detectors search the shrunk photo."""
+    scale = min(1.0, max_side / max(img.size))
+    if scale < 1.0:
+        img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))),
+                         Image.Resampling.BOX)
+    return img, scale
+
+
 def haar_cascade_path() -> str:
     """Path of the frontal-face cascade inside the installed OpenCV, or DetectorUnavailable."""
     import os
@@ -112,11 +122,7 @@ class HaarDetector:
         return clf
 
     def __call__(self, img: Image.Image) -> list[Face]:
-        gray = to_mode(img, 1)
-        scale = min(1.0, self.max_side / max(gray.size))
-        if scale < 1.0:
-            gray = gray.resize((max(1, round(gray.width * scale)), max(1, round(gray.height * scale))),
-                               Image.Resampling.BOX)
+        gray, scale = shrink_to(to_mode(img, 1), self.max_side)
         if min(gray.size) < self.min_size:
             return []
         found = self._classifier().detectMultiScale(
@@ -187,11 +193,7 @@ class MtcnnDetector:
             stage._model = tf.function(stage._model, reduce_retracing=True)
 
     def __call__(self, img: Image.Image) -> list[Face]:
-        rgb = to_mode(img, 3)
-        scale = min(1.0, self.max_side / max(rgb.size))
-        if scale < 1.0:
-            rgb = rgb.resize((max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale))),
-                             Image.Resampling.BOX)
+        rgb, scale = shrink_to(to_mode(img, 3), self.max_side)
         if min(rgb.size) < 24:  # PNet needs 12 px at the smallest of several pyramid levels
             return []
         found = self._mtcnn.detect_faces(np.asarray(rgb), output_type="numpy", box_format="xyxy",
