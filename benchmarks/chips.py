@@ -14,6 +14,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from agegender.data.images import decode  # noqa: E402
+from agegender.model.hardware import cpu_info  # noqa: E402
 from agegender.data.source import iter_images  # noqa: E402
 
 
@@ -45,3 +46,18 @@ def score(records: list[dict], labels: pd.DataFrame, index: list[int] | None = N
     return {"n": len(ok),
             "mae": float(np.mean(np.abs(age - rows["age"].to_numpy()))),
             "gender_acc": float(np.mean(female == (rows["gender"].to_numpy() == 1)))}
+
+
+def add_split_arguments(parser) -> None:
+    """The options every chip benchmark takes: model, data source, labels, split and subset."""
+    parser.add_argument("--model", default="models/model.keras")
+    parser.add_argument("--source", default="data/raw/UTKFace.tar.gz")
+    parser.add_argument("--labels", default="data/interim/labels.csv")
+    parser.add_argument("--split", default="test", choices=["train", "val", "test"])
+    parser.add_argument("--limit", type=int, default=None, help="a seeded random subset of the split")
+
+
+def machine() -> str:
+    """The CPU the figures come from, as the project's hardware module reads it."""
+    cpu = cpu_info()
+    return f"CPU {cpu.model}, {cpu.cores} cores"

@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from chips import load_chips, score  # noqa: E402
+from chips import add_split_arguments, load_chips, score  # noqa: E402
 
 from agegender.prediction.predictor import Predictor  # noqa: E402
 
@@ -54,11 +54,7 @@ VARIANTS = {
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="models/model.keras")
-    parser.add_argument("--source", default="data/raw/UTKFace.tar.gz")
-    parser.add_argument("--labels", default="data/interim/labels.csv")
-    parser.add_argument("--split", default="test", choices=["train", "val", "test"])
-    parser.add_argument("--limit", type=int, default=None, help="a seeded random subset of the split")
+    add_split_arguments(parser)
     args = parser.parse_args(argv)
 
     chips, labels = load_chips(args.source, args.labels, args.split, args.limit)

@@ -16,29 +16,18 @@ from __future__ import annotations
 
 import argparse
 import math
-import platform
-import subprocess
 import sys
-from pathlib import Path
 import time
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageFilter
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from chips import load_chips, score  # noqa: E402
+from chips import add_split_arguments, load_chips, machine, score  # noqa: E402
 
 from agegender.prediction.faces import make_detector  # noqa: E402
 from agegender.prediction.predictor import Predictor  # noqa: E402
-
-
-def cpu_name() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        return next(line.split(":", 1)[1].strip() for line in out.splitlines()
-                    if line.startswith("Model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or "unknown CPU"
 
 
 def background(rng: np.random.Generator, w: int, h: int) -> Image.Image:
@@ -92,11 +81,7 @@ def run_path(predictor: Predictor, pictures, truth, labels, chip_records):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="models/model.keras")
-    parser.add_argument("--source", default="data/raw/UTKFace.tar.gz")
-    parser.add_argument("--labels", default="data/interim/labels.csv")
-    parser.add_argument("--split", default="test", choices=["train", "val", "test"])
-    parser.add_argument("--limit", type=int, default=None, help="a seeded random subset of the split")
+    add_split_arguments(parser)
     parser.add_argument("--detectors", default="mtcnn,haar")
     parser.add_argument("--size", default="640x480", help="picture width x height")
     parser.add_argument("--seed", type=int, default=0)
@@ -114,7 +99,7 @@ def main(argv=None) -> int:
     base = score(chip_records, labels)
     print(f"{len(chips)} {args.split} faces in {w}x{h} pictures (turned -30..30 degrees, seed "
           f"{args.seed}); model {args.model} ({predictor.info.family}, {predictor.profile.name}); "
-          f"CPU {cpu_name()}, {__import__('os').cpu_count()} cores")
+          f"{machine()}")
     print(f"chip path (detect=False on the chips): age MAE {base['mae']:.2f}, gender {base['gender_acc']:.1%}")
     print(f"{'path':8s} {'recall':>7s} {'missed':>6s} {'further':>7s} {'MAE':>6s} {'chip MAE':>8s} "
           f"{'gender':>7s} {'chip gender':>11s} {'pictures/s':>10s}")
