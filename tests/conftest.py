@@ -17,3 +17,17 @@ def utk_dir(tmp_path):
     """A synthetic UTKFace folder with the real archive's defects; returns (folder, written)."""
     folder = tmp_path / "UTKFace"
     return folder, make_utkface(folder, n=60, seed=0)
+
+
+@pytest.fixture
+def portrait():
+    """A real photograph shipped inside matplotlib (Grace Hopper, public domain, US Navy): 512 x
+    600 RGB, one face. Skips when the installed matplotlib lacks it."""
+    try:
+        from matplotlib import cbook
+        from PIL import Image
+
+        with cbook.get_sample_data("grace_hopper.jpg") as f:
+            return Image.open(f).convert("RGB")
+    except Exception as exc:  # pragma: no cover - depends on the installed matplotlib
+        pytest.skip(f"matplotlib's sample photo is not available: {exc}")

@@ -74,23 +74,12 @@ def test_cut_face_without_landmarks_is_the_box_square():
     assert np.array_equal(np.asarray(cut_face(photo, Face(box))), np.asarray(cut_face(photo, box)))
 
 
-def _portrait_or_skip():
-    try:
-        from matplotlib import cbook
-
-        with cbook.get_sample_data("grace_hopper.jpg") as f:
-            return Image.open(f).convert("RGB")
-    except Exception as exc:  # pragma: no cover - depends on the installed matplotlib
-        pytest.skip(f"matplotlib's sample photo is not available: {exc}")
-
-
 @pytest.fixture(scope="module")
 def mtcnn():
     return MtcnnDetector()
 
 
-def test_mtcnn_finds_a_real_face_with_landmarks_and_nothing_in_noise(mtcnn):
-    portrait = _portrait_or_skip()  # 512 x 600, one face
+def test_mtcnn_finds_a_real_face_with_landmarks_and_nothing_in_noise(mtcnn, portrait):
     faces = mtcnn(portrait)
     assert len(faces) == 1
     face = faces[0]
@@ -105,8 +94,7 @@ def test_mtcnn_finds_a_real_face_with_landmarks_and_nothing_in_noise(mtcnn):
     assert mtcnn(Image.new("RGB", (10, 10))) == []
 
 
-def test_mtcnn_finds_turned_faces_left_to_right_and_alignment_makes_them_upright(mtcnn):
-    portrait = _portrait_or_skip()
+def test_mtcnn_finds_turned_faces_left_to_right_and_alignment_makes_them_upright(mtcnn, portrait):
     upright = np.asarray(aligned_chip(portrait, mtcnn(portrait)[0].landmarks), dtype=float)
     canvas = Image.new("RGB", (1400, 600), (40, 60, 80))
     angles = [25.0, -20.0, 0.0]
@@ -131,8 +119,7 @@ def test_make_detector_names():
         make_detector("dlib")
 
 
-def test_a_face_cut_by_the_photo_edge_is_found_and_cut_with_its_edge_repeated(mtcnn):
-    portrait = _portrait_or_skip()
+def test_a_face_cut_by_the_photo_edge_is_found_and_cut_with_its_edge_repeated(mtcnn, portrait):
     whole = mtcnn(portrait)[0]
     left = whole.box.x + int(0.25 * whole.box.w)  # the photo starts a quarter into the face
     cut = portrait.crop((left, 0, portrait.width, portrait.height))

@@ -289,20 +289,8 @@ def _haar_or_skip():
         pytest.skip(f"real detector not testable with this OpenCV: {exc}")
 
 
-def _real_face_or_skip():
-    """A real photograph shipped inside matplotlib (Grace Hopper, public domain, US Navy)."""
-    try:
-        from matplotlib import cbook
-
-        with cbook.get_sample_data("grace_hopper.jpg") as f:
-            return Image.open(f).convert("RGB")
-    except Exception as exc:  # pragma: no cover - depends on the installed matplotlib
-        pytest.skip(f"matplotlib's sample photo is not available: {exc}")
-
-
-def test_real_opencv_detector_finds_every_face_in_a_composite(model_dir):
+def test_real_opencv_detector_finds_every_face_in_a_composite(model_dir, portrait):
     detector = _haar_or_skip()
-    portrait = _real_face_or_skip()  # 512 x 600, one face
     rng = np.random.default_rng(0)
     canvas = Image.fromarray(rng.integers(0, 255, (700, 1600, 3), dtype=np.uint8))
     placed = [(0, 50, 1.0), (560, 150, 0.6), (1000, 0, 1.1)]  # left, top, scale
@@ -346,10 +334,9 @@ def test_the_model_file_says_what_it_is_and_an_old_one_is_refused(model_dir, tmp
     assert load_model(tmp_path / "copy.keras")[1] == pred.info
 
 
-def test_default_detector_records_carry_confidence_and_landmarks(model_dir):
+def test_default_detector_records_carry_confidence_and_landmarks(model_dir, portrait):
     import csv
 
-    portrait = _real_face_or_skip()
     canvas = Image.new("RGB", (1280, 720), (30, 30, 30))
     canvas.paste(portrait.resize((256, 300)), (100, 200))
     canvas.paste(portrait.resize((384, 450)).rotate(-20, expand=True), (700, 100))
