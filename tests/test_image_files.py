@@ -3,7 +3,6 @@ whole arrays in memory."""
 import io
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from agegender.data.arrays import ImageFiles, concat_images, image_chunks, load_split, write_arrays

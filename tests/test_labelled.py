@@ -13,7 +13,7 @@ from agegender.data.arrays import write_arrays
 from agegender.data.source import SourceError
 from agegender.evaluation import breakdown
 from agegender.evaluation.model_card import data_section
-from synthetic import face, make_labelled, make_utkface
+from synthetic import face, make_labelled
 
 
 def _append(csv, *lines):
