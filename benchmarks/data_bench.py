@@ -61,7 +61,7 @@ def _write_split(folder: Path, n: int, shape: tuple[int, ...], seed: int = 0) ->
     format), and ``train_labels.npy``."""
     import numpy as np
 
-    from agegender.data.arrays import _create_npy
+    from agegender.data.preprocessing import _create_npy
 
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)

@@ -2,7 +2,7 @@
 import sys
 
 from agegender import cli
-from agegender.data.arrays import write_arrays
+from agegender.data.preprocessing import write_arrays
 from agegender.model.families import get_family
 from agegender.params import load_params
 

@@ -5,7 +5,8 @@ import io
 import numpy as np
 import pytest
 
-from agegender.data.arrays import ImageFiles, concat_images, image_chunks, load_split, write_arrays
+from agegender.data.arrays import ImageFiles, concat_images, image_chunks, load_split
+from agegender.data.preprocessing import write_arrays
 from agegender.data.ingest import ingest
 from agegender.model.datasets import make_dataset, targets
 from agegender.model.families import get_family

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from agegender.data import ingest, labelled
-from agegender.data.arrays import write_arrays
+from agegender.data.preprocessing import write_arrays
 from agegender.data.source import SourceError
 from agegender.evaluation import breakdown
 from agegender.evaluation.model_card import data_section

@@ -3,7 +3,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from agegender.data.arrays import load_split, write_arrays
+from agegender.data.arrays import load_split
+from agegender.data.preprocessing import write_arrays
 from agegender.data.ingest import ingest
 from agegender.data.images import ImageDecodeError, PROFILES, decode, get_profile, load_array
 
