@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
+from typing_extensions import TypedDict  # pydantic validates typing.TypedDict only from Python 3.12
 
 from agegender.errors import UserError
-from agegender.model.families import FAMILIES
+from agegender.model.families import FAMILIES, Architecture, Family
 
 DEFAULT_PARAMS = Path("params.yaml")
 Optimizer = Literal["adam", "adamw", "rmsprop", "sgd"]
@@ -106,8 +107,24 @@ class Recipe(_Section):
     class_balance: bool = False  # weigh the age loss by inverse training-bin frequency
     max_train_images: int | None = Field(None, ge=1)  # random subsample; null = all
     max_val_images: int | None = Field(None, ge=1)
-    architecture: dict[str, Any] = {}  # keyword arguments of the family's network builder
+    # keyword arguments of the family's network builder: typed by the family's schema
+    # (agegender/model/families.py) in the recipes params.yaml holds (FAMILY_RECIPES); a Recipe
+    # made in code may hold a plain dict, checked by network_settings()
+    architecture: dict[str, Any] | Architecture = {}
     fine_tune: FineTune | None = None
+
+    def network_settings(self, family: Family) -> dict[str, Any]:
+        """The keyword arguments of ``family``'s builder: this recipe's architecture, validated
+        by the family's schema, with the builder's defaults for the keys it leaves out. Raises
+        :class:`ParamsError` naming ``models.<family>.architecture.<key>``."""
+        arch = self.architecture
+        if not isinstance(arch, family.architecture):
+            raw = arch.model_dump(exclude_unset=True) if isinstance(arch, Architecture) else arch
+            try:
+                arch = family.architecture.model_validate(raw)
+            except ValidationError as exc:
+                raise ParamsError("; ".join(_problems(exc, ("models", family.name, "architecture")))) from None
+        return arch.model_dump()
 
     @model_validator(mode="after")
     def _final_fit_needs_a_fixed_schedule(self):
@@ -165,6 +182,18 @@ class KFold(_Section):
     seed: int = 42
 
 
+def _recipe_of(family: Family) -> type[Recipe]:
+    """Recipe with ``architecture`` typed by the family's schema (its defaults when left out)."""
+    return create_model(f"Recipe_{family.name}", __base__=Recipe,
+                        architecture=(family.architecture, family.architecture()))
+
+
+FAMILY_RECIPES: dict[str, type[Recipe]] = {name: _recipe_of(f) for name, f in FAMILIES.items()}
+# ``models:``: a plain dict of recipes, each typed by its family (a key not in FAMILIES is refused
+# by Params._names_are_known first, with the list of families)
+Models = TypedDict("Models", dict(FAMILY_RECIPES), total=False)
+
+
 class Params(_Section):
     data: Data
     # where the stages read and write: dvc.yaml and kfold/dvc.yaml take every path from here
@@ -172,7 +201,7 @@ class Params(_Section):
     split: Split = Split()
     model: str = "compact"
     train: Train = Train()
-    models: dict[str, Recipe] = {}
+    models: Models = {}
     evaluate: Evaluate = Evaluate()
     kfold: KFold = KFold()
     external: External = External()
@@ -199,7 +228,7 @@ class Params(_Section):
     @property
     def recipe(self) -> Recipe:
         """The training recipe of the model in use (its defaults when params has no block)."""
-        return self.models.get(self.model) or Recipe()
+        return self.models.get(self.model) or FAMILY_RECIPES[self.model]()
 
 
 def parse_params(raw: dict, source: str = "params.yaml") -> Params:
@@ -209,16 +238,26 @@ def parse_params(raw: dict, source: str = "params.yaml") -> Params:
     try:
         return Params.model_validate(raw)
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            key = ".".join(str(part) for part in err["loc"])
-            message = err["msg"].removeprefix("Value error, ")
-            if err["type"] == "extra_forbidden":
-                message = "unknown key (a typo, or a setting this section does not have)"
-            elif err["type"] != "value_error":
-                message += f", got {err['input']!r}"
-            problems.append(f"{key}: {message}" if key else message)  # top level: names its key
-        raise ParamsError(f"{source}: " + "; ".join(problems)) from None
+        raise ParamsError(f"{source}: " + "; ".join(_problems(exc))) from None
+
+
+def _problems(exc: ValidationError, prefix: tuple = ()) -> list[str]:
+    """One ``key: problem`` per error of ``exc``, keys dotted from the top of params.yaml
+    (``prefix``: where the validated part sits in it)."""
+    problems = []
+    for err in exc.errors():
+        loc = (*prefix, *err["loc"])
+        key = ".".join(str(part) for part in loc)
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            message = "unknown key (a typo, or a setting this section does not have)"
+            if len(loc) == 4 and loc[0] == "models" and loc[2] == "architecture" and loc[1] in FAMILIES:
+                family = FAMILIES[loc[1]]  # say what the builder does take
+                message += f"; {family.builder} takes {', '.join(sorted(family.architecture.model_fields))}"
+        elif err["type"] != "value_error":
+            message += f", got {err['input']!r}"
+        problems.append(f"{key}: {message}" if key else message)  # top level: names its key
+    return problems
 
 
 def load_params(path: str | Path = DEFAULT_PARAMS) -> Params:

@@ -1,13 +1,17 @@
 """params.yaml is read and validated once: unknown keys and wrong types are refused by name, a
 setting that would change nothing is refused, and every `-S` the docs show is a real setting."""
+import inspect
 import itertools
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 from agegender import cli
+from agegender.model.families import FAMILIES, Family
 from agegender.params import ParamsError, Recipe, load_params, parse_params
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,6 +48,18 @@ def test_the_projects_params_file_is_valid_and_typed():
     (lambda p: p.update(model="resnet"), "model", "unknown model family 'resnet'"),
     (lambda p: p["models"]["compact"].update(lr_schedule="plateau"), "models.compact",
      "final_fit needs lr_schedule: cosine"),
+    # architecture: typed per family (agegender/model/families.py), checked when params load
+    (lambda p: p["models"]["compact"]["architecture"].update(wieghts=None),
+     "models.compact.architecture.wieghts", "unknown key (a typo, or a setting this section does "
+     "not have); compact_resnet takes dropout, stage_blocks, stage_filters, stem_filters"),
+    (lambda p: p["models"]["compact"]["architecture"].update(stage_blocks=[1, "2", 1, 1]),
+     "models.compact.architecture.stage_blocks.1", "valid integer, got '2'"),
+    (lambda p: p["models"]["compact"]["architecture"].update(stage_blocks=[1, 1]),
+     "models.compact.architecture", "one entry per stage"),
+    (lambda p: p["models"]["vgg16"]["architecture"].update(dropout=1.5),
+     "models.vgg16.architecture.dropout", "less than 1"),
+    (lambda p: p["models"]["multitask"].update(architecture={"stem_stride": 2}),  # plain_cnn's
+     "models.multitask.architecture.stem_stride", "multitask_cnn takes"),
 ])
 def test_a_bad_setting_is_refused_naming_the_key(edit, key, problem):
     raw = raw_params()
@@ -125,3 +141,45 @@ def test_every_documented_override_names_a_real_setting_that_takes_effect(where,
 
 def test_docs_show_overrides_at_all():
     assert len(documented_overrides()) >= 3
+
+
+def _builder_keywords(family: Family) -> dict:
+    """The keyword arguments (name -> default) of the family's builder that params may set."""
+    from agegender.model import networks
+
+    build = getattr(networks, family.builder)
+    fixed = {"input_shape", "age_output", "augment", "seed", *getattr(build, "keywords", {})}
+    return {name: p.default for name, p in inspect.signature(build).parameters.items() if name not in fixed}
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_each_architecture_schema_is_its_builders_keyword_arguments(name):
+    family = FAMILIES[name]
+    schema = {key: field.default for key, field in family.architecture.model_fields.items()}
+    assert schema == _builder_keywords(family)
+
+
+def test_the_recorded_architectures_reach_the_builders_unchanged():
+    """params.yaml's values as the builder took them before the schemas (a list where the
+    default is a tuple iterates the same), the builder's defaults for the rest."""
+    params = load_params(ROOT / "params.yaml")
+    raw = raw_params()["models"]
+    for name, recipe in params.models.items():
+        settings = recipe.network_settings(FAMILIES[name])
+        expected = {**_builder_keywords(FAMILIES[name]), **raw[name].get("architecture", {})}
+        assert {k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()} == \
+            {k: list(v) if isinstance(v, tuple) else v for k, v in expected.items()}, name
+
+
+def test_a_recipe_made_in_code_is_checked_when_a_network_is_built():
+    with pytest.raises(ParamsError, match=r"^models\.compact\.architecture\.stage_block: unknown key"):
+        Recipe(architecture={"stage_block": [1]}).network_settings(FAMILIES["compact"])
+    assert Recipe().network_settings(FAMILIES["vgg16"])["weights"] == "imagenet"
+
+
+def test_reading_params_imports_no_tensorflow():
+    """Every stage reads params, ingest and check_params included: the schemas beside the
+    families must not pull in TensorFlow or Keras."""
+    code = ("import sys; from agegender.params import load_params; load_params('params.yaml'); "
+            "heavy = {'tensorflow', 'keras'} & set(sys.modules); assert not heavy, heavy")
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)

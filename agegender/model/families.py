@@ -1,16 +1,94 @@
-"""The model families: name -> input profile, age output and network builder.
+"""The model families: name -> input profile, age output, network builder and its settings.
 
 ``params.yaml`` picks one with ``model:`` and holds its recipe under ``models.<name>``; this module
-is the only place that maps a name to code. It imports no TensorFlow, so reading params and
-preprocessing stay light: the builder is named here and looked up in
-:mod:`agegender.model.networks` when a network is built.
+is the only place that maps a name to code. It imports no TensorFlow, so reading params (every
+stage, ingest included) stays light: the builder is named here and looked up in
+:mod:`agegender.model.networks` when a network is built, and its keyword arguments are typed here
+(one schema per builder, ``models.<name>.architecture``), so params.yaml is checked when it is
+read, not when training starts. The schemas' fields and defaults are the builders' keyword
+arguments and defaults (tests/test_params.py compares them with the signatures).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agegender.data.bins import CUSTOM12, FIVE_YEAR, RANGES10
 from agegender.model.targets import AgeOutput
+
+Count = Annotated[int, Field(ge=1)]  # filters, units, blocks, a stride
+Rate = Annotated[float, Field(ge=0, lt=1)]  # a dropout rate
+# a list in params.yaml (YAML has no tuples), a tuple like the builder's default once validated
+Counts = Annotated[tuple[Count, ...], Field(strict=False)]
+
+
+class Architecture(BaseModel):
+    """Keyword arguments of one network builder (``models.<name>.architecture``): unknown keys and
+    wrong types are refused; a key left out takes the builder's default."""
+    # strict like the rest of params (agegender.params._Section): "3" is no int, 1 no bool
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class CompactResnet(Architecture):
+    """networks.compact_resnet: a stride-2 stem, residual stages, global average pooling."""
+    stem_filters: Count = 32
+    stage_filters: Counts = (32, 64, 128, 256)
+    stage_blocks: Counts = (1, 1, 1, 1)  # residual blocks per stage
+    dropout: Rate = 0.3
+
+    @model_validator(mode="after")
+    def _one_count_per_stage(self):
+        if len(self.stage_filters) != len(self.stage_blocks):
+            raise ValueError(f"stage_filters {list(self.stage_filters)} and stage_blocks "
+                             f"{list(self.stage_blocks)} need one entry per stage each")
+        return self
+
+
+class MultitaskCnn(Architecture):
+    """networks.multitask_cnn (seed 001 model A)."""
+    shared_filters: Counts = (32, 64, 96)
+    branch_filters: Counts = (128, 160)
+    dense_units: Count = 64
+    dropout: Rate = 0.4
+    spatial_dropout: Rate = 0.1
+
+
+class SmallMultitaskCnn(Architecture):
+    """networks.small_multitask_cnn (seed 002)."""
+    shared_filters: Counts = (32, 64)
+    branch_filters: Count = 128  # one conv layer per branch
+    dense_units: Count = 64
+    dropout: Rate = 0.2
+
+
+class TwinCnn(Architecture):
+    """networks.twin_cnn (seed 004): an age CNN and a gender CNN side by side."""
+    filters: Counts = (32, 64, 128, 256, 512)
+    dropout: Rate = 0.25
+    age_dense: Counts = (512, 256, 128, 64, 32)
+    gender_filters: Counts = (32, 64, 128, 256, 512)
+    gender_dense: Counts = (128, 64, 32, 16, 8)
+    dense_dropout: Rate = 0.25
+    age_bias_init: float = 0.0  # years; > 0 keeps a ReLU age output alive at the start
+
+
+class PlainCnn(Architecture):
+    """networks.plain_cnn (seeds 000 and 003)."""
+    filters: Counts = (32, 64, 128, 256)
+    stem_stride: Count = 1
+    dense_units: Count = 256
+    dropout: Rate = 0.5
+
+
+class VggTransfer(Architecture):
+    """networks.vgg16_transfer / vgg19_transfer (the base is fixed by the family)."""
+    # "imagenet" (Keras' cache, else a download), a path to a weights file, or null: random init
+    weights: str | None = "imagenet"
+    dropout: Rate = 0.3
+    dense_units: Counts = (256, 128)
+    head_dropout: Rate = 0.3
 
 
 @dataclass(frozen=True)
@@ -19,29 +97,30 @@ class Family:
     profile: str  # image profile the network reads (agegender.data.images.PROFILES)
     age_output: AgeOutput
     builder: str  # function of agegender.model.networks: builder(input_shape, age_output, augment, seed, **architecture)
+    architecture: type[Architecture]  # the builder's keyword arguments, typed
     summary: str
 
 
 FAMILIES: dict[str, Family] = {
     f.name: f
     for f in (
-        Family("compact", "rgb72", AgeOutput("distribution", sigma=2.0), "compact_resnet",
+        Family("compact", "rgb72", AgeOutput("distribution", sigma=2.0), "compact_resnet", CompactResnet,
                "default: small residual multi-task CNN, age as a distribution over 0..116 years"),
-        Family("multitask", "rgb128", AgeOutput("regression"), "multitask_cnn",
+        Family("multitask", "rgb128", AgeOutput("regression"), "multitask_cnn", MultitaskCnn,
                "seed 001 model A: shared conv-BN-ReLU blocks, age (linear, MSE) and gender branches"),
-        Family("small_multitask", "rgb128", AgeOutput("regression"), "small_multitask_cnn",
+        Family("small_multitask", "rgb128", AgeOutput("regression"), "small_multitask_cnn", SmallMultitaskCnn,
                "seed 002: two shared convs, one conv per branch, gender loss weighted 500:1"),
-        Family("sigmoid_bins", "gray70", AgeOutput("bins", FIVE_YEAR, "sigmoid"), "twin_cnn",
+        Family("sigmoid_bins", "gray70", AgeOutput("bins", FIVE_YEAR, "sigmoid"), "twin_cnn", TwinCnn,
                "seed 004: five-conv CNN, 20 sigmoid five-year groups; gender from its own CNN"),
-        Family("relu_regression", "gray70", AgeOutput("regression", activation="relu"), "twin_cnn",
+        Family("relu_regression", "gray70", AgeOutput("regression", activation="relu"), "twin_cnn", TwinCnn,
                "seed 004: the same CNN with one ReLU age output (MSE); gender from its own CNN"),
-        Family("custom12", "rgb224", AgeOutput("bins", CUSTOM12, "softmax"), "plain_cnn",
+        Family("custom12", "rgb224", AgeOutput("bins", CUSTOM12, "softmax"), "plain_cnn", PlainCnn,
                "seed 000: plain CNN, softmax over 12 custom age bins, class-balanced"),
-        Family("ranges10", "gray128", AgeOutput("bins", RANGES10, "softmax"), "plain_cnn",
+        Family("ranges10", "gray128", AgeOutput("bins", RANGES10, "softmax"), "plain_cnn", PlainCnn,
                "seed 003: plain CNN on 128 px gray, softmax over 10 age ranges"),
-        Family("vgg16", "rgb128", AgeOutput("regression"), "vgg16_transfer",
+        Family("vgg16", "rgb128", AgeOutput("regression"), "vgg16_transfer", VggTransfer,
                "seed 001 model B: VGG16 base, GAP, age/gender branches; frozen then fine-tuned"),
-        Family("vgg19", "rgb70", AgeOutput("bins", FIVE_YEAR, "softmax"), "vgg19_transfer",
+        Family("vgg19", "rgb70", AgeOutput("bins", FIVE_YEAR, "softmax"), "vgg19_transfer", VggTransfer,
                "seed 004: VGG19 base, softmax over 20 five-year groups, class-weighted CE"),
     )
 }

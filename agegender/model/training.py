@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import inspect
 import json
 import logging
 import shutil
@@ -55,17 +54,12 @@ def build_model(family: str | Family, recipe: Recipe, seed: int, precision: str 
     precision = precision or resolve_precision(recipe.precision)
     family = get_family(family) if isinstance(family, str) else family
     build = getattr(networks, family.builder)
-    fixed = {"input_shape", "age_output", "augment", "seed", *getattr(build, "keywords", {})}
-    accepted = set(inspect.signature(build).parameters) - fixed
-    unknown = sorted(set(recipe.architecture) - accepted)
-    if unknown:
-        raise ParamsError(f"models.{family.name}.architecture.{unknown[0]}: not a setting of "
-                          f"{family.builder}; it takes {sorted(accepted)}")
+    architecture = recipe.network_settings(family)  # typed by the family's schema (families.py)
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(precision)  # layers take the policy when created
     try:
         return build(get_profile(family.profile).shape, family.age_output,
-                     recipe.augment.model_dump(), seed, **recipe.architecture)
+                     recipe.augment.model_dump(), seed, **architecture)
     finally:
         keras.mixed_precision.set_global_policy(previous)
 
