@@ -1,104 +1,115 @@
-"""dvc.yaml knows every file of code a stage runs, so `dvc repro` misses no change.
+"""dvc.yaml knows exactly the code each stage runs, so `dvc repro` re-runs what an edit touches and
+nothing else.
 
-For each stage of dvc.yaml, kfold/dvc.yaml and external/dvc.yaml, the project modules its command imports
-(transitively, function-level imports and packages' ``__init__`` files included) must each lie
-under one of the stage's declared deps. The end-to-end test (test_pipeline.py) then edits the bins
-module in a copy and checks that ``dvc status`` reports the stages that run it.
+For each stage of dvc.yaml, kfold/dvc.yaml and external/dvc.yaml, the declared code deps must be
+the project files its command imports (transitively, function-level imports and packages'
+``__init__`` files included), no more and no less. tools/sync_dvc_deps.py computes them (one place
+for the import walk) and rewrites the deps; the end-to-end tests (test_pipeline.py) edit a module
+in a copy of the project and check which stages DVC then wants to run.
 """
-import ast
-import re
 from pathlib import Path
 
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("agegender", "stages")
+from tools import sync_dvc_deps as deps
+
+ROOT = deps.ROOT
 
 
-def module_file(name: str) -> Path | None:
-    """The file of a project module (``a.b`` -> a/b.py or a/b/__init__.py), None if not ours."""
-    base = ROOT.joinpath(*name.split("."))
-    for path in (base.with_suffix(".py"), base / "__init__.py"):
-        if path.is_file():
-            return path
-    return None
+def _stages():
+    for name in deps.PIPELINES:
+        for stage in yaml.safe_load((ROOT / name).read_text())["stages"]:
+            yield name, stage
 
 
-def imported_modules(path: Path) -> set[str]:
-    """Project modules one file imports, anywhere in it, with every parent package."""
-    names = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
-            names.update(f"{node.module}.{alias.name}" for alias in node.names)  # submodules
-    found = set()
-    for name in names:
-        if name.split(".")[0] not in PACKAGES:
-            continue
-        parts = name.split(".")
-        for i in range(1, len(parts) + 1):  # importing a.b.c runs a/__init__ and a/b/__init__
-            if module_file(".".join(parts[:i])):
-                found.add(".".join(parts[:i]))
-    return found
+ALL_STAGES = list(_stages())
 
 
-def code_files(entry: str) -> set[Path]:
-    """Every project file the module ``entry`` runs, transitively."""
-    parts = entry.split(".")
-    seen, todo = set(), [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
-    while todo:
-        name = todo.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        path = module_file(name)
-        if path is not None:  # None: a namespace package (stages/ has no __init__.py)
-            todo.extend(imported_modules(path) - seen)
-    return {module_file(name).relative_to(ROOT) for name in seen if module_file(name)}
+@pytest.mark.parametrize("dvc_file, stage", ALL_STAGES, ids=[f"{f}:{s}" for f, s in ALL_STAGES])
+def test_declared_code_deps_are_exactly_the_files_the_stage_imports(dvc_file, stage):
+    path = ROOT / dvc_file
+    problems = [p for p in deps.drift(path) if p.startswith(f"{dvc_file}:{stage}:")]
+    assert not problems, "\n".join(problems) + "\nrun: python tools/sync_dvc_deps.py"
+    declared = deps.declared_deps(yaml.safe_load(path.read_text())["stages"][stage])
+    assert all((ROOT / d).is_file() for d in declared), "code deps are files, not folders"
 
 
-def stages(dvc_file: str):
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-
-    def render(text: str) -> str:
-        return re.sub(r"\$\{([\w.]+)\}", lambda m: _lookup(params, m.group(1)), text)
-
-    for name, stage in yaml.safe_load((ROOT / dvc_file).read_text())["stages"].items():
-        entry = re.search(r"python -m ([\w.]+)", stage["cmd"]).group(1)
-        deps = [Path(render(d if isinstance(d, str) else next(iter(d)))) for d in stage["deps"]]
-        yield f"{dvc_file}:{name}", entry, deps
-
-
-def _lookup(params: dict, key: str) -> str:
-    value = params
-    for part in key.split("."):
-        value = value[part]
-    return str(value)
+def test_the_check_fails_on_a_missing_dep_and_on_one_the_stage_does_not_import():
+    path = ROOT / "dvc.yaml"
+    text = path.read_text()
+    assert "      - agegender/model/training.py\n" in text
+    mutated = text.replace("      - agegender/model/training.py\n", "", 1)  # train's: now missing
+    mutated = mutated.replace("      - stages/ingest.py\n",  # ingest runs no network code
+                              "      - stages/ingest.py\n      - agegender/model/networks.py\n", 1)
+    problems = deps.drift(path, mutated)
+    assert problems == [
+        "dvc.yaml:ingest: declares but does not import agegender/model/networks.py",
+        "dvc.yaml:train: imports but does not declare agegender/model/training.py",
+    ]
+    # the rewrite puts back exactly what was there, data deps and comments included
+    assert deps.sync_text(path, mutated) == text
 
 
-ALL_STAGES = [*stages("dvc.yaml"), *stages("kfold/dvc.yaml"), *stages("external/dvc.yaml")]
+def test_the_rewrite_replaces_folder_deps_and_keeps_data_deps_and_comments():
+    path = ROOT / "external" / "dvc.yaml"
+    text = path.read_text()
+    stage = yaml.safe_load(text)["stages"]["evaluate_external"]
+    code = deps.declared_deps(stage)
+    folders = "".join(f"      - {d}\n" for d in ("agegender", "agegender/model", "stages/evaluate_external.py"))
+    lines = text.splitlines(keepends=True)
+    first = lines.index(f"      - {code[0]}\n")
+    mutated = "".join(line for line in lines[:first]) + folders + "".join(
+        line for line in lines[first:] if line.strip().removeprefix("- ") not in code)
+    assert deps.drift(path, mutated)  # folders and a missing list are drift
+    assert deps.sync_text(path, mutated) == text
 
 
-@pytest.mark.parametrize("stage, entry, deps", ALL_STAGES, ids=[s[0] for s in ALL_STAGES])
-def test_declared_deps_cover_every_module_the_stage_imports(stage, entry, deps):
-    files = code_files(entry)
-    assert Path(*entry.split(".")).with_suffix(".py") in files
-    uncovered = sorted(str(f) for f in files if not any(f == d or d in f.parents for d in deps))
-    assert not uncovered, f"{stage} runs code dvc.yaml does not declare: {uncovered}"
-
-
-def test_the_coverage_check_sees_function_level_and_nested_imports():
+def test_the_walk_sees_function_level_and_nested_imports():
     # train imports TensorFlow-heavy modules inside main(); they must be counted
-    files = code_files("stages.train")
+    files = deps.code_files("stages.train")
     assert Path("agegender/model/training.py") in files and Path("agegender/model/saved.py") in files
     assert Path("agegender/data/bins.py") in files  # via the age outputs of the families
     assert Path("agegender/__init__.py") in files and Path("agegender/model/__init__.py") in files
 
 
+def test_the_walk_resolves_relative_imports(tmp_path):
+    pkg = tmp_path / "agegender" / "sub"
+    pkg.mkdir(parents=True)
+    (tmp_path / "agegender" / "__init__.py").write_text("")
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("def f():\n    from . import b\n    from ..c import g\n")
+    (pkg / "b.py").write_text("")
+    (tmp_path / "agegender" / "c.py").write_text("")
+    assert deps.code_files("agegender.sub.a", tmp_path) == {
+        Path(p) for p in ("agegender/__init__.py", "agegender/sub/__init__.py", "agegender/sub/a.py",
+                          "agegender/sub/b.py", "agegender/c.py")}
+
+
+def test_stages_import_only_the_code_they_run():
+    """The rooms match the stages: reading the cached arrays does not pull in the raw data and
+    labelled sets, and reading params pulls in no network code (nor TensorFlow)."""
+    train = {p.as_posix() for p in deps.code_files("stages.train")}
+    assert not train & {"agegender/data/labelled.py", "agegender/data/ingest.py", "agegender/data/source.py"}
+    ingest = {p.as_posix() for p in deps.code_files("stages.ingest")}
+    assert not ingest & {"agegender/model/networks.py", "agegender/model/training.py",
+                         "agegender/data/arrays.py"}
+
+
 def test_stage_entry_points_never_import_each_other():
     for path in sorted((ROOT / "stages").glob("*.py")):
-        others = {m for m in imported_modules(path) if m.startswith("stages")}
+        others = {m for m in deps.imported_modules(path) if m.startswith("stages")}
         assert not others - {"stages"}, f"{path.name} imports {others}"
+
+
+def test_every_stage_but_the_check_depends_on_the_params_check():
+    for dvc_file, stage in ALL_STAGES:
+        declared = yaml.safe_load((ROOT / dvc_file).read_text())["stages"][stage]["deps"]
+        if stage == "check_params":
+            assert "params.yaml" in declared
+        else:
+            assert "${paths.params_check}" in declared, f"{dvc_file}:{stage}"
+
+
+def test_the_command_line_check_passes_on_the_committed_pipelines(capsys):
+    assert deps.main(["--check"]) == 0

@@ -1,0 +1,39 @@
+"""DVC stage check_params, the first of every pipeline: params.yaml is valid and the raw data is
+where it says, checked before any other stage runs.
+
+DVC removes a stage's outputs before running it, so a mistake found by the stage itself (a typo
+planted in params.yaml by hand) would cost the workspace what that stage made before, the
+trained model included. Every other stage depends on this stage's output, so a bad setting stops
+``dvc repro`` here with one line naming the key, and nothing else has run. The output's bytes
+never change: a valid edit re-runs this stage, and downstream only the stages that use the
+edited setting (their ``params:``).
+"""
+import sys
+from pathlib import Path
+
+from agegender import cli
+from agegender.data.source import check_source
+from agegender.params import load_params
+
+# the whole output: constant, so that downstream stages see no change when params.yaml changes
+CHECKED = "params.yaml valid, raw data found (stages/check_params.py)\n"
+
+
+def main(argv=None) -> int:
+    parser = cli.parser("check_params", __doc__.split("\n\n")[0])
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--out", required=True, help="the constant file every other stage depends on")
+    args = parser.parse_args(argv)
+    cli.setup_logging(args)
+    params = load_params(args.params)
+    # the README's missing-data message, here rather than DVC's missing-dependency error for ingest
+    check_source(params.data.source)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(CHECKED)
+    print(f"check_params: {args.params} is valid; raw data at {params.data.source}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli.run("check_params", main))
