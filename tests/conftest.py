@@ -31,3 +31,12 @@ def portrait():
             return Image.open(f).convert("RGB")
     except Exception as exc:  # pragma: no cover - depends on the installed matplotlib
         pytest.skip(f"matplotlib's sample photo is not available: {exc}")
+
+
+@pytest.fixture
+def project(tmp_path):
+    """A copy of this project (code, dvc.yaml files, params.yaml) in a fresh git + DVC repo, on 80
+    synthetic UTKFace images, 1 epoch (tests/dvc_project.py)."""
+    from dvc_project import make_project
+
+    return make_project(tmp_path / "proj")

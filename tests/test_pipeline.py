@@ -1,66 +1,21 @@
 """End to end: `dvc repro` of the real dvc.yaml on a small synthetic UTKFace folder (1 epoch)."""
 import json
-import os
 import shutil
-import subprocess
 import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
-from synthetic import make_utkface
-from test_plot import declared_figures
+from dvc_project import changed_stages, declared_figures
+from dvc_project import run as _run
 
-ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow  # each test runs DVC pipelines that train
-
-
-def _env():
-    """This interpreter's bin folder first on PATH (DVC runs `python`, queue workers `dvc`)."""
-    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-            "TF_CPP_MIN_LOG_LEVEL": "2"}
-
-
-def _run(cmd, cwd):
-    result = subprocess.run(cmd, cwd=cwd, env=_env(), capture_output=True, text=True)
-    assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    return result.stdout + result.stderr
-
-
-@pytest.fixture
-def project(tmp_path):
-    """A copy of this project (code, dvc.yaml, params.yaml) in a fresh git + DVC repo."""
-    proj = tmp_path / "proj"
-    proj.mkdir()
-    for item in ("dvc.yaml", "params.yaml", ".dvcignore"):
-        shutil.copy(ROOT / item, proj / item)
-    for package in ("stages", "agegender"):  # `python -m stages.X` in proj imports proj's copy
-        shutil.copytree(ROOT / package, proj / package, ignore=shutil.ignore_patterns("__pycache__"))
-    for pipeline in ("kfold", "external"):
-        (proj / pipeline).mkdir()
-        shutil.copy(ROOT / pipeline / "dvc.yaml", proj / pipeline / "dvc.yaml")
-    (proj / "data" / "extra").mkdir(parents=True)
-    shutil.copy(ROOT / "data" / "extra" / "README.md", proj / "data" / "extra" / "README.md")
-    make_utkface(proj / "data" / "raw" / "UTKFace", n=80, seed=1)
-    params = yaml.safe_load((proj / "params.yaml").read_text())
-    params["data"]["source"] = "data/raw/UTKFace"
-    params["evaluate"]["breakdown_min_group_size"] = 1  # 8 test faces: let every group count
-    for hp in params["models"].values():
-        hp["epochs"] = 1
-    params["kfold"]["n_folds"] = 2
-    (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    _run(["git", "init", "-q"], proj)
-    _run([sys.executable, "-m", "dvc", "init", "-q"], proj)
-    _run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A"], proj)
-    _run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"], proj)
-    return proj
 
 
 def test_dvc_repro_end_to_end(project):
     out = _run([sys.executable, "-m", "dvc", "repro"], project)
-    for stage in ("ingest", "preprocess", "train", "evaluate", "plot", "model_card"):
+    for stage in ("check_params", "ingest", "preprocess", "train", "evaluate", "plot", "model_card"):
         assert f"Running stage '{stage}'" in out
     assert "kfold" not in out and not (project / "kfold" / "metrics.json").exists()
     metrics = json.loads((project / "reports/metrics.json").read_text())
@@ -95,14 +50,82 @@ def test_dvc_repro_end_to_end(project):
                  ("evaluate", "plot"), ("evaluate", "model_card")]:
         assert f'"{a}" -> "{b}"' in dag
 
-    # an edit to the age bins (which stratify the split and score every model) is seen by every
-    # stage that runs that code: dvc.yaml declares package folders, not hand-picked files
-    bins = project / "agegender" / "data" / "bins.py"
-    bins.write_text(bins.read_text() + "\n# edited\n")
-    status = _run([sys.executable, "-m", "dvc", "status"], project)
-    changed = {line.rstrip(":").strip() for line in status.splitlines()
-               if line.endswith(":") and not line.startswith("\t")}
-    assert {"ingest", "evaluate", "plot"} <= changed, status
+    _edits_rerun_exactly_the_stages_that_run_the_edited_code(project)
+    _a_bad_setting_stops_the_pipeline_before_any_stage_removes_outputs(project)
+
+
+def _edit(path, check):
+    """Append a comment to the module ``path``, call ``check()``, then put the file back."""
+    text = path.read_text()
+    path.write_text(text + "\n# edited\n")
+    try:
+        check()
+    finally:
+        path.write_text(text)
+
+
+def _edits_rerun_exactly_the_stages_that_run_the_edited_code(project):
+    """dvc.yaml declares each stage's code file by file (tools/sync_dvc_deps.py), so an edit is
+    seen by every stage that runs the edited file, and by no other."""
+    code = project / "agegender"
+    dvc = [sys.executable, "-m", "dvc"]
+
+    def networks():  # train builds the networks, evaluate loads their custom layers
+        assert changed_stages(project) == {"train", "evaluate"}
+        dry = _run([*dvc, "repro", "--dry"], project)
+        assert "Running stage 'train'" in dry
+        for stage in ("check_params", "ingest", "preprocess"):
+            assert f"Running stage '{stage}'" not in dry, dry
+
+    def labelled():  # labelled sets are ingest's and preprocess's business, not train's
+        assert changed_stages(project) == {"ingest", "preprocess"}
+
+    def bins():  # the age bins stratify the split, score every model and hold the families'
+        assert {"check_params", "ingest", "preprocess", "train", "evaluate", "plot"} <= changed_stages(project)
+
+    _edit(code / "model" / "networks.py", networks)
+    _edit(code / "data" / "labelled.py", labelled)
+    _edit(code / "data" / "bins.py", bins)
+    assert changed_stages(project) == set()  # the files put back: nothing to run
+
+
+def _a_bad_setting_stops_the_pipeline_before_any_stage_removes_outputs(project):
+    """A typo planted in params.yaml by hand (not through -S, which DVC checks itself) stops
+    `dvc repro` at check_params with one line naming the key; the trained model stays. A valid
+    edit re-runs the check (its output is constant) and only the stages that use the setting."""
+    dvc = [sys.executable, "-m", "dvc"]
+    path = project / "params.yaml"
+    good = path.read_text()
+    params = yaml.safe_load(good)
+    params["models"]["compact"]["architecture"]["wieghts"] = None
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    model = (project / "models/model.keras").read_bytes()
+    out = _run([*dvc, "repro"], project, ok=False)
+    named = [line for line in out.splitlines() if "models.compact.architecture.wieghts" in line]
+    assert len(named) == 1 and "unknown key" in named[0] and "Traceback" not in out, out
+    assert "Running stage 'check_params'" in out and out.count("Running stage") == 1, out
+    assert (project / "models/model.keras").read_bytes() == model
+
+    params = yaml.safe_load(good)
+    params["evaluate"]["batch_size"] = 128
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    out = _run([*dvc, "repro"], project)
+    assert "Running stage 'check_params'" in out and "Running stage 'evaluate'" in out
+    for stage in ("ingest", "preprocess", "train"):
+        assert f"Running stage '{stage}'" not in out, out
+    assert (project / "models/model.keras").read_bytes() == model
+
+
+def test_missing_data_stops_the_first_stage_with_the_readmes_message(project):
+    """With no raw data, `dvc repro` ends at check_params with the one line of
+    agegender.data.source.check_source (README, "Getting the data"), not DVC's missing-dependency
+    error for ingest."""
+    shutil.rmtree(project / "data" / "raw" / "UTKFace")
+    out = _run([sys.executable, "-m", "dvc", "repro"], project, ok=False)
+    lines = [line for line in out.splitlines() if line.startswith("check_params: error:")]
+    assert len(lines) == 1 and "raw data not found at data/raw/UTKFace" in lines[0], out
+    assert "README 'Getting the data'" in lines[0]
+    assert "does not exist" not in out and "Running stage 'ingest'" not in out, out
 
 
 def test_kfold_is_a_separate_pipeline(project):

@@ -12,16 +12,9 @@ import yaml
 from agegender.data.bins import CUSTOM12, FIVE_YEAR
 from agegender.evaluation import breakdown
 from agegender.evaluation import figures as plot
+from dvc_project import declared_figures
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def declared_figures(dvc_yaml: Path = ROOT / "dvc.yaml") -> list[str]:
-    """The figure files of the plot stage, under the folder dvc.yaml declares both as the stage's
-    output and as plots (paths relative to the project, as params.yaml's ``paths`` give them)."""
-    params = yaml.safe_load((dvc_yaml.parent / "params.yaml").read_text())
-    folder = params["paths"]["figures"]
-    return [f"{folder}/{name}" for name in plot.FIGURES]
 
 
 def test_dvc_yaml_declares_the_figures_folder_as_plots_and_as_the_plot_output():

@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 from synthetic import face, make_labelled
-from test_pipeline import _env, _run, project  # noqa: F401  (project: the fixture)
+from dvc_project import env as _env
+from dvc_project import run as _run
 
 pytestmark = pytest.mark.slow
 DVC = [sys.executable, "-m", "dvc"]
