@@ -65,6 +65,19 @@ def test_the_rewrite_replaces_folder_deps_and_keeps_data_deps_and_comments():
     assert deps.sync_text(path, mutated) == text
 
 
+def test_a_new_stage_gets_its_code_deps_after_its_data_deps():
+    path = ROOT / "dvc.yaml"
+    text = path.read_text().replace("stages:\n", (
+        "stages:\n  new:  # a stage just written\n    cmd: python -m stages.plot --x\n    deps:\n"
+        "      - reports/x.csv  # its data\n    outs:\n      - reports/y\n\n"), 1)
+    new = deps.sync_text(path, text)
+    block = new[new.index("  new:"):new.index("    outs:")].splitlines()
+    assert block[3] == "      - reports/x.csv  # its data" and block[4] == "      - stages/plot.py"
+    assert {line.removeprefix("      - ") for line in block[4:]} == {
+        p.as_posix() for p in deps.code_files("stages.plot")}
+    assert new.replace(new[new.index("  new:"):new.index("  check_params:")], "") == path.read_text()
+
+
 def test_the_walk_sees_function_level_and_nested_imports():
     # train imports TensorFlow-heavy modules inside main(); they must be counted
     files = deps.code_files("stages.train")

@@ -153,8 +153,10 @@ def sync_text(dvc_file: Path, text: str, root: Path = ROOT) -> str:
         at = code_at[0] if code_at else len(kept)
         out.extend(kept[:at] + items + kept[at:])
     new = "".join(out)
-    if drift(dvc_file, new, root):  # the rewrite must leave nothing to report
-        raise SystemExit(f"{dvc_file}: could not rewrite its deps lists; edit them by hand")
+    left = drift(dvc_file, new, root)  # the rewrite must leave nothing to report
+    if left:
+        raise SystemExit("\n".join(left) + f"\n{dvc_file}: could not rewrite these deps (does each "
+                         "stage have a `deps:` list, indented as the others?); edit them by hand")
     return new
 
 
