@@ -9,7 +9,6 @@ OUT_DIR/backup, saves OUT_DIR/model.keras, the summary and the predictions on fi
 logical devices before TensorFlow starts (for MirroredStrategy without GPUs).
 """
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -54,7 +53,7 @@ def main() -> int:
         keras.Model.fit = lambda self, *a, callbacks=(), **k: fit(self, *a, callbacks=[*callbacks, Kill()], **k)
 
     from agegender.model.saved import ModelInfo, save_model
-    from agegender.model.training import train_model
+    from agegender.model.fit import train_model
     from agegender.params import Recipe
 
     recipe = Recipe(epochs=args.epochs, batch_size=8, architecture={"stage_blocks": [1, 1, 1, 1]},
@@ -64,8 +63,8 @@ def main() -> int:
     model, summary = train_model("compact", recipe, 0, synthetic(32, 0), synthetic(8, 1),
                                  args.out / "live", verbose=0, strategy=args.strategy,
                                  backup_dir=args.out / "backup")
-    save_model(model, args.out / "model.keras", ModelInfo.for_family("compact", summary["precision"]))
-    (args.out / "summary.json").write_text(json.dumps(summary))
+    save_model(model, args.out / "model.keras", ModelInfo.for_family("compact", summary.precision))
+    summary.write(args.out / "summary.json")
     np.save(args.out / "predictions.npy", model.predict(synthetic(8, 2)[0], verbose=0)["age"])
     np.save(args.out / "weights.npy", np.concatenate([np.ravel(w) for w in model.trainable_weights]))
     return 0
