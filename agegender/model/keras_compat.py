@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from pathlib import Path
 from typing import Callable
 
@@ -23,10 +24,12 @@ def version_tuple(version: str) -> tuple[int, ...]:
     """"3.15.1" -> (3, 15, 1); a suffix such as "rc0" or ".dev" after the numbers is dropped."""
     parts = []
     for piece in version.split(".")[:3]:
-        digits = "".join(c for c in piece if c.isdigit()) if piece[:1].isdigit() else ""
+        digits = re.match(r"\d*", piece).group()
         if not digits:
             break
         parts.append(int(digits))
+        if len(digits) < len(piece):  # "0rc1": the numbers end here
+            break
     return tuple(parts + [0] * (3 - len(parts)))
 
 
