@@ -80,7 +80,7 @@ def fit(request: FitRequest) -> tuple[keras.Model, TrainSummary]:
 
     setup, model, recipe = request.setup, request.setup.model, request.setup.recipe
     backup = _backup_folder(request.backup_dir, setup)
-    verbose = request.verbose if request.verbose != "auto" else (1 if sys.stdout.isatty() else 2)
+    verbose = keras_verbosity(request.verbose)
     early_stopping = keras.callbacks.EarlyStopping(
         monitor=MONITOR, patience=recipe.early_stopping_patience, mode="min",
         restore_best_weights=True, verbose=1)
@@ -145,6 +145,16 @@ def fit(request: FitRequest) -> tuple[keras.Model, TrainSummary]:
     if parent and backup != parent and not any(parent.iterdir()):
         parent.rmdir()  # the per-worker folder's parent, now empty
     return model, _summary(setup, live_dir, seconds, resumed)
+
+
+def keras_verbosity(requested: int | str, stdout=None) -> int:
+    """Keras' fit verbosity for ``requested``: a number as it is; ``"auto"``: 1 (a progress bar
+    within each epoch) when ``stdout`` (default sys.stdout) is a terminal, else 2 (one line per
+    epoch, for logs)."""
+    if requested != "auto":
+        return int(requested)
+    stdout = sys.stdout if stdout is None else stdout
+    return 1 if getattr(stdout, "isatty", lambda: False)() else 2
 
 
 def _summary(setup: Setup, live_dir: Path, seconds: float, resumed: bool) -> TrainSummary:
