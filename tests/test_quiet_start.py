@@ -74,3 +74,18 @@ def test_real_tensorflow_on_this_machine_starts_without_the_cuinit_line():
     assert quiet.returncode == 0, quiet.stderr
     assert "cuInit" not in quiet.stderr and "I0000" not in quiet.stderr
     assert "NotFoundError" in quiet.stderr  # TensorFlow's errors after the start still show
+
+
+def test_no_stage_imports_tensorflow_before_its_logging_is_set_up():
+    """The quiet start is installed by cli.setup_logging in main(): TensorFlow must come later."""
+    stages = sorted(p.stem for p in (ROOT / "stages").glob("*.py") if p.stem != "__init__")
+    code = f"""
+        import importlib, sys
+        sys.path.insert(0, {str(ROOT)!r})
+        for name in {stages!r} + ["agegender.prediction.cli"]:
+            importlib.import_module(name if "." in name else "stages." + name)
+            assert "tensorflow" not in sys.modules, name + " imports TensorFlow when imported"
+        """
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
