@@ -14,6 +14,7 @@ from agegender import cli
 from agegender.data.arrays import load_split
 from agegender.evaluation import breakdown
 from agegender.evaluation.scoring import evaluate_model, rounded
+from agegender.model.summary import TrainSummary
 from agegender.params import load_params
 
 
@@ -34,12 +35,12 @@ def main(argv=None) -> int:
     labels = pd.read_csv(args.labels)
     df, metrics, full = evaluate_model(model, info.age_output, images, labels[labels["split"] == "test"],
                                        cfg.batch_size, cfg.tta_flip, cfg.breakdown_min_group_size)
-    summary = json.loads(Path(args.train_summary).read_text())
+    summary = TrainSummary.read(args.train_summary)
     metrics["cost"] = {"parameters": int(model.count_params()),
-                       "train_seconds": summary.get("train_seconds"), **metrics["cost"],
+                       "train_seconds": summary.train_seconds, **metrics["cost"],
                        # what training ran on, and the precision evaluation predicted in
-                       "precision": summary.get("precision"), "device": summary.get("device"),
-                       "strategy": summary.get("strategy"), "inference_precision": info.precision}
+                       "precision": summary.precision, "device": summary.device,
+                       "strategy": summary.strategy, "inference_precision": info.precision}
     Path(args.metrics_out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.breakdown_out).write_text(json.dumps(rounded(full), indent=2) + "\n")
     breakdown.long_table(full).round(4).to_csv(args.breakdown_csv_out, index=False)

@@ -7,12 +7,12 @@ from agegender.evaluation.figures import draw_all
 
 def main(argv=None) -> int:
     parser = cli.parser("plot", __doc__)
-    for name in ("predictions", "live-dir", "breakdown", "labels", "test-images", "out-dir"):
+    for name in ("predictions", "live-dir", "breakdown", "labels", "test-images", "model", "out-dir"):
         parser.add_argument(f"--{name}", required=True)
     args = parser.parse_args(argv)
     cli.setup_logging(args)
     written = draw_all(args.predictions, args.live_dir, args.out_dir, args.breakdown, args.labels,
-                       args.test_images)
+                       args.test_images, model=args.model)
     print(f"plot: wrote {len(written)} figures to {args.out_dir}")
     return 0
 

@@ -1,5 +1,4 @@
 """DVC stage train: fit the chosen model family on the cached arrays; save the model and a summary."""
-import json
 import shutil
 import sys
 import tempfile
@@ -25,7 +24,7 @@ def main(argv=None) -> int:
 
     from agegender.model.hardware import is_chief  # TensorFlow: after the params check
     from agegender.model.saved import ModelInfo, save_model
-    from agegender.model.training import train_model
+    from agegender.model.fit import train_model
 
     out = {"model": args.model_out, "summary": args.summary_out, "live": args.live_dir}
     with tempfile.TemporaryDirectory() as scratch:
@@ -33,16 +32,16 @@ def main(argv=None) -> int:
         live = args.live_dir if params.train.strategy != "multi_worker" else Path(scratch) / "live"
         model, summary = train_model(params.model, params.recipe, params.train.seed,
                                      load_split(args.data_dir, "train"), load_split(args.data_dir, "val"),
-                                     live, verbose=0 if args.quiet else 2,
+                                     live, verbose=0 if args.quiet else "auto",
                                      strategy=params.train.strategy, backup_dir=args.backup_dir)
         if not is_chief(model.distribute_strategy):
             out = {k: Path(scratch) / Path(v).name for k, v in out.items()}
         elif live != args.live_dir:
             shutil.rmtree(args.live_dir, ignore_errors=True)
             shutil.copytree(live, args.live_dir)
-        save_model(model, out["model"], ModelInfo.for_family(params.model, summary["precision"]))
-        Path(out["summary"]).write_text(json.dumps(summary, indent=2) + "\n")
-    print(f"train: {summary}")
+        save_model(model, out["model"], ModelInfo.for_family(params.model, summary.precision))
+        summary.write(out["summary"])
+    print(f"train: {summary.to_json()}")
     return 0
 
 

@@ -99,13 +99,46 @@ def test_compact_stage_blocks_add_residual_blocks():
         networks.compact_resnet((64, 64, 3), spec.age_output, {}, 0, stage_blocks=(1, 1))
 
 
-def test_mixed_bfloat16_computes_in_bfloat16_with_float32_heads_and_survives_saving(tmp_path):
-    spec = get_family("compact")
+def test_mixed_bfloat16_builds_bfloat16_layers_with_float32_heads_and_survives_saving(tmp_path):
+    """The policy part, on any CPU: layers in bfloat16, weights and heads float32, kept by saving;
+    ``auto`` loading switches to float32 exactly where this CPU lacks native BF16."""
+    from agegender.model import hardware
+    from agegender.model.saved import ModelInfo, load_model, save_model
+
     model = build_model("compact", recipe(architecture={"stage_blocks": [1, 1, 1, 1]},
                                           precision="mixed_bfloat16"), seed=0)
     assert keras.mixed_precision.global_policy().name == "float32"  # restored after the build
     assert model.get_layer("stem_conv").compute_dtype == "bfloat16"
     assert model.get_layer("stem_conv").kernel.dtype == "float32"  # weights stay float32
+    assert model.get_layer("age").compute_dtype == model.get_layer("gender").compute_dtype == "float32"
+    save_model(model, tmp_path / "m.keras", ModelInfo.for_family("compact", "mixed_bfloat16"))
+    # in the trained precision by name: as saved, whatever this CPU
+    loaded, info = load_model(tmp_path / "m.keras", precision="mixed_bfloat16")
+    assert info == ModelInfo.for_family("compact", "mixed_bfloat16")
+    assert loaded.get_layer("stem_conv").compute_dtype == "bfloat16"
+    # auto (what evaluate and predict use): float32 where bfloat16 would only be emulated
+    native = hardware.cpu_info().native_bf16() and not hardware.gpu_info()
+    auto, info = load_model(tmp_path / "m.keras")
+    expected = "mixed_bfloat16" if native else "float32"
+    assert info.precision == expected
+    assert auto.get_layer("stem_conv").compute_dtype == ("bfloat16" if native else "float32")
+    float32 = build_model("compact", recipe(architecture={"stage_blocks": [1, 1, 1, 1]},
+                                            precision="float32"), seed=0)
+    assert float32.get_layer("stem_conv").compute_dtype == "float32"
+
+
+def test_mixed_bfloat16_trains_and_predicts_the_same_after_saving(tmp_path):
+    """The compute part: needs a CPU whose oneDNN runs bfloat16 natively (capped with
+    ONEDNN_MAX_CPU_ISA=AVX2 it cannot even build a bfloat16 convolution)."""
+    from agegender.model import hardware
+    from agegender.model.saved import ModelInfo, load_model, save_model
+
+    if not hardware.cpu_info().native_bf16() or hardware.gpu_info():
+        pytest.skip("needs a CPU with native BF16 (avx512_bf16 / amx_bf16, oneDNN not capped "
+                    "below it) and no GPU")
+    spec = get_family("compact")
+    model = build_model("compact", recipe(architecture={"stage_blocks": [1, 1, 1, 1]},
+                                          precision="mixed_bfloat16"), seed=0)
     x, labels = _batch("compact", n=8)
     out = model.predict(x, verbose=0)
     assert out["age"].dtype == np.float32 and out["gender"].dtype == np.float32
@@ -114,17 +147,10 @@ def test_mixed_bfloat16_computes_in_bfloat16_with_float32_heads_and_survives_sav
     history = model.fit(make_dataset(x, targets(labels, spec.age_output), batch_size=4),
                         epochs=1, verbose=0).history
     assert np.isfinite(history["loss"]).all()
-    from agegender.model.saved import ModelInfo, load_model, save_model
-
     save_model(model, tmp_path / "m.keras", ModelInfo.for_family("compact", "mixed_bfloat16"))
-    loaded, info = load_model(tmp_path / "m.keras")  # what evaluate and predict use
-    assert info == ModelInfo.for_family("compact", "mixed_bfloat16")
-    assert loaded.get_layer("stem_conv").compute_dtype == "bfloat16"
+    loaded, _ = load_model(tmp_path / "m.keras", precision="mixed_bfloat16")
     np.testing.assert_allclose(loaded.predict(x, verbose=0)["age"], model.predict(x, verbose=0)["age"],
                                atol=1e-6)
-    float32 = build_model("compact", recipe(architecture={"stage_blocks": [1, 1, 1, 1]},
-                                            precision="float32"), seed=0)
-    assert float32.get_layer("stem_conv").compute_dtype == "float32"
 
 
 def test_unknown_architecture_key_is_refused_naming_it():

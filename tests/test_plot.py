@@ -59,17 +59,30 @@ def test_plot_writes_every_declared_figure(tmp_path, own_bins, n, channels):
     src = _inputs(tmp_path, n, own_bins, channels)
     out = tmp_path / "reports" / "figures"
     written = plot.draw_all(src / "predictions.csv", src / "train", out, src / "breakdown.json",
-                       src / "labels.csv", src / "test_images.npy")
+                            src / "labels.csv", src / "test_images.npy",
+                            model=_model_info_file(tmp_path, "custom12" if own_bins else "compact"))
     assert len(written) == len(declared_figures())
     for name in declared_figures():
         path = tmp_path / name
         assert path.is_file() and path.stat().st_size > 1000, name
 
 
-def test_own_scheme_is_recognised_from_labels():
-    df = pd.DataFrame({"bin": ["1-3", "74+"], "pred_bin": ["4-10", "74+"]})
-    assert plot.own_scheme(df) is CUSTOM12
-    assert plot.own_scheme(df.drop(columns=["bin"])) is None
+def _model_info_file(tmp_path: Path, family: str) -> Path:
+    """A stand-in .keras file holding only the project's model information (all the plot reads)."""
+    import zipfile
+
+    from agegender.model.saved import INFO_ENTRY, ModelInfo
+
+    path = tmp_path / f"{family}.keras"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr(INFO_ENTRY, json.dumps(ModelInfo.for_family(family, "float32").to_json()))
+    return path
+
+
+def test_own_scheme_comes_from_the_saved_model_information(tmp_path):
+    assert plot.own_scheme(_model_info_file(tmp_path, "custom12")) is CUSTOM12
+    assert plot.own_scheme(_model_info_file(tmp_path, "ranges10")).name == "ranges10"
+    assert plot.own_scheme(_model_info_file(tmp_path, "compact")) is None
 
 
 def test_faces_grid_refuses_arrays_out_of_step(tmp_path):

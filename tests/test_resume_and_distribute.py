@@ -27,16 +27,28 @@ def _ok(result):
 
 
 def test_a_run_killed_after_epoch_1_of_3_resumes_and_ends_with_the_same_model(tmp_path):
-    _ok(_job(tmp_path / "whole"))
-    killed = _job(tmp_path / "resumed", "--kill-after-epoch", "1")
+    slow = ("--epoch-seconds", "3")  # every epoch >= 3 s: the time is mostly known
+    _ok(_job(tmp_path / "whole", *slow))
+    killed = _job(tmp_path / "resumed", "--kill-after-epoch", "1", *slow)
     assert killed.returncode == 3 and not (tmp_path / "resumed" / "model.keras").exists()
     assert (tmp_path / "resumed" / "backup" / "train" / "latest.weights.h5").is_file()
-    _ok(_job(tmp_path / "resumed"))
+    _ok(_job(tmp_path / "resumed", *slow))
     whole = np.load(tmp_path / "whole" / "predictions.npy")
     resumed = np.load(tmp_path / "resumed" / "predictions.npy")
     assert np.array_equal(whole, resumed)  # bit for bit: order, augmentation, mixup, optimizer
     summary = json.loads((tmp_path / "resumed" / "summary.json").read_text())
     assert summary["resumed"] is True and summary["epochs_run"] == 3
+    # the time of every epoch, the one before the kill included (not only the resumed two)
+    whole_seconds = json.loads((tmp_path / "whole" / "summary.json").read_text())["train_seconds"]
+    assert summary["train_seconds"] >= 9.0 and summary["train_seconds"] >= 0.85 * whole_seconds
+    assert abs(summary["train_images_per_second"] - 40 * 3 / summary["train_seconds"]) < 0.2
+    from agegender.evaluation.model_card import model_section
+    from agegender.model.summary import TrainSummary
+    from agegender.params import parse_params
+
+    card = "\n".join(model_section(parse_params({"data": {"source": "x"}}),
+                                    TrainSummary.read(tmp_path / "resumed" / "summary.json")))
+    assert f"Trained 3 epochs in {summary['train_seconds']} s" in card
     assert not (tmp_path / "resumed" / "backup").exists()  # a finished run leaves no backup
     loss = (tmp_path / "resumed" / "live" / "plots" / "metrics" / "train" / "loss.tsv").read_text()
     assert [line.split("\t")[0] for line in loss.splitlines()[1:]] == ["0", "1", "2"]

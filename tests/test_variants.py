@@ -12,7 +12,8 @@ from agegender.data.images import get_profile
 from agegender.model import networks
 from agegender.model.families import get_family
 from agegender.model.saved import ModelInfo, load_model, save_model
-from agegender.model.training import build_model, set_trainable, train_model, training_phases
+from agegender.model.fit import train_model
+from agegender.model.training import build_model, set_trainable, training_phases
 from agegender.params import FineTune, Recipe
 
 FINE_TUNE = {"base": "vgg16", "frozen_epochs": 1, "unfreeze": ["block4_", "block5_"],
@@ -105,14 +106,14 @@ def _processed(folder, shape, n=(12, 4), seed=0):
     return folder
 
 
-def _train(data, tmp_path, name, seed=0, out="model.keras", live="live", **settings) -> dict:
+def _train(data, tmp_path, name, seed=0, out="model.keras", live="live", **settings):
     """Train ``name`` on the arrays in ``data`` as the train stage does, save it; return the summary."""
     base = {"epochs": 1, "batch_size": 4, "learning_rate": 1e-3, "lr_schedule": "plateau",
             "early_stopping_patience": 5, "augment": {"flip": False}}
     recipe = Recipe.model_validate({**base, **settings})
     model, summary = train_model(name, recipe, seed, load_split(data, "train"), load_split(data, "val"),
                                  tmp_path / live, verbose=0)
-    save_model(model, tmp_path / out, ModelInfo.for_family(name, recipe.precision))
+    save_model(model, tmp_path / out, ModelInfo.for_family(name, summary.precision))
     return summary
 
 
@@ -121,7 +122,7 @@ def test_train_runs_both_phases_and_logs_every_epoch(tmp_path):
     data = _processed(tmp_path / "data", get_profile_shape("vgg16"), n=(8, 4))
     summary = _train(data, tmp_path, "vgg16", epochs=2, optimizer="rmsprop",
                      architecture={"weights": None}, fine_tune={**FINE_TUNE})
-    assert summary["epochs_run"] == 2
+    assert summary.epochs_run == 2
     metrics = json.loads((tmp_path / "live" / "metrics.json").read_text())
     assert metrics["step"] == 1  # one DVCLive run across the two fit calls, one step per epoch
     assert (tmp_path / "model.keras").is_file()
@@ -132,7 +133,7 @@ def test_class_balanced_training_and_subsampling(tmp_path):
     data = _processed(tmp_path / "data", get_profile_shape("ranges10"), n=(16, 6))
     summary = _train(data, tmp_path, "ranges10", class_balance=True, max_train_images=8,
                      max_val_images=4)
-    assert summary["train_images"] == 8 and summary["epochs_run"] == 1
+    assert summary.train_images == 8 and summary.epochs_run == 1
 
 
 def get_profile_shape(name):
@@ -143,8 +144,8 @@ def get_profile_shape(name):
 def test_final_fit_trains_on_train_and_val_without_validation_curves(tmp_path):
     data = _processed(tmp_path / "data", get_profile_shape("compact"), n=(12, 6))
     summary = _train(data, tmp_path, "compact", epochs=2, lr_schedule="cosine", final_fit=True)
-    assert summary["train_images"] == 18 and summary["final_fit"] is True
-    assert summary["epochs_run"] == 2 and summary["best_val_age_mae"] is None
+    assert summary.train_images == 18 and summary.final_fit is True
+    assert summary.epochs_run == 2 and summary.best_val_age_mae is None
     curves = tmp_path / "live" / "plots" / "metrics"
     assert (curves / "train" / "age_mae.tsv").is_file()
     assert not (curves / "eval").exists()  # val is training data now: no "validation" curve

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from agegender.data.bins import CUSTOM12, FIVE_YEAR, SCHEMES, BinScheme
+from agegender.data.bins import CUSTOM12, FIVE_YEAR, BinScheme
 from agegender.data.labels import GENDERS
 from agegender.evaluation.breakdown import BREAKDOWNS, TITLES
 from agegender.evaluation.metrics import age_metrics
@@ -152,16 +152,12 @@ def plot_no_own_bins(model_note: str, out: Path) -> None:
     _save(fig, out)
 
 
-def own_scheme(df: pd.DataFrame) -> BinScheme | None:
-    """The bin scheme of a bins model, recognised from the ``bin`` / ``pred_bin`` labels of
-    predictions.csv; None for models without bins of their own."""
-    if "bin" not in df or "pred_bin" not in df:
-        return None
-    seen = set(df["bin"].astype(str)) | set(df["pred_bin"].astype(str))
-    for scheme in SCHEMES.values():
-        if seen <= set(scheme.labels()):
-            return scheme
-    raise ValueError(f"predictions.csv bins {sorted(seen)[:5]}... match no scheme in stages/bins.py")
+def own_scheme(model) -> BinScheme | None:
+    """The bin scheme of a bins model, from the saved model's information (agegender.json inside
+    the .keras file ``model``); None for models without bins of their own."""
+    from agegender.model.saved import read_info  # no TensorFlow: reads the zip's JSON entry
+
+    return read_info(model).age_output.scheme
 
 
 def plot_bin_distribution(labels: pd.DataFrame, schemes: list[tuple[BinScheme, str]], out: Path) -> None:
@@ -286,15 +282,16 @@ def plot_error_by_group(full: dict, name: str, out: Path) -> None:
     _save(fig, out)
 
 
-def draw_all(predictions_csv, live_dir, out_dir, breakdown_json, labels_csv, test_images,
-             grid_seed: int = 0) -> list[Path]:
-    """Draw every figure of :data:`FIGURES` into ``out_dir``; returns the paths written."""
+def draw_all(predictions_csv, live_dir, out_dir, breakdown_json, labels_csv, test_images, *,
+             model, grid_seed: int = 0) -> list[Path]:
+    """Draw every figure of :data:`FIGURES` into ``out_dir``; returns the paths written. ``model``:
+    the trained .keras file (its own age bins, if any, come from its saved information)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     df = pd.read_csv(predictions_csv)
     full = json.loads(Path(breakdown_json).read_text())
     labels = pd.read_csv(labels_csv)
-    scheme = own_scheme(df)
+    scheme = own_scheme(model)
     schemes = [(FIVE_YEAR, "five-year groups (seed 004, every model is scored on them)"),
                (CUSTOM12, "seed 000's 12 bins")]
     if scheme is not None and scheme not in (FIVE_YEAR, CUSTOM12):

@@ -9,7 +9,7 @@ cannot leak into the main evaluation. For each fold k:
    (ingest's ``stratified_split``), into training and an inner validation set of the
    same share as the main pipeline's (it picks the best epoch and drives early stopping, exactly as
    in the ``train`` stage; the held-out fold never steers training);
-2. the model is trained with :func:`agegender.model.training.train_model` and the same params as
+2. the model is trained with :func:`agegender.model.fit.train_model` and the same params as
    the main pipeline;
 3. it is scored on fold k with :func:`agegender.evaluation.scoring.evaluate_model` - the same
    metrics as the test split, headline fairness gaps included.
@@ -75,7 +75,7 @@ def run_fold(params: Params, k: int, images: ImageFiles, meta: pd.DataFrame, fol
 
     from agegender.evaluation.scoring import evaluate_model, rounded
     from agegender.model.saved import ModelInfo, load_model, save_model
-    from agegender.model.training import train_model
+    from agegender.model.fit import train_model
 
     rest = meta[folds != k]
     s = params.split
@@ -89,16 +89,16 @@ def run_fold(params: Params, k: int, images: ImageFiles, meta: pd.DataFrame, fol
     model, summary = train_model(params.model, recipe, params.train.seed, parts["train"], parts["val"],
                                  out_dir / "train", strategy=params.train.strategy)
     with tempfile.TemporaryDirectory(prefix=f"kfold{k}_") as tmp:  # scored as saved, like evaluate
-        save_model(model, Path(tmp) / "model.keras", ModelInfo.for_family(params.model, summary["precision"]))
+        save_model(model, Path(tmp) / "model.keras", ModelInfo.for_family(params.model, summary.precision))
         model, info = load_model(Path(tmp) / "model.keras")
     held = meta[folds == k]
     cfg = params.evaluate
     df, metrics, _ = evaluate_model(model, info.age_output, images[held.index], held, cfg.batch_size,
                                     cfg.tta_flip, cfg.breakdown_min_group_size)
     del metrics["cost"]
-    val_images = 0 if summary["final_fit"] else len(parts["val"][0])  # final fit: in train
-    metrics["train"] = {"images": summary["train_images"], "val_images": val_images,
-                        "epochs_run": summary["epochs_run"], "train_seconds": summary["train_seconds"]}
+    val_images = 0 if summary.final_fit else len(parts["val"][0])  # final fit: in train
+    metrics["train"] = {"images": summary.train_images, "val_images": val_images,
+                        "epochs_run": summary.epochs_run, "train_seconds": summary.train_seconds}
     metrics = {k_: metrics[k_] for k_ in ("age", "gender", "bins", "fairness", "train", "test_images")
                if k_ in metrics}
     (out_dir / "metrics.json").write_text(json.dumps(rounded(metrics), indent=2) + "\n")

@@ -13,7 +13,6 @@ import pandas as pd
 from agegender.data.bins import FIVE_YEAR
 from agegender.evaluation import breakdown
 from agegender.evaluation.metrics import age_metrics, bin_metrics, five_year_accuracy, gender_metrics
-from agegender.model.inference import predict
 from agegender.model.targets import AgeOutput
 
 
@@ -52,6 +51,8 @@ def evaluate_model(model, age_output: AgeOutput, images, labels: pd.DataFrame,
     ``metrics["cost"]["inference_images_per_second"]`` is the measured prediction speed."""
     if len(images) != len(labels):
         raise ValueError(f"{len(images)} images but {len(labels)} label rows")
+    from agegender.model.inference import predict  # TensorFlow: only once there is a model to run
+
     start = time.perf_counter()
     decoded = predict(model, age_output, images, batch_size, tta_flip)
     seconds = time.perf_counter() - start

@@ -14,28 +14,31 @@ import keras
 from keras import layers
 
 from agegender.errors import UserError
+from agegender.model import keras_compat
 from agegender.model.targets import AgeOutput
+from agegender.params import Augment
 
 
-def augmentation(cfg: dict, seed: int) -> keras.Layer:
+def augmentation(cfg: Augment | dict, seed: int) -> keras.Layer:
     """Random flip / rotation / zoom / re-framing / translation / contrast; Keras runs these layers
-    in training only."""
+    in training only. ``cfg``: the recipe's :class:`~agegender.params.Augment` (a dict is read
+    through it, so its defaults are the only ones)."""
+    a = cfg if isinstance(cfg, Augment) else Augment.model_validate(cfg)
     steps = []
-    if cfg.get("flip", True):
+    if a.flip:
         steps.append(layers.RandomFlip("horizontal", seed=seed))
-    if cfg.get("rotation", 0):
-        steps.append(layers.RandomRotation(cfg["rotation"], fill_mode="nearest", seed=seed + 1))
-    if cfg.get("zoom", 0):
-        steps.append(layers.RandomZoom(cfg["zoom"], fill_mode="nearest", seed=seed + 2))
-    framing = cfg.get("framing") or {}
-    if framing.get("probability", 0):
-        steps.append(RandomFraming(framing["probability"], framing["min_scale"],
-                                   framing["max_scale"], seed=seed + 5))
-    if cfg.get("translation", 0):
-        t = cfg["translation"]
-        steps.append(layers.RandomTranslation(t, t, fill_mode="nearest", seed=seed + 3))
-    if cfg.get("contrast", 0):
-        steps.append(layers.RandomContrast(cfg["contrast"], seed=seed + 4))
+    if a.rotation:
+        steps.append(layers.RandomRotation(a.rotation, fill_mode="nearest", seed=seed + 1))
+    if a.zoom:
+        steps.append(layers.RandomZoom(a.zoom, fill_mode="nearest", seed=seed + 2))
+    if a.framing.probability:
+        steps.append(RandomFraming(a.framing.probability, a.framing.min_scale,
+                                   a.framing.max_scale, seed=seed + 5))
+    if a.translation:
+        steps.append(layers.RandomTranslation(a.translation, a.translation, fill_mode="nearest",
+                                              seed=seed + 3))
+    if a.contrast:
+        steps.append(layers.RandomContrast(a.contrast, seed=seed + 4))
     if not steps:  # an empty Sequential cannot be built (or saved): augmentation switched off
         return layers.Identity(name="augment")
     return keras.Sequential(steps, name="augment")
@@ -87,7 +90,7 @@ class RandomFraming(layers.Layer):
                 "min_scale": self.min_scale, "max_scale": self.max_scale, "seed": self.seed}
 
 
-# The heads compute in float32 even under a mixed-precision policy (train.precision): softmax,
+# The heads compute in float32 even under a mixed-precision policy (models.<name>.precision): softmax,
 # sigmoid and the losses on them need float32's range and precision.
 def age_head(x, age_output: AgeOutput, name: str = "age", bias_initializer="zeros"):
     """Final age layer for the given output kind."""
@@ -294,12 +297,7 @@ class VGGWeightsError(UserError):
 def keras_cache_file(filename: str, cache_subdir: str = "models") -> Path:
     """Where ``keras.utils.get_file`` looks for (and would download) ``filename``: KERAS_HOME or
     ~/.keras, or /tmp/.keras when that folder is not writable (the same rule as Keras)."""
-    try:
-        from keras.src.backend.config import keras_home
-        base = keras_home()
-    except ImportError:  # private module moved: fall back to the documented rule
-        base = os.environ.get("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras"))
-    base = os.path.expanduser(base)
+    base = os.path.expanduser(keras_compat.keras_home())
     if not os.access(base, os.W_OK):
         base = os.path.join("/tmp", ".keras")
     return Path(base) / cache_subdir / filename
@@ -362,7 +360,8 @@ def vgg_transfer(input_shape, age_output: AgeOutput, augment: dict, seed: int, b
     """Seed 001 model B (and seed 004's VGG19): augmentation, VGG preprocessing, the VGG base
     without its top, global average pooling and dropout, then an age and a gender branch of
     dense-BN-ReLU-dropout blocks and their outputs. The base is the nested layer named ``base``;
-    train.py freezes / unfreezes its blocks when the model's params ask for a ``fine_tune``."""
+    agegender.model.training.set_trainable freezes / unfreezes its blocks when the model's params
+    ask for a ``fine_tune``."""
     if input_shape[-1] != 3:
         raise ValueError(f"{base} needs RGB input, got shape {input_shape}")
     inputs = keras.Input(input_shape, name="image")

@@ -1,0 +1,59 @@
+"""The typed train summary: what a training run did, as ``train_summary.json`` holds it.
+
+Written by the train stage (from :func:`agegender.model.fit.fit`), read by attribute by evaluate,
+k-fold and the model card. No TensorFlow here, so the light stages can read it.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+from agegender.errors import UserError
+
+
+@dataclass(frozen=True)
+class TrainSummary:
+    """What a training run did: ``train_summary.json``, field for field in the file's key order.
+
+    ``epochs_run`` and ``train_seconds`` count every epoch of the run, across a resume;
+    ``best_val_age_mae`` (years) is None after a final fit; ``precision`` is the one trained in,
+    ``precision_setting`` the recipe's (may be ``auto``); ``isa`` the CPU's speed-relevant flags,
+    space-separated; ``resumed`` whether a backup was resumed."""
+    model: str
+    epochs_run: int
+    best_val_age_mae: float | None
+    final_fit: bool
+    train_seconds: float
+    train_images: int
+    train_images_per_second: float
+    parameters: int
+    precision: str
+    precision_setting: str
+    device: str
+    isa: str
+    strategy: str
+    resumed: bool
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> "TrainSummary":
+        """From the parsed file; raises ValueError naming missing or unknown keys."""
+        names = [f.name for f in fields(cls)]
+        missing, unknown = [n for n in names if n not in data], sorted(set(data) - set(names))
+        if missing or unknown:
+            raise ValueError(f"train summary: missing keys {missing}, unknown keys {unknown}")
+        return cls(**{n: data[n] for n in names})
+
+    @classmethod
+    def read(cls, path: str | Path) -> "TrainSummary":
+        try:
+            return cls.from_json(json.loads(Path(path).read_text()))
+        except (OSError, ValueError) as exc:
+            raise UserError(f"{path}: not a train summary of this pipeline ({exc}); "
+                            "rerun `dvc repro train`") from None
+
+    def write(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_json(), indent=2) + "\n")

@@ -1,0 +1,59 @@
+"""The fit engine's contract (agegender.model.fit): a request in, the model and a typed summary out."""
+import io
+import json
+import warnings
+
+import numpy as np
+
+from agegender.model.fit import FitRequest, fit, keras_verbosity, train_model
+from agegender.model.summary import TrainSummary
+from agegender.model.training import setup_training
+from agegender.params import Recipe
+
+TINY = {"stem_filters": 4, "stage_filters": [4, 8, 8, 8], "stage_blocks": [1, 1, 1, 1]}
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def _split(n, seed):
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, (n, 72, 72, 3), dtype=np.uint8)
+    return images, np.stack([rng.integers(1, 90, n), rng.integers(0, 2, n), np.zeros(n)], 1).astype(np.int16)
+
+
+def test_progress_bar_in_a_terminal_one_line_per_epoch_in_logs():
+    assert keras_verbosity("auto", _Terminal()) == 1
+    assert keras_verbosity("auto", io.StringIO()) == 2
+    assert keras_verbosity(0, _Terminal()) == 0 and keras_verbosity(2, _Terminal()) == 2
+
+
+def test_a_fit_returns_the_typed_summary_the_file_holds_and_warns_of_nothing(tmp_path):
+    recipe = Recipe(epochs=2, batch_size=8, architecture=TINY, precision="float32",
+                    lr_schedule="plateau", augment={"flip": True})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model, summary = train_model("compact", recipe, 0, _split(16, 0), _split(8, 1),
+                                     tmp_path / "live", verbose=0)
+    assert not [w for w in caught if "shuffle" in str(w.message)], [str(w.message) for w in caught]
+    assert isinstance(summary, TrainSummary)
+    assert (summary.model, summary.epochs_run, summary.train_images, summary.final_fit) == ("compact", 2, 16, False)
+    assert summary.parameters == model.count_params() and summary.precision == "float32"
+    assert summary.best_val_age_mae is not None and summary.resumed is False and summary.train_seconds > 0
+    summary.write(tmp_path / "s.json")
+    assert list(json.loads((tmp_path / "s.json").read_text())) == [
+        "model", "epochs_run", "best_val_age_mae", "final_fit", "train_seconds", "train_images",
+        "train_images_per_second", "parameters", "precision", "precision_setting", "device", "isa",
+        "strategy", "resumed"]  # train_summary.json's keys, in its order
+    assert (tmp_path / "live" / "plots" / "metrics" / "train" / "loss.tsv").is_file()
+
+
+def test_fit_takes_a_request_built_from_a_setup(tmp_path):
+    recipe = Recipe(epochs=1, batch_size=8, architecture=TINY, precision="float32", final_fit=True,
+                    augment={"flip": False})
+    setup = setup_training("compact", recipe, 0, _split(8, 0), _split(8, 1))
+    model, summary = fit(FitRequest(setup, tmp_path / "live", verbose=0, backup_dir=tmp_path / "backup"))
+    assert model is setup.model and summary.train_images == 16 and summary.best_val_age_mae is None
+    assert not (tmp_path / "backup").exists()  # a finished run leaves no backup
