@@ -28,8 +28,11 @@ from PIL import Image  # noqa: E402
 
 from agegender.data.images import decode  # noqa: E402
 from agegender.data.source import iter_images  # noqa: E402
-from agegender.prediction.faces import (CHIP_DROP, CHIP_LANDMARKS, CHIP_SIDE, LANDMARKS,  # noqa: E402
-                                        HaarDetector, MtcnnDetector, similarity_transform)
+from agegender.prediction.alignment import (CHIP_DROP, CHIP_LANDMARKS, CHIP_SIDE,  # noqa: E402
+                                            similarity_transform)
+from agegender.prediction.detectors.haar import HaarDetector  # noqa: E402
+from agegender.prediction.detectors.mtcnn import MtcnnDetector  # noqa: E402
+from agegender.prediction.faces import LANDMARKS  # noqa: E402
 
 PAD = 100
 

@@ -19,7 +19,11 @@ from agegender.model.training import build_model
 from agegender.params import Recipe
 from agegender.prediction import predictor as P
 from agegender.prediction.cli import console as predict_main
-from agegender.prediction.faces import Box, DetectorUnavailable, HaarDetector, chip_box
+from agegender.prediction import output as O
+from agegender.prediction.alignment import chip_box
+from agegender.prediction.detectors.haar import HaarDetector
+from agegender.prediction.faces import Box, DetectorUnavailable
+from agegender.prediction.inputs import Item
 from synthetic import face
 
 
@@ -101,7 +105,7 @@ def test_cli_reports_failures_on_stderr_and_in_exit_status(model_dir, mixed_fold
         assert f"{mixed_folder / name}: " in err
     assert "5 files, 2 faces, 3 failed" in err
     rows = out.read_text().splitlines()
-    assert rows[0] == ",".join(P.CSV_FIELDS) and len(rows) == 6
+    assert rows[0] == ",".join(O.CSV_FIELDS) and len(rows) == 6
 
     code = predict_main([str(mixed_folder / "a_good.jpg"), "--model", str(model_dir / "model.keras"),
                    "--no-detect", "--format", "json"])
@@ -145,7 +149,7 @@ def test_formats_and_modes_reach_the_model_as_the_same_pixels(predictor, fmt, mo
     img = _face(2, size=90).convert(mode)
     data = io.BytesIO()
     img.save(data, fmt, **kw)
-    prepared = P.prepare(P._Item("x", data.getvalue()), predictor.profile, None)
+    prepared = P.prepare(Item("x", data.getvalue()), predictor.profile, None)
     assert prepared.error is None
     (arr,) = prepared.arrays
     assert arr.shape == predictor.profile.shape and arr.dtype == np.uint8
@@ -158,7 +162,7 @@ def test_transparency_is_flattened_onto_white(predictor):
     rgba[10:30, 10:30] = (200, 0, 0, 255)  # an opaque red square
     data = io.BytesIO()
     Image.fromarray(rgba, "RGBA").save(data, "PNG")
-    (arr,) = P.prepare(P._Item("x", data.getvalue()), predictor.profile, None).arrays
+    (arr,) = P.prepare(Item("x", data.getvalue()), predictor.profile, None).arrays
     assert (arr[0, 0] == 255).all() and tuple(arr[32, 32]) == (200, 0, 0)
 
 
@@ -166,7 +170,7 @@ def test_sixteen_bit_greyscale_is_scaled_not_clipped(predictor):
     ramp = np.tile(np.linspace(0, 65535, 64).astype(np.uint16), (64, 1))
     data = io.BytesIO()
     Image.fromarray(ramp).save(data, "PNG")
-    (arr,) = P.prepare(P._Item("x", data.getvalue()), predictor.profile, None).arrays
+    (arr,) = P.prepare(Item("x", data.getvalue()), predictor.profile, None).arrays
     assert arr[0, 0, 0] < 10 and arr[0, -1, 0] > 245 and 100 < arr[0, 32, 0] < 155
 
 
@@ -177,7 +181,7 @@ def test_exif_orientation_is_honoured(predictor):
     exif[0x0112] = 6  # stored as shot; display rotated 90 degrees clockwise
     data = io.BytesIO()
     img.save(data, "JPEG", quality=100, exif=exif)
-    prepared = P.prepare(P._Item("x", data.getvalue()), predictor.profile, None)
+    prepared = P.prepare(Item("x", data.getvalue()), predictor.profile, None)
     assert [f.box for f in prepared.faces] == [Box(0, 0, 40, 80)]  # portrait after rotation
     (arr,) = prepared.arrays
     upright = img.transpose(Image.Transpose.ROTATE_270)  # what a viewer shows: white on top
@@ -349,7 +353,7 @@ def test_default_detector_records_carry_confidence_and_landmarks(model_dir, port
         x, y, w, h = rec["box"]
         assert all(x <= px <= x + w and y <= py <= y + h for px, py in rec["landmarks"].values())
     out = io.StringIO()
-    P.write_records(records, "csv", out)
+    O.write_records(records, "csv", out)
     rows = list(csv.DictReader(io.StringIO(out.getvalue())))
     assert float(rows[1]["right_eye_x"]) == records[1]["landmarks"]["right_eye"][0]
     assert float(rows[0]["confidence"]) == records[0]["confidence"]
