@@ -76,17 +76,16 @@ def _expand_path(path: Path) -> list[Item]:
 
 def read_file(path: Path, max_bytes: int) -> bytes:
     """The bytes of a regular file of at most ``max_bytes``; ImageDecodeError (without the name)
-    for anything else. Opened non-blocking so a FIFO cannot hang the open, then checked."""
+    for anything else. Checked before it is opened (a socket cannot be), opened non-blocking (a
+    FIFO swapped in meanwhile cannot hang the open) and checked again on what was opened."""
     try:
+        _check_regular(os.stat(path))
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as exc:
         raise ImageDecodeError(f"cannot read file ({exc.strerror or exc})") from exc
     with os.fdopen(fd, "rb") as f:
         info = os.fstat(f.fileno())
-        kind = stat.S_IFMT(info.st_mode)
-        if kind != stat.S_IFREG:
-            raise ImageDecodeError(f"not a regular file ({SPECIAL.get(kind, 'a special file')}): "
-                                   "not read")
+        _check_regular(info)
         if info.st_size > max_bytes:
             raise ImageDecodeError(f"file too large ({info.st_size / 2**20:.1f} MB, above the "
                                    f"{max_bytes / 2**20:g} MB cap; raise it with --max-file-mb)")
@@ -98,6 +97,12 @@ def read_file(path: Path, max_bytes: int) -> bytes:
         raise ImageDecodeError(f"file too large (above the {max_bytes / 2**20:g} MB cap; raise it "
                                "with --max-file-mb)")
     return data
+
+
+def _check_regular(info: os.stat_result) -> None:
+    kind = stat.S_IFMT(info.st_mode)
+    if kind != stat.S_IFREG:
+        raise ImageDecodeError(f"not a regular file ({SPECIAL.get(kind, 'a special file')}): not read")
 
 
 def open_item(item: Item, max_bytes: int) -> Image.Image:

@@ -163,14 +163,15 @@ def check_output(output: str | Path, inputs: list[str | Path], input_files: list
         raise OutputError(f"--output {output}: is a folder; give a file name, e.g. "
                           f"{path / 'predictions.csv'}")
     real = Path(os.path.realpath(path))
-    for given in [Path(p) for p in inputs] + list(input_files):
-        if given.is_dir():
-            if is_image_name(path.name) and Path(os.path.realpath(given)) in real.parents:
-                raise OutputError(f"--output {output}: inside the input folder {given} and named like "
-                                  "an image, so it would be read as an input: write it elsewhere")
-        elif real == Path(os.path.realpath(given)):
-            raise OutputError(f"--output {output}: is one of the inputs ({given}): refusing to write "
+    given = [Path(p) for p in inputs] + list(input_files)
+    for p in given:
+        if not p.is_dir() and real == Path(os.path.realpath(p)):
+            raise OutputError(f"--output {output}: is one of the inputs ({p}): refusing to write "
                               "over it")
+    for p in given:
+        if p.is_dir() and is_image_name(path.name) and Path(os.path.realpath(p)) in real.parents:
+            raise OutputError(f"--output {output}: inside the input folder {p} and named like "
+                              "an image, so it would be read as an input: write it elsewhere")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.exists():
