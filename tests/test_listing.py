@@ -117,3 +117,16 @@ def test_a_linked_set_folder_is_followed(tmp_path):
     (tmp_path / "extra" / "appa").symlink_to(tmp_path / "disk" / "appa", target_is_directory=True)
     rows, skipped = labelled.scan(tmp_path / "extra")
     assert [r.key for r in rows] == [f"appa/img/{i:04d}.jpg" for i in range(4)] and not skipped
+
+
+def test_an_archive_follows_the_same_rule_as_its_unpacked_folder(tree, tmp_path):
+    import tarfile
+
+    root, images = tree
+    archive = tmp_path / "set.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(root, arcname="UTKFace", filter=lambda m: None if m.name.endswith("/loop") else m)
+    # tarfile stores the symlinked folder as a link member (not followed): its image is not in
+    # the archive; every other image, and no hidden or non-image file, is
+    expected = sorted(os.path.basename(p) for p in images if not p.startswith("linked/"))
+    assert sorted(name for name, _ in iter_images(archive)) == expected

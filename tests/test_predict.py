@@ -391,8 +391,6 @@ def _error_line(capsys):
 
 def test_an_output_that_is_an_input_or_a_folder_is_refused_before_predicting(model_dir, tmp_path,
                                                                              capsys, monkeypatch):
-    import shutil
-
     d = _crops(tmp_path / "d", 2)
     photo = (d / "0000.jpg").read_bytes()
     monkeypatch.setattr(P.Predictor, "__init__", lambda *a, **k: pytest.fail("model loaded"))
@@ -410,7 +408,6 @@ def test_an_output_that_is_an_input_or_a_folder_is_refused_before_predicting(mod
     assert "is one of the inputs" in _error_line(capsys)
     assert (d / "0000.jpg").read_bytes() == photo and sorted(p.name for p in d.iterdir()) == [
         "0000.jpg", "0001.jpg"]
-    shutil.rmtree(d)
 
 
 @pytest.mark.parametrize("option, value", [("--batch-size", "0"), ("--workers", "-1"),
@@ -461,7 +458,7 @@ def test_every_foreign_or_corrupt_model_file_is_one_line_and_exit_2(model_dir, t
         assert name in line and len(line) < 400, line
 
 
-def test_outputs_grow_per_batch_name_their_model_and_resume(model_dir, tmp_path, capsys):
+def test_every_format_names_its_model_and_resumes_after_a_torn_line(model_dir, tmp_path, capsys):
     import csv
     import hashlib
 
