@@ -2,11 +2,11 @@
 
 Files and folders (searched recursively for image files) go through the same decoding and pixel
 conversion as training (:mod:`agegender.data.images`). Photos are searched for faces and their
-landmarks with MTCNN and each face is cut out aligned like a UTKFace chip (:mod:`agegender.prediction.faces`,
-:mod:`agegender.prediction.alignment`);
-``detect=False`` takes each image as a face crop already. One record per face, or one record with
-an ``error`` for an input that could not be used. Reading inputs: :mod:`agegender.prediction.inputs`;
-writing records to files: :mod:`agegender.prediction.output`.
+landmarks with MTCNN and each face is cut out aligned like a UTKFace chip
+(:mod:`agegender.prediction.faces`, :mod:`agegender.prediction.alignment`); ``detect=False``
+takes each image as a face crop already. One record per face, or one record with an ``error`` for
+an input that could not be used. Reading inputs: :mod:`agegender.prediction.inputs`; writing
+records to files: :mod:`agegender.prediction.output`.
 
 The saved model says what it is (family, input profile, age decoding; :mod:`agegender.model.saved`),
 so nothing else is needed::
