@@ -104,7 +104,7 @@ def main(argv=None) -> int:
     print(f"{'path':8s} {'recall':>7s} {'missed':>6s} {'further':>7s} {'MAE':>6s} {'chip MAE':>8s} "
           f"{'gender':>7s} {'chip gender':>11s} {'pictures/s':>10s}")
     for name in args.detectors.split(","):
-        predictor._detector = make_detector(name)
+        predictor.detector = make_detector(name)
         r = run_path(predictor, pictures, truth, labels, chip_records)
         d, c = r["detect"], r["chip"]
         print(f"{name:8s} {r['recall']:7.1%} {r['missed']:6d} {r['further']:7d} {d['mae']:6.2f} "

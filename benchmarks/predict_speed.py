@@ -105,7 +105,7 @@ def main(argv=None) -> int:
             print(f"crops  (200x200 JPEG, --no-detect): {len(crops)} images in {seconds:.2f} s = "
                   f"{len(crops) / seconds:.1f} images/s, {cores:.2f} cores busy")
         for name in args.detectors.split(",") if args.photos else []:
-            predictor._detector = make_detector(name)
+            predictor.detector = make_detector(name)
             seconds, cores, records = timed(predictor, photos, detect=True)
             faces = sum(1 for r in records if not r["error"])
             print(f"photos (1280x720 JPEG, {name} detection): {len(photos)} images in {seconds:.2f} s = "

@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from agegender.prediction.faces import (ALIGN_TEMPLATE, CHIP_PIXELS, Box, Face, MtcnnDetector,
-                                        aligned_chip, cut_face, make_detector, similarity_transform)
+from agegender.prediction.alignment import (ALIGN_TEMPLATE, CHIP_PIXELS, aligned_chip, cut_face,
+                                            similarity_transform)
+from agegender.prediction.detectors.mtcnn import MtcnnDetector
+from agegender.prediction.faces import Box, Face, make_detector
 
 
 def _similarity(angle_deg, scale, shift):

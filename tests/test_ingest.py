@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from agegender import cli
-from agegender.data import ingest
+from agegender.data import ingest, splits
 from agegender.data.bins import FIVE_YEAR
 from agegender.data.source import SourceError
 from stages import ingest as ingest_stage
@@ -38,10 +38,10 @@ def test_duplicate_keeps_first_name_and_says_which(utk_dir, tmp_path):
 def test_split_is_deterministic_and_order_independent(utk_dir, tmp_path):
     folder, _ = utk_dir
     kept, _ = ingest.scan(folder)
-    a = ingest.stratified_split(kept, 0.1, 0.1, seed=7)
-    b = ingest.stratified_split(kept.sample(frac=1, random_state=0), 0.1, 0.1, seed=7).loc[a.index]
+    a = splits.stratified_split(kept, 0.1, 0.1, seed=7)
+    b = splits.stratified_split(kept.sample(frac=1, random_state=0), 0.1, 0.1, seed=7).loc[a.index]
     assert (a == b).all()
-    c = ingest.stratified_split(kept, 0.1, 0.1, seed=8)
+    c = splits.stratified_split(kept, 0.1, 0.1, seed=8)
     assert (a != c).any()  # the seed matters
 
 
@@ -49,7 +49,7 @@ def test_split_fractions_and_stratification():
     rows = [{"file": f"{i:05d}", "age": age, "gender": g}
             for i, (age, g) in enumerate((a, g) for a in range(1, 100) for g in (0, 1) for _ in range(10))]
     df = pd.DataFrame(rows)
-    split = ingest.stratified_split(df, 0.1, 0.2, seed=0)
+    split = splits.stratified_split(df, 0.1, 0.2, seed=0)
     counts = split.value_counts()
     assert counts["test"] == round(len(df) * 0.2) and counts["val"] == round(len(df) * 0.1)
     strata = FIVE_YEAR.encode(df["age"]) * 2 + df["gender"]

@@ -1,6 +1,5 @@
 """k-fold cross-validation: fold assignment (seed 004's KFold) and the mean / std over folds."""
 import numpy as np
-import pandas as pd
 import pytest
 from sklearn.model_selection import KFold
 

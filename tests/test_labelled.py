@@ -51,16 +51,16 @@ EXPECTED = {"appa/img/bad_age.jpg": "bad_label", "appa/img/bad_gender.jpg": "bad
 def test_each_bad_row_is_skipped_with_its_reason(extra):
     root, _ = extra
     rows, skipped = labelled.scan(root)
-    reasons = {s["file"]: s["reason"] for s in skipped}
+    reasons = {s.file: s.reason for s in skipped}
     for file, reason in EXPECTED.items():
         assert reasons[file] == reason, (file, reasons.get(file))
-    details = {s["file"]: s["detail"] for s in skipped}
+    details = {s.file: s.detail for s in skipped}
     assert "appa/labels.csv line 12" in details["appa/img/bad_age.jpg"]  # names the file and line
     assert "'thirty' is not a number" in details["appa/img/bad_age.jpg"]
     assert "'x' is not 0/1, male/female or m/f" in details["appa/img/bad_gender.jpg"]
     assert "listed but not found" in details["appa/img/gone.jpg"]
     # the second listing of 0002.jpg is a duplicate row; its first listing is kept
-    assert [s["reason"] for s in skipped if s["file"] == "appa/img/0002.jpg"] == ["duplicate"]
+    assert [s.reason for s in skipped if s.file == "appa/img/0002.jpg"] == ["duplicate"]
     kept = {r.key: r.labels for r in rows}
     assert len(kept) == 10 + 6 + 2  # both sets' good rows, copy.jpg (same bytes: ingest's job), float
     assert kept["appa/img/float.jpg"] == labelled.Labels(24, 1, 2)  # 23.6 -> 24, F, Asian

@@ -3,7 +3,8 @@
 Every image is either in ``labels.csv`` or in the data-quality report with its reason: nothing is
 dropped silently. Reasons: ``malformed_name``, ``out_of_range``, ``unreadable_image``, ``duplicate``,
 and for labelled sets of your own (``data.extra``, :mod:`agegender.data.labelled`) also
-``bad_label``, ``missing_file`` and ``unlabelled``. UTKFace images are named by their base name in
+``bad_label``, ``missing_file``, ``unlabelled`` and ``outside_set`` (one
+:class:`~agegender.data.skips.Skip` each). UTKFace images are named by their base name in
 ``labels.csv``, images of a labelled set by their path relative to ``data.extra``.
 """
 from __future__ import annotations
@@ -12,24 +13,23 @@ import hashlib
 import json
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from agegender.data import labelled
-from agegender.data.bins import FIVE_YEAR
 from agegender.data.images import ImageDecodeError, decode
 from agegender.data.labels import LabelError, parse_filename
+from agegender.data.skips import Skip, count_reasons
 from agegender.data.source import SourceError, iter_images
+from agegender.data.splits import SPLITS, stratified_split
 
-SPLITS = ("train", "val", "test")
 
 
-def scan(source: str | Path, extra: str | Path | None = None) -> tuple[pd.DataFrame, list[dict]]:
+def scan(source: str | Path, extra: str | Path | None = None) -> tuple[pd.DataFrame, list[Skip]]:
     """Read every image once: parse its name (or its labels CSV row), decode it, hash it.
 
     ``source`` is UTKFace (archive or folder); ``extra``, when given, a folder of labelled sets.
     Returns the kept rows (file, age, gender, race, hash) sorted by file name, and the skipped
-    files as dicts (file, reason, detail). Of exact duplicate contents the UTKFace image is kept
+    files (:class:`Skip`, sorted by file). Of exact duplicate contents the UTKFace image is kept
     over a labelled set's, and otherwise the first name in sorted order.
     """
     rows, skipped = [], []
@@ -38,10 +38,10 @@ def scan(source: str | Path, extra: str | Path | None = None) -> tuple[pd.DataFr
             labels = parse_filename(name)
             decode(data, name)
         except LabelError as exc:
-            skipped.append({"file": name, "reason": exc.reason, "detail": str(exc)})
+            skipped.append(Skip(name, exc.reason, str(exc)))
             continue
         except ImageDecodeError as exc:
-            skipped.append({"file": name, "reason": "unreadable_image", "detail": str(exc)})
+            skipped.append(Skip(name, "unreadable_image", str(exc)))
             continue
         rows.append({"file": name, "age": labels.age, "gender": labels.gender, "race": labels.race,
                      "hash": hashlib.sha256(data).hexdigest(), "extra": False})
@@ -51,8 +51,7 @@ def scan(source: str | Path, extra: str | Path | None = None) -> tuple[pd.DataFr
         skipped += skipped_extra
         for row in found:
             if row.key in utkface:  # only a labels.csv at the top of data.extra can clash
-                skipped.append({"file": row.key, "reason": "duplicate",
-                                "detail": f"{row.key}: same file name as a UTKFace image"})
+                skipped.append(Skip(row.key, "duplicate", f"{row.key}: same file name as a UTKFace image"))
                 continue
             rows.append({"file": row.key, "age": row.labels.age, "gender": row.labels.gender,
                          "race": row.labels.race, "hash": hashlib.sha256(row.data).hexdigest(),
@@ -62,67 +61,27 @@ def scan(source: str | Path, extra: str | Path | None = None) -> tuple[pd.DataFr
     dup = df.duplicated("hash", keep="first")
     first_of = df.drop_duplicates("hash").set_index("hash")["file"]
     for _, row in df[dup].iterrows():
-        skipped.append({"file": row.file, "reason": "duplicate",
-                        "detail": f"{row.file}: same content (sha256) as {first_of[row.hash]}"})
+        skipped.append(Skip(row.file, "duplicate",
+                            f"{row.file}: same content (sha256) as {first_of[row.hash]}"))
     kept = df[~dup].sort_values("file", kind="stable").drop(columns="extra").reset_index(drop=True)
-    return kept, sorted(skipped, key=lambda s: s["file"])
+    return kept, sorted(skipped, key=lambda s: s.file)
 
 
-def stratified_split(df: pd.DataFrame, val_fraction: float, test_fraction: float, seed: int) -> pd.Series:
-    """Assign 'train'/'val'/'test' to each row, stratified by five-year age group x gender.
-
-    Rows are shuffled within each stratum (seeded), strata are laid end to end, and every
-    1/fraction-th row of that sequence goes to test (then to val among the rest): each split gets
-    its share of every stratum to within one row, and exactly round(N * fraction) rows overall,
-    even when strata are smaller than 1/fraction. Deterministic for a given seed and set of rows,
-    whatever order they arrive in. Returns a Series aligned with ``df.index``.
-    """
-    if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
-        raise ValueError(f"bad split fractions: val={val_fraction}, test={test_fraction}")
-    rng = np.random.default_rng(seed)
-    by_file = df.sort_values("file", kind="stable")
-    strata = FIVE_YEAR.encode(by_file["age"].to_numpy()) * 2 + by_file["gender"].to_numpy()
-    sequence = []
-    for stratum in np.unique(strata):
-        members = by_file.index[strata == stratum].to_numpy()
-        sequence.extend(members[rng.permutation(len(members))])
-    split = pd.Series("train", index=df.index, dtype=object)
-    rest = []
-    for i, row in enumerate(sequence):
-        if _takes(i, test_fraction):
-            split[row] = "test"
-        else:
-            rest.append(row)
-    val_share = val_fraction / (1 - test_fraction)
-    for j, row in enumerate(rest):
-        if _takes(j, val_share):
-            split[row] = "val"
-    return split
-
-
-def _takes(i: int, fraction: float) -> bool:
-    """True for evenly spaced positions: round(n * fraction) of the first n, for every n."""
-    return int(np.floor((i + 1) * fraction + 0.5)) > int(np.floor(i * fraction + 0.5))
-
-
-def quality_report(n_seen: int, kept: pd.DataFrame, skipped: list[dict],
+def quality_report(n_seen: int, kept: pd.DataFrame, skipped: list[Skip],
                    extra: str | Path | None = None) -> dict:
     """Counts, reasons and the skipped files. With labelled sets (``extra``) it also says how many
     kept images came from UTKFace and from each set (``kept_by_source``, by top folder)."""
-    counts: dict[str, int] = {}
-    for s in skipped:
-        counts[s["reason"]] = counts.get(s["reason"], 0) + 1
     report = {
         "images_seen": n_seen,
         "images_kept": len(kept),
         "images_skipped": len(skipped),
-        "skipped_by_reason": dict(sorted(counts.items())),
+        "skipped_by_reason": count_reasons(skipped),
         "split_counts": {s: int((kept["split"] == s).sum()) for s in SPLITS},
     }
     if extra is not None:
         origin = kept["file"].map(lambda f: f"{extra}/{f.split('/')[0]}" if "/" in f else "UTKFace")
         report["kept_by_source"] = {k: int(v) for k, v in sorted(origin.value_counts().items())}
-    report["skipped"] = skipped
+    report["skipped"] = [s.as_dict() for s in skipped]
     return report
 
 

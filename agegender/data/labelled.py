@@ -12,20 +12,25 @@ stage scores the trained model on (external/dvc.yaml).
 
 Rows are checked like UTKFace's names and never repaired beyond the plain conversions above (an
 age of 23.6 becomes 24: ages are whole years everywhere). A bad row, a listed file that is missing
-or does not decode, and an image in the folder that no row names are each skipped with a reason;
+or does not decode, an image in the folder that no row names, and a link in a set that resolves
+outside the set's folder are each skipped with a reason (a :class:`~agegender.data.skips.Skip`);
+which files are images, and how links and hidden files are treated, is :mod:`agegender.data.listing`'s rule;
 a CSV that cannot be read or lacks a required column stops the run with an error naming it.
 """
 from __future__ import annotations
 
 import csv
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Iterator
 
 from agegender.data.images import ImageDecodeError, decode
-from agegender.data.labels import AGE_RANGE, GENDERS, RACES, UNKNOWN_RACE, Labels, LabelError
-from agegender.data.source import IMAGE_SUFFIXES, SourceError
+from agegender.data.labels import AGE_RANGE, RACES, UNKNOWN_RACE, Labels, LabelError
+from agegender.data.listing import list_files, list_images, within
+from agegender.data.skips import Skip
+from agegender.data.source import SourceError
 
 LABELS_CSV = "labels.csv"
 REQUIRED = ("file", "age", "gender")
@@ -92,59 +97,73 @@ def read_csv(csv_path: Path) -> list[dict]:
 
 
 def find_sets(root: str | Path) -> list[Path]:
-    """Every ``labels.csv`` under ``root`` (sorted). Raises ``SourceError`` when ``root`` is not a folder."""
+    """Every ``labels.csv`` under ``root`` (sorted; hidden folders skipped, symlinked folders
+    followed: a set may live on another disk). Raises ``SourceError`` when ``root`` is not a folder."""
     root = Path(root)
     if not root.is_dir():
         raise SourceError(f"labelled data folder not found: {root} (a folder of data sets, each a "
                           f"folder with {LABELS_CSV} and its images; see docs/data.md)")
-    return sorted(p for p in root.rglob(LABELS_CSV) if p.is_file() and not _hidden(p, root))
+    return list_files(root, lambda name: name == LABELS_CSV).files
 
 
-def scan(root: str | Path) -> tuple[list[Row], list[dict]]:
+def scan(root: str | Path) -> tuple[list[Row], list[Skip]]:
     """Read every labelled set under ``root``: (usable rows in CSV order, set by set; skipped
-    dicts ``file, reason, detail``). Images under ``root`` that no CSV names are skipped as
-    ``unlabelled``; a file listed twice is a ``duplicate`` the second time."""
+    files). Images under ``root`` that no CSV names are skipped as ``unlabelled``; a file listed
+    twice is a ``duplicate`` the second time; a file of a set that is a link resolving outside the
+    set's folder is refused as ``outside_set``, listed or not (a set cannot pull in other files)."""
     root = Path(root)
     rows, skipped, listed = [], [], set()
-    for csv_path in find_sets(root):
+    sets = find_sets(root)
+    for csv_path in sets:
         folder = csv_path.parent
         for line, row in enumerate(read_csv(csv_path), start=2):  # line 1 is the header
             name = (row.get("file") or "").strip()
             where = f"{csv_path.relative_to(root).as_posix()} line {line} ({name or 'no file name'})"
             key = _key(folder / name, root) if name else None
             if key is None or PurePosixPath(name).is_absolute() or ".." in PurePosixPath(name).parts:
-                skipped.append({"file": name or f"{csv_path.name}:{line}", "reason": "missing_file",
-                                "detail": f"{where}: file must name an image inside {folder}"})
+                skipped.append(Skip(name or f"{csv_path.name}:{line}", "missing_file",
+                                    f"{where}: file must name an image inside {folder}"))
                 continue
             if key in listed:
-                skipped.append({"file": key, "reason": "duplicate",
-                                "detail": f"{where}: {key} is listed more than once"})
+                skipped.append(Skip(key, "duplicate", f"{where}: {key} is listed more than once"))
                 continue
             listed.add(key)
             try:
                 labels = parse_row(row, where)
             except LabelError as exc:
-                skipped.append({"file": key, "reason": exc.reason, "detail": str(exc)})
+                skipped.append(Skip(key, exc.reason, str(exc)))
                 continue
             path = folder / name
+            if not within(path, folder):
+                skipped.append(_outside(key, path, folder, where))
+                continue
             if not path.is_file():
-                skipped.append({"file": key, "reason": "missing_file",
-                                "detail": f"{where}: listed but not found ({path})"})
+                problem = "not a regular file" if path.exists() else "listed but not found"
+                skipped.append(Skip(key, "missing_file", f"{where}: {problem} ({path})"))
                 continue
             data = path.read_bytes()
             try:
                 decode(data, key)
             except ImageDecodeError as exc:
-                skipped.append({"file": key, "reason": "unreadable_image", "detail": f"{where}: {exc}"})
+                skipped.append(Skip(key, "unreadable_image", f"{where}: {exc}"))
                 continue
             rows.append(Row(key, labels, path, data))
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and not _hidden(p, root)
-                       and p.name.lower().endswith(IMAGE_SUFFIXES)):
+    folders = sorted((p.parent for p in sets), key=lambda f: len(f.parts), reverse=True)
+    for path in list_images(root).files:
         key = _key(path, root)
-        if key not in listed:
-            skipped.append({"file": key, "reason": "unlabelled",
-                            "detail": f"{key}: an image that no {LABELS_CSV} row names"})
+        if key in listed:
+            continue
+        folder = next((f for f in folders if f == path.parent or f in path.parents), None)
+        if folder is not None and not within(path, folder):
+            skipped.append(_outside(key, path, folder, key))
+        else:
+            skipped.append(Skip(key, "unlabelled", f"{key}: an image that no {LABELS_CSV} row names"))
     return rows, skipped
+
+
+def _outside(key: str, path: Path, folder: Path, where: str) -> Skip:
+    return Skip(key, "outside_set", f"{where}: a link to {os.path.realpath(path)}, outside the "
+                                    f"set's folder {folder}: refused (copy the file into the set)")
 
 
 def iter_listed(root: str | Path, wanted: set[str]) -> Iterator[tuple[str, bytes]]:
@@ -161,7 +180,3 @@ def _key(path: Path, root: Path) -> str | None:
         return path.relative_to(root).as_posix()
     except ValueError:
         return None
-
-
-def _hidden(path: Path, root: Path) -> bool:
-    return any(part.startswith(".") for part in path.relative_to(root).parts)

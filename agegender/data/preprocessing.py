@@ -18,7 +18,7 @@ from tqdm import tqdm
 from agegender.data import labelled
 from agegender.data.arrays import LABEL_COLUMNS
 from agegender.data.images import Profile, get_profile, load_array
-from agegender.data.ingest import SPLITS
+from agegender.data.splits import SPLITS
 from agegender.data.source import SourceError, iter_images
 
 log = logging.getLogger(__name__)

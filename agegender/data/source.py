@@ -5,9 +5,8 @@ import tarfile
 from pathlib import Path
 from typing import Iterator
 
+from agegender.data.listing import IMAGE_SUFFIXES, is_hidden, is_image_name, list_images
 from agegender.errors import UserError
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
 class SourceError(UserError, FileNotFoundError):
@@ -35,14 +34,15 @@ def check_source(path: str | Path) -> Path:
 def iter_images(path: str | Path, wanted: set[str] | None = None) -> Iterator[tuple[str, bytes]]:
     """Yield ``(base name, file bytes)`` for every image file in the folder or archive, in name order
     for folders and archive order for archives. With ``wanted``, only those base names are read.
+    What an image file is (suffix, hidden files, links) is :mod:`agegender.data.listing`'s rule,
+    for archive members too.
 
     Raises ``SourceError`` when the source is missing or contains no image files.
     """
     path = check_source(path)
     found = 0
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and p.name.lower().endswith(IMAGE_SUFFIXES))
-        for p in files:
+        for p in list_images(path).files:
             found += 1
             if wanted is None or p.name in wanted:
                 yield p.name, p.read_bytes()
@@ -50,10 +50,10 @@ def iter_images(path: str | Path, wanted: set[str] | None = None) -> Iterator[tu
         with tarfile.open(path) as tar:  # streams; never unpacks to disk
             for member in tar:
                 name = Path(member.name).name
-                if not member.isfile() or not name.lower().endswith(IMAGE_SUFFIXES):
+                if not member.isfile() or not is_image_name(name) or is_hidden(member.name):
                     continue
                 found += 1
                 if wanted is None or name in wanted:
                     yield name, tar.extractfile(member).read()
     if found == 0:
-        raise SourceError(f"no image files (*.jpg, *.png) found in {path}")
+        raise SourceError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) found in {path}")

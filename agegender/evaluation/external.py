@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from agegender.data import labelled
+from agegender.data.skips import count_reasons
 from agegender.data.source import SourceError
 from agegender.evaluation.scoring import rounded, score
 
@@ -38,7 +39,7 @@ def evaluate_folder(predictor, folder: str | Path, detect: bool = True) -> tuple
     rows, skipped = labelled.scan(folder)
     if not rows:
         raise SourceError(f"no usable labelled image in {folder}: {len(skipped)} skipped "
-                                   f"({_by_reason(skipped) or 'no labels.csv found'})")
+                                   f"({count_reasons(skipped) or 'no labels.csv found'})")
     by_name = {str(row.path): row for row in rows}
     found: dict[str, list[dict]] = {}
     for record in predictor.iter_records([row.path for row in rows], detect=detect):
@@ -67,18 +68,11 @@ def evaluate_folder(predictor, folder: str | Path, detect: bool = True) -> tuple
     metrics["images"] = {
         "listed": len(rows) + len(skipped), "usable": len(rows), "scored": len(scored),
         "no_face": no_face, "failed": int(len(errors) - no_face), "skipped": len(skipped),
-        "skipped_by_reason": _by_reason(skipped),
+        "skipped_by_reason": count_reasons(skipped),
     }
     metrics["face_found_rate"] = len(scored) / len(rows)
     metrics["detect"] = bool(detect)
-    return df, {"metrics": rounded(metrics), "skipped": skipped}
-
-
-def _by_reason(skipped: list[dict]) -> dict:
-    counts: dict[str, int] = {}
-    for s in skipped:
-        counts[s["reason"]] = counts.get(s["reason"], 0) + 1
-    return dict(sorted(counts.items()))
+    return df, {"metrics": rounded(metrics), "skipped": [s.as_dict() for s in skipped]}
 
 
 def write(df: pd.DataFrame, result: dict, metrics_out: str | Path, predictions_out: str | Path,

@@ -6,7 +6,7 @@ train and validation images of the main split; **the test split is never touched
 cannot leak into the main evaluation. For each fold k:
 
 1. the images of the other k-1 folds are split again, stratified by five-year age group x gender
-   (ingest's ``stratified_split``), into training and an inner validation set of the
+   (``agegender.data.splits.stratified_split``, as ingest), into training and an inner validation set of the
    same share as the main pipeline's (it picks the best epoch and drives early stopping, exactly as
    in the ``train`` stage; the held-out fold never steers training);
 2. the model is trained with :func:`agegender.model.fit.train_model` and the same params as
@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from agegender.data.arrays import LABEL_COLUMNS, ImageFiles, load_split
-from agegender.data.ingest import stratified_split
+from agegender.data.splits import stratified_split
 from agegender.params import Params
 
 log = logging.getLogger(__name__)

@@ -87,7 +87,8 @@ def read_info(path: str | Path) -> ModelInfo:
 
 def load_model(path: str | Path, precision: str = "auto"):
     """(Keras model, :class:`ModelInfo`) of a saved model, loaded in Keras safe mode (no code
-    from the file). Raises :class:`ModelFileError` for a missing or foreign file.
+    from the file). Raises :class:`ModelFileError` (one line) for a missing, foreign or corrupt
+    file: one Keras refuses (a Lambda layer, an unknown class, no config.json) included.
 
     ``precision``: ``auto`` predicts in the precision the model was trained in unless this machine
     would only emulate it (bfloat16 on a CPU without native BF16, float16 without a GPU): then in
@@ -101,13 +102,25 @@ def load_model(path: str | Path, precision: str = "auto"):
     from agegender.model import hardware, networks  # noqa: F401  networks registers custom layers
 
     info = read_info(path)
-    model = keras.models.load_model(path, compile=False, safe_mode=True)
+    try:
+        model = keras.models.load_model(path, compile=False, safe_mode=True)
+    except Exception as exc:  # Keras raises many types for foreign files; safe mode stays on
+        raise ModelFileError(f"{path}: Keras cannot load this model in safe mode "
+                             f"({_first_line(exc)}); use a .keras file saved by this pipeline") from None
     if precision == "auto":
         precision = hardware.inference_precision(info.precision, hardware.cpu_info(), hardware.gpu_info())
     if precision == "float32" and info.precision != "float32":
         model = as_float32(model)
         info = dataclasses.replace(info, precision="float32")
     return model, info
+
+
+def _first_line(exc: Exception, limit: int = 200) -> str:
+    """``Type: first line of the message``, cut at ``limit`` characters: Keras' messages run to
+    dozens of lines (whole layer configs)."""
+    text = (str(exc).strip().splitlines() or [""])[0]
+    text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def as_float32(model):

@@ -1,32 +1,64 @@
-"""The predictor's command line: ``agegender-predict PATH...`` (also ``python -m stages.predict``)."""
+"""The predictor's command line: ``agegender-predict PATH...`` (also ``python -m stages.predict``).
+
+Everything that can be checked without TensorFlow is checked first, each mistake one line: the
+options (argparse), the model file (present, this project's, readable information), the inputs
+and the output (:func:`agegender.prediction.output.check_output`). Only then is the detector built
+and the model loaded (seconds: TensorFlow), and records are written batch by batch.
+"""
 from __future__ import annotations
 
+import argparse
 import logging
 import os
+import signal
 import sys
+import warnings
 from pathlib import Path
 
 # before TensorFlow loads (with the predictor): its C++ warnings (MTCNN's networks log one for
 # every photo where a stage finds nothing) are no messages for the user; errors stay visible
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from PIL import Image  # noqa: E402
+
 from agegender import cli  # noqa: E402
+from agegender.model.saved import read_info  # noqa: E402
 from agegender.prediction.faces import DETECTORS, make_detector  # noqa: E402
-from agegender.prediction.predictor import DEFAULT_MODEL, Predictor, write_records  # noqa: E402
+from agegender.prediction.inputs import MAX_FILE_MB, expand  # noqa: E402
+from agegender.prediction.output import FORMATS, ModelStamp, Writer, check_output, resume  # noqa: E402
+from agegender.prediction.predictor import DEFAULT_MODEL, Predictor  # noqa: E402
 
 log = logging.getLogger("predict")
+INTERRUPTED = 130  # the shell's status for a run stopped by Ctrl-C
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Exit status: 0 every file used, 1 some file failed; 2 (from :func:`console`) nothing could run."""
+def _positive(kind):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"{text} must be above 0")
+        return value
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = cli.parser(
         "agegender-predict",
         "Predict age and gender for the faces in images (files, or folders searched recursively). "
-        "Exit status: 0 all files used, 1 some file failed, 2 nothing could run.")
+        "Exit status: 0 all files used, 1 some file failed, 2 nothing could run, 130 interrupted.")
     parser.add_argument("paths", nargs="+", metavar="PATH")
     parser.add_argument("--model", default=DEFAULT_MODEL, help="saved .keras model (default %(default)s)")
-    parser.add_argument("--format", choices=["csv", "json"], default="csv")
+    parser.add_argument("--format", choices=FORMATS, default="csv",
+                        help="csv (default) or jsonl: written as records are made; json: one list, "
+                             "written at the end")
     parser.add_argument("--output", help="write here instead of standard output")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the records already in --output and skip their files (the same "
+                             "model and --format)")
     parser.add_argument("--no-detect", action="store_true",
                         help="images are face crops already: use each whole image as one face")
     parser.add_argument("--no-tta", action="store_true",
@@ -34,43 +66,118 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--detector", choices=DETECTORS, default="mtcnn",
                         help="mtcnn (default): boxes and five landmarks, faces cut aligned like "
                              "UTKFace's chips; haar: OpenCV's frontal cascade, boxes only, faster")
-    parser.add_argument("--detect-max-side", type=int, default=None,
+    parser.add_argument("--detect-max-side", type=_positive(int), default=None,
                         help="search photos for faces shrunk to at most this many pixels "
                              "(default 640 for mtcnn, 800 for haar; larger finds smaller faces, slower)")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--workers", type=int, default=None,
+    parser.add_argument("--batch-size", type=_positive(int), default=64)
+    parser.add_argument("--workers", type=_positive(int), default=None,
                         help="threads decoding and finding faces (default: all cores)")
-    args = parser.parse_args(argv)
-    cli.setup_logging(args)
+    parser.add_argument("--max-file-mb", type=_positive(float), default=MAX_FILE_MB,
+                        help="larger files are a per-file error, not read (default %(default)s)")
+    parser.add_argument("--progress", choices=["auto", "on", "off"], default="auto",
+                        help="progress bar on standard error: auto (default) when it is a terminal "
+                             "and there are several files")
+    return parser
 
+
+def main(argv: list[str] | None = None) -> int:
+    """Exit status: 0 every file used, 1 some file failed; 2 (from :func:`console`) nothing could
+    run; 130 interrupted (every record made so far is in the output)."""
+    args = build_parser().parse_args(argv)
+    if args.resume and not args.output:
+        build_parser().error("--resume needs --output (the file to continue)")
+    cli.setup_logging(args)
+    info = read_info(args.model)  # no TensorFlow yet: a missing or foreign file is said at once
+    stamp = ModelStamp.of(args.model, info.family)
+    items = expand(args.paths)
+    done, earlier = set(), None
+    if args.output:
+        check_output(args.output, args.paths, [it.source for it in items if isinstance(it.source, Path)])
+        if args.resume:
+            done, earlier = resume(args.output, args.format, stamp)
+            if done:
+                log.info("--resume: %d files already in %s, skipped", len(done), args.output)
+            items = [it for it in items if it.name not in done]
+
+    warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the predictor names the file
     # the detector first: if it cannot run, say so before the model takes seconds to load
     detector = "mtcnn" if args.no_detect else make_detector(args.detector, args.detect_max_side)
     predictor = Predictor(args.model, detector=detector, batch_size=args.batch_size,
-                          tta=not args.no_tta, workers=args.workers)
-    records = []
-    for rec in predictor.iter_records(args.paths, detect=not args.no_detect):
-        if rec["error"]:
-            log.warning("%s: %s", rec["file"], rec["error"])
-        records.append(rec)
+                          tta=not args.no_tta, workers=args.workers, max_file_mb=args.max_file_mb)
+    writer = Writer(args.output, args.format, stamp, earlier=earlier)
+    show = {"on": True, "off": False}.get(args.progress, sys.stderr.isatty() and len(items) > 1)
+    counts = _Counts()
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops a run like Ctrl-C does
+    try:
+        with _progress(len(items), show and not args.quiet) as bar:
+            for batch in predictor.iter_batches(items, detect=not args.no_detect):
+                writer.write(batch)
+                bar.update(counts.add(batch))
+    except KeyboardInterrupt:
+        writer.close()
+        log.warning("interrupted after %d files: their records are in %s; rerun with --resume "
+                    "to go on", len(counts.files), args.output or "standard output")
+        return INTERRUPTED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    writer.close()
+    log.info("%d files, %d faces, %d failed (model %s, %s, predicting in %s)", len(counts.files),
+             counts.faces, len(counts.failed), predictor.info.family, predictor.profile.name,
+             predictor.info.precision)
+    return 1 if counts.failed else 0
 
-    if args.output:
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        with open(args.output, "w", newline="") as f:
-            write_records(records, args.format, f)
-    else:
-        write_records(records, args.format, sys.stdout)
-    failed = sorted({r["file"] for r in records if r["error"]})
-    used = {r["file"] for r in records} - set(failed)
-    faces = sum(1 for r in records if not r["error"])
-    log.info("%d files, %d faces, %d failed (model %s, %s, predicting in %s)", len(used) + len(failed),
-             faces, len(failed), predictor.info.family, predictor.profile.name, predictor.info.precision)
-    return 1 if failed else 0
+
+class _Counts:
+    """Files, faces and failed files seen so far; each error is logged once, as it comes."""
+
+    def __init__(self):
+        self.files, self.failed, self.faces = set(), set(), 0
+
+    def add(self, batch: list[dict]) -> int:
+        before = len(self.files)
+        for rec in batch:
+            self.files.add(rec["file"])
+            if rec["error"]:
+                log.warning("%s: %s", rec["file"], rec["error"])
+                self.failed.add(rec["file"])
+            else:
+                self.faces += 1
+        return len(self.files) - before
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _progress(total: int, show: bool):
+    """A tqdm bar of files on standard error (log lines printed above it), or a silent stand-in."""
+    import contextlib
+
+    if not show:
+        class _Silent:
+            def update(self, n):
+                pass
+        return contextlib.nullcontext(_Silent())
+    from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    @contextlib.contextmanager
+    def bar():
+        with logging_redirect_tqdm(), tqdm(total=total, unit="file", file=sys.stderr,
+                                           dynamic_ncols=True) as t:
+            yield t
+    return bar()
 
 
 def console(argv: list[str] | None = None) -> int:
     """Entry point of the ``agegender-predict`` console script: a setup problem (no model, no
-    detector) ends with its message and exit status 2."""
-    return cli.run("predict", main, argv, error_status=2)
+    detector, a refused output) ends with its message and exit status 2; Ctrl-C before the first
+    record with status 130 and one line."""
+    try:
+        return cli.run("predict", main, argv, error_status=2)
+    except KeyboardInterrupt:
+        print("predict: interrupted", file=sys.stderr)
+        return INTERRUPTED
 
 
 if __name__ == "__main__":
