@@ -98,6 +98,10 @@ def model_section(params: Params, summary: TrainSummary | None) -> list[str]:
                   f"Trained on {summary.device} in {summary.precision} "
                   f"(`precision: {summary.precision_setting}`), {summary.strategy}.", ""]
     recipe = {"seed": params.train.seed, **params.recipe.model_dump()}
+    # the architecture as params.yaml gives it (the builder's defaults live in families.py)
+    arch = params.recipe.architecture
+    recipe["architecture"] = (arch if isinstance(arch, dict)
+                              else arch.model_dump(mode="json", exclude_unset=True))
     lines += [f"Training recipe (`models.{name}` in params.yaml, with the defaults of "
               "`agegender/params.py` for keys it leaves out, and `train.seed`):", "",
               "```yaml", yaml.safe_dump(recipe, sort_keys=True).rstrip(), "```", "",
