@@ -18,11 +18,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from test_pipeline import _env, _run, project  # noqa: F401  (project: the fixture)
-
-ROOT = Path(__file__).resolve().parents[1]
-DVC = [sys.executable, "-m", "dvc"]
-GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+from dvc_project import DVC, GIT, ROOT
+from dvc_project import env as _env
+from dvc_project import run as _run
 HEADLINE = {"age.mae", "age.cs5", "gender.accuracy", "cost.train_seconds"}
 
 
