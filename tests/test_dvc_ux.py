@@ -155,7 +155,9 @@ def _in_terminal(cmd: list[str], cwd, columns: int = 120) -> str:
 
 def _quiet(out: str) -> None:
     for noise in ("No file hash info", "failed to load", "reports/external", "kfold/folds",
-                  "Checkout failed"):
+                  "Checkout failed",
+                  "WARNING:",  # e.g. DVC's "'agegender/data/__init__.py' is empty" per dep
+                  "cuInit", "UserWarning"):  # TensorFlow's and Keras' start-up noise
         assert noise not in out, f"{noise!r} in:\n{out[-3000:]}"
 
 

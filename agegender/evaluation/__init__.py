@@ -1,0 +1,1 @@
+"""Evaluation: metrics, fairness breakdown, scoring, figures, model card, k-fold, external sets."""

@@ -1,0 +1,1 @@
+"""Models: families, networks, training, the fit engine, saving and inference."""

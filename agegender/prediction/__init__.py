@@ -1,0 +1,1 @@
+"""Prediction on photos: face detectors, alignment, the Predictor API and its command line."""
