@@ -2,8 +2,8 @@
 
 Like `dvc commit -f`, but it needs no outputs in the workspace: for a code change shown not to
 change any output (a short run before and after gives byte-identical files), so the recorded
-run's dvc.lock can follow the code without a full re-run. A dep that is another stage's output
-and not in the workspace takes that output's recorded hash. Run from the repository root:
+run's dvc.lock can follow the code without a full re-run. A dep not in the workspace keeps the hash
+this stage recorded, or (new) takes the hash another stage recorded for that output. Run from the repository root:
 
     python tools/refresh_lock_deps.py [STAGE ...]
 """
@@ -25,7 +25,9 @@ with repo.lock:
         for dep in stage.deps:
             if dep.exists:
                 dep.save()
-            elif str(dep) in recorded:  # an upstream output not in this workspace
+            elif dep.hash_info:  # not in this workspace: keep the hash this stage recorded
+                pass
+            elif str(dep) in recorded:  # a new dep on an upstream output not in this workspace
                 dep.hash_info = recorded[str(dep)]
             else:
                 sys.exit(f"{stage.addressing}: dependency {dep} is missing and no stage records it")
