@@ -608,3 +608,28 @@ def test_a_run_killed_midway_keeps_every_record_made_and_resumes(model_dir, tmp_
     assert rerun.returncode == 0, rerun.stderr
     rows = list(csv.DictReader(io.StringIO(out.read_text())))
     assert [r["file"] for r in rows] == [str(d / f"{i:04d}.jpg") for i in range(n)]
+
+
+def test_a_stop_during_a_batch_waits_for_the_batch_to_be_written_and_counted():
+    """Ctrl-C / SIGTERM inside the write of a batch: the batch is finished, then the run stops
+    (the killed-run test above can hit the middle of a batch's write, when the file first grows)."""
+    import os
+    import signal
+
+    from agegender.prediction.cli import _Stop
+
+    stop, done = _Stop(), []
+    previous = signal.signal(signal.SIGTERM, stop.handle)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with stop.deferred():
+                os.kill(os.getpid(), signal.SIGTERM)  # the handler runs here, inside the block
+                done.append("written")
+                done.append("counted")
+        assert done == ["written", "counted"]
+        with pytest.raises(KeyboardInterrupt):  # outside a batch: at once
+            os.kill(os.getpid(), signal.SIGTERM)
+            done.append("never")
+        assert "never" not in done
+    finally:
+        signal.signal(signal.SIGTERM, previous)

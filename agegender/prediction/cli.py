@@ -8,6 +8,7 @@ and the model loaded (seconds: TensorFlow), and records are written batch by bat
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
@@ -107,19 +108,22 @@ def main(argv: list[str] | None = None) -> int:
     writer = Writer(args.output, args.format, stamp, earlier=earlier)
     show = {"on": True, "off": False}.get(args.progress, sys.stderr.isatty() and len(items) > 1)
     counts = _Counts()
-    previous = signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops a run like Ctrl-C does
+    stop = _Stop()
+    previous = {sig: signal.signal(sig, stop.handle) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         with _progress(len(items), show and not args.quiet) as bar:
             for batch in predictor.iter_batches(items, detect=not args.no_detect):
-                writer.write(batch)
-                bar.update(counts.add(batch))
+                with stop.deferred():  # a batch is written and counted whole, or not at all
+                    writer.write(batch)
+                    bar.update(counts.add(batch))
     except KeyboardInterrupt:
         writer.close()
         log.warning("interrupted after %d files: their records are in %s; rerun with --resume "
                     "to go on", len(counts.files), args.output or "standard output")
         return INTERRUPTED
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     writer.close()
     log.info("%d files, %d faces, %d failed (model %s, %s, predicting in %s)", len(counts.files),
              counts.faces, len(counts.failed), predictor.info.family, predictor.profile.name,
@@ -145,14 +149,33 @@ class _Counts:
         return len(self.files) - before
 
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
+class _Stop:
+    """Ctrl-C and `kill` (SIGTERM) stop a run as KeyboardInterrupt, but not inside
+    :meth:`deferred`: there the stop waits until the block is done, so a stopped run's output
+    ends on a whole batch and the count it reports is the count in the file."""
+
+    def __init__(self):
+        self._deferring, self._pending = False, False
+
+    def handle(self, signum, frame):
+        if self._deferring:
+            self._pending = True
+        else:
+            raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def deferred(self):
+        self._deferring = True
+        try:
+            yield
+        finally:
+            self._deferring = False
+        if self._pending:
+            raise KeyboardInterrupt
 
 
 def _progress(total: int, show: bool):
     """A tqdm bar of files on standard error (log lines printed above it), or a silent stand-in."""
-    import contextlib
-
     if not show:
         class _Silent:
             def update(self, n):
