@@ -396,8 +396,11 @@ def test_an_output_that_is_an_input_or_a_folder_is_refused_before_predicting(mod
     monkeypatch.setattr(P.Predictor, "__init__", lambda *a, **k: pytest.fail("model loaded"))
     link = tmp_path / "link.csv"
     link.symlink_to(d / "0001.jpg")
+    hard = tmp_path / "hard.csv"
+    os.link(d / "0000.jpg", hard)  # another path, the same file on disk
     for output, problem in [(d / "0000.jpg", "is one of the inputs"),  # via the folder
                             (link, "is one of the inputs"),  # a link to an input
+                            (hard, "is one of the inputs"),  # a hard link to an input
                             (d, "is a folder"), (tmp_path, "is a folder"),
                             (d / "new.png", "named like an image"),
                             (d / "0001.jpg" / "x.csv", "cannot write there"),

@@ -154,10 +154,20 @@ def _replace(path: Path, text: str) -> None:
         raise
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` are one file on disk (a hard link has its own path but the same
+    inode, so comparing resolved paths misses it). False when either is missing or unreadable."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 def check_output(output: str | Path, inputs: list[str | Path], input_files: list[Path]) -> Path:
     """Refuse (:class:`OutputError`, one line) an ``output`` that is a folder, one of the inputs
-    (``inputs`` as given, ``input_files`` as listed, links resolved), a name an input folder would
-    list as an image, or a place that cannot be written. Creates its folder; returns the path."""
+    (``inputs`` as given, ``input_files`` as listed, links resolved, hard links by inode), a name
+    an input folder would list as an image, or a place that cannot be written. Creates its
+    folder; returns the path."""
     path = Path(output)
     if path.is_dir():
         raise OutputError(f"--output {output}: is a folder; give a file name, e.g. "
@@ -165,7 +175,7 @@ def check_output(output: str | Path, inputs: list[str | Path], input_files: list
     real = Path(os.path.realpath(path))
     given = [Path(p) for p in inputs] + list(input_files)
     for p in given:
-        if not p.is_dir() and real == Path(os.path.realpath(p)):
+        if not p.is_dir() and (real == Path(os.path.realpath(p)) or _same_file(path, p)):
             raise OutputError(f"--output {output}: is one of the inputs ({p}): refusing to write "
                               "over it")
     for p in given:
