@@ -1,0 +1,1 @@
+"""File-name labels, age bins, reading and listing the raw images, decoding, the split."""

@@ -1,0 +1,1 @@
+"""Metrics, fairness breakdown, scoring, figures, model card, k-fold and external scoring."""

@@ -1,0 +1,1 @@
+"""The predictor: input listing, face detection and alignment, streamed outputs."""
