@@ -141,9 +141,17 @@ class Writer:
 
 
 def _replace(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically: a temporary file beside it, renamed over it."""
+    """Write ``text`` to ``path`` atomically: a temporary file beside it, renamed over it. The file
+    keeps the mode it had (a new one: the umask's, as ``open`` gives), not mkstemp's 0600."""
+    try:
+        mode = path.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        umask = os.umask(0)  # read by setting; put back at once (no thread creates files here)
+        os.umask(umask)
+        mode = 0o666 & ~umask
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "w", newline="") as f:
             f.write(text)
             f.flush()
