@@ -396,8 +396,11 @@ def test_an_output_that_is_an_input_or_a_folder_is_refused_before_predicting(mod
     monkeypatch.setattr(P.Predictor, "__init__", lambda *a, **k: pytest.fail("model loaded"))
     link = tmp_path / "link.csv"
     link.symlink_to(d / "0001.jpg")
+    hard = tmp_path / "hard.csv"
+    os.link(d / "0000.jpg", hard)  # another path, the same file on disk
     for output, problem in [(d / "0000.jpg", "is one of the inputs"),  # via the folder
                             (link, "is one of the inputs"),  # a link to an input
+                            (hard, "is one of the inputs"),  # a hard link to an input
                             (d, "is a folder"), (tmp_path, "is a folder"),
                             (d / "new.png", "named like an image"),
                             (d / "0001.jpg" / "x.csv", "cannot write there"),
@@ -475,6 +478,9 @@ def test_every_format_names_its_model_and_resumes_after_a_torn_line(model_dir, t
         assert {(r["model_family"], r["model_sha256"]) for r in recs} == {("compact", sha)}
         full[fmt] = text
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]  # the JSON temp is gone
+    # the JSON list, written through a temporary file, has the mode a plain open gives (umask)
+    mode = (tmp_path / "all.csv").stat().st_mode & 0o777
+    assert (tmp_path / "all.json").stat().st_mode & 0o777 == mode
     capsys.readouterr()
 
     # a run stopped after three files, while writing the fourth's record (a torn line)
@@ -484,6 +490,7 @@ def test_every_format_names_its_model_and_resumes_after_a_torn_line(model_dir, t
     assert _cli(model_dir, d, "--output", part, "--resume") == 0
     assert "--resume: 2 files already in" in capsys.readouterr().err  # the last one is redone
     assert part.read_text() == full["csv"]
+    assert part.stat().st_mode & 0o777 == mode  # the rewrite keeps the file's mode
     jl = full["jsonl"].splitlines(keepends=True)
     part = tmp_path / "part.jsonl"
     part.write_text("".join(jl[:5]))

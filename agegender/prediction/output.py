@@ -141,9 +141,17 @@ class Writer:
 
 
 def _replace(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically: a temporary file beside it, renamed over it."""
+    """Write ``text`` to ``path`` atomically: a temporary file beside it, renamed over it. The file
+    keeps the mode it had (a new one: the umask's, as ``open`` gives), not mkstemp's 0600."""
+    try:
+        mode = path.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        umask = os.umask(0)  # read by setting; put back at once (no thread creates files here)
+        os.umask(umask)
+        mode = 0o666 & ~umask
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "w", newline="") as f:
             f.write(text)
             f.flush()
@@ -154,10 +162,20 @@ def _replace(path: Path, text: str) -> None:
         raise
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` are one file on disk (a hard link has its own path but the same
+    inode, so comparing resolved paths misses it). False when either is missing or unreadable."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 def check_output(output: str | Path, inputs: list[str | Path], input_files: list[Path]) -> Path:
     """Refuse (:class:`OutputError`, one line) an ``output`` that is a folder, one of the inputs
-    (``inputs`` as given, ``input_files`` as listed, links resolved), a name an input folder would
-    list as an image, or a place that cannot be written. Creates its folder; returns the path."""
+    (``inputs`` as given, ``input_files`` as listed, links resolved, hard links by inode), a name
+    an input folder would list as an image, or a place that cannot be written. Creates its
+    folder; returns the path."""
     path = Path(output)
     if path.is_dir():
         raise OutputError(f"--output {output}: is a folder; give a file name, e.g. "
@@ -165,7 +183,7 @@ def check_output(output: str | Path, inputs: list[str | Path], input_files: list
     real = Path(os.path.realpath(path))
     given = [Path(p) for p in inputs] + list(input_files)
     for p in given:
-        if not p.is_dir() and real == Path(os.path.realpath(p)):
+        if not p.is_dir() and (real == Path(os.path.realpath(p)) or _same_file(path, p)):
             raise OutputError(f"--output {output}: is one of the inputs ({p}): refusing to write "
                               "over it")
     for p in given:
