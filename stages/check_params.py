@@ -1,5 +1,6 @@
-"""DVC stage check_params, the first of every pipeline: params.yaml is valid and the raw data is
-where it says, checked before any other stage runs.
+"""DVC stage check_params, the first of every pipeline: params.yaml is valid, the raw data is
+where it says, and a transfer family's pretrained weights can be had, checked before any other
+stage runs.
 
 DVC removes a stage's outputs before running it, so a mistake found by the stage itself (a typo
 planted in params.yaml by hand) would cost the workspace what that stage made before, the
@@ -13,6 +14,8 @@ from pathlib import Path
 
 from agegender import cli
 from agegender.data.source import check_source
+from agegender.model.families import get_family
+from agegender.model.weights import ensure_weights
 from agegender.params import load_params
 
 # the whole output: constant, so that downstream stages see no change when params.yaml changes
@@ -28,6 +31,9 @@ def main(argv=None) -> int:
     params = load_params(args.params)
     # the README's missing-data message, here rather than DVC's missing-dependency error for ingest
     check_source(params.data.source)
+    family = get_family(params.model)
+    if family.pretrained:  # e.g. -S model=vgg19 offline: one line now, not after train's outputs are gone
+        ensure_weights(family.pretrained, params.recipe.network_settings(family)["weights"])
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(CHECKED)

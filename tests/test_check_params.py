@@ -41,3 +41,53 @@ def test_missing_raw_data_is_the_readmes_message(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("check_params: error: raw data not found at ") and len(err.splitlines()) == 1
     assert "see README 'Getting the data'" in err
+
+
+def _offline(*args, **kwargs):
+    raise Exception("URL fetch failure: [Errno -2] Name or service not known")
+
+
+def test_a_transfer_family_whose_imagenet_weights_cannot_be_had_stops_here(tmp_path, capsys, monkeypatch):
+    """`dvc exp run -S model=vgg19` offline: one line here, before train removes the last model."""
+    import keras
+
+    from agegender.model import weights
+
+    monkeypatch.setattr(keras.utils, "get_file", _offline)
+    cached = weights.keras_cache_file(weights.VGG_WEIGHT_FILES["vgg19"])
+    assert not cached.exists()  # this machine has no ImageNet weights (the premise of the test)
+    out = tmp_path / "ok"
+    path = _params(tmp_path, lambda p: p.update(model="vgg19"))
+    assert cli.run("check_params", check_params.main, ["--params", str(path), "--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("check_params: error: ImageNet weights for vgg19")
+    assert str(cached) in err and "models.vgg19.architecture.weights" in err and not out.exists()
+
+    # a local weights file that is not there is named; null (random initialisation) passes
+    path = _params(tmp_path, lambda p: p.update(model="vgg19") or p["models"]["vgg19"].setdefault(
+        "architecture", {}).update(weights=str(tmp_path / "nope.h5")))
+    assert cli.run("check_params", check_params.main, ["--params", str(path), "--out", str(out)]) == 1
+    assert "nope.h5" in capsys.readouterr().err
+    path = _params(tmp_path, lambda p: p.update(model="vgg19") or p["models"]["vgg19"].setdefault(
+        "architecture", {}).update(weights=None))
+    assert cli.run("check_params", check_params.main, ["--params", str(path), "--out", str(out)]) == 0
+
+
+def test_imagenet_weights_in_keras_cache_pass_without_a_download(tmp_path, monkeypatch):
+    import keras
+
+    from agegender.model import weights
+
+    monkeypatch.setattr(keras.utils, "get_file", _offline)
+    cached = tmp_path / "models" / weights.VGG_WEIGHT_FILES["vgg16"]
+    cached.parent.mkdir()
+    cached.write_bytes(b"h5")
+    monkeypatch.setattr(weights, "keras_cache_file", lambda name, subdir="models": tmp_path / subdir / name)
+    weights.ensure_weights("vgg16", "imagenet")  # found: no download tried
+    cached.unlink()
+    try:
+        weights.ensure_weights("vgg16", "imagenet")
+    except weights.VGGWeightsError as exc:
+        assert str(cached) in str(exc)
+    else:
+        raise AssertionError("missing weights passed")

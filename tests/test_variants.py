@@ -9,7 +9,7 @@ import pytest
 
 from agegender.data.arrays import load_split
 from agegender.data.images import get_profile
-from agegender.model import networks
+from agegender.model import networks, weights
 from agegender.model.families import get_family
 from agegender.model.saved import ModelInfo, load_model, save_model
 from agegender.model.fit import train_model
@@ -30,17 +30,17 @@ def test_missing_imagenet_weights_name_the_file_and_the_fixes(base, monkeypatch)
     from keras.src.utils import file_utils
 
     monkeypatch.setattr(file_utils, "get_file", _fail_download)  # what Keras does offline
-    with pytest.raises(networks.VGGWeightsError) as err:
+    with pytest.raises(weights.VGGWeightsError) as err:
         networks.vgg_base(base, "imagenet", (70, 70, 3))
     message = str(err.value)
-    expected = networks.keras_cache_file(f"{base}_weights_tf_dim_ordering_tf_kernels_notop.h5")
+    expected = weights.keras_cache_file(f"{base}_weights_tf_dim_ordering_tf_kernels_notop.h5")
     assert str(expected) in message and "models" in expected.parts
     assert f"models.{base}.architecture.weights" in message and "null" in message
     assert "Name or service not known" in message
 
 
 def test_weights_path_that_does_not_exist_is_named(tmp_path):
-    with pytest.raises(networks.VGGWeightsError, match="nope.h5"):
+    with pytest.raises(weights.VGGWeightsError, match="nope.h5"):
         networks.vgg_base("vgg16", str(tmp_path / "nope.h5"), (64, 64, 3))
 
 

@@ -99,6 +99,9 @@ class Family:
     builder: str  # function of agegender.model.networks: builder(input_shape, age_output, augment, seed, **architecture)
     architecture: type[Architecture]  # the builder's keyword arguments, typed
     summary: str
+    # the keras.applications base whose pretrained weights ``architecture.weights`` names, checked
+    # by check_params before any stage runs (agegender/model/weights.py); None: trains from scratch
+    pretrained: str | None = None
 
 
 FAMILIES: dict[str, Family] = {
@@ -119,9 +122,11 @@ FAMILIES: dict[str, Family] = {
         Family("ranges10", "gray128", AgeOutput("bins", RANGES10, "softmax"), "plain_cnn", PlainCnn,
                "seed 003: plain CNN on 128 px gray, softmax over 10 age ranges"),
         Family("vgg16", "rgb128", AgeOutput("regression"), "vgg16_transfer", VggTransfer,
-               "seed 001 model B: VGG16 base, GAP, age/gender branches; frozen then fine-tuned"),
+               "seed 001 model B: VGG16 base, GAP, age/gender branches; frozen then fine-tuned",
+               pretrained="vgg16"),
         Family("vgg19", "rgb70", AgeOutput("bins", FIVE_YEAR, "softmax"), "vgg19_transfer", VggTransfer,
-               "seed 004: VGG19 base, softmax over 20 five-year groups, class-weighted CE"),
+               "seed 004: VGG19 base, softmax over 20 five-year groups, class-weighted CE",
+               pretrained="vgg19"),
     )
 }
 

@@ -7,14 +7,11 @@ from __future__ import annotations
 
 import functools
 import math
-import os
-from pathlib import Path
 
 import keras
 from keras import layers
 
-from agegender.errors import UserError
-from agegender.model import keras_compat
+from agegender.model import weights as weights_of
 from agegender.model.targets import AgeOutput
 from agegender.params import Augment
 
@@ -283,26 +280,6 @@ def plain_cnn(input_shape, age_output: AgeOutput, augment: dict, seed: int,
 
 # --- seeds 001 (model B) / 004: VGG16 / VGG19 transfer -------------------------------------------
 
-VGG_WEIGHT_FILES = {  # what keras.applications caches under <KERAS_HOME>/models/ for include_top=False
-    "vgg16": "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
-    "vgg19": "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5",
-}
-VGG_WEIGHT_URL = "https://storage.googleapis.com/tensorflow/keras-applications/{base}/{file}"
-
-
-class VGGWeightsError(UserError):
-    """ImageNet weights for a VGG base could not be had (no cached file and no download)."""
-
-
-def keras_cache_file(filename: str, cache_subdir: str = "models") -> Path:
-    """Where ``keras.utils.get_file`` looks for (and would download) ``filename``: KERAS_HOME or
-    ~/.keras, or /tmp/.keras when that folder is not writable (the same rule as Keras)."""
-    base = os.path.expanduser(keras_compat.keras_home())
-    if not os.access(base, os.W_OK):
-        base = os.path.join("/tmp", ".keras")
-    return Path(base) / cache_subdir / filename
-
-
 def vgg_base(base: str, weights, input_shape) -> keras.Model:
     """The convolutional part of VGG16/VGG19 (``include_top=False``) as a nested model named
     ``base``. ``weights``: "imagenet" (keras.applications loader: its local cache first, then a
@@ -310,26 +287,14 @@ def vgg_base(base: str, weights, input_shape) -> keras.Model:
     apps = {"vgg16": keras.applications.VGG16, "vgg19": keras.applications.VGG19}
     if base not in apps:
         raise ValueError(f"unknown VGG base {base!r}; choose one of {sorted(apps)}")
-    if weights is None or str(weights).lower() in ("none", "null", "", "random"):
+    if weights_of.is_random(weights):
         return apps[base](include_top=False, weights=None, input_shape=input_shape, name=base)
     if str(weights).lower() == "imagenet":
-        cached = keras_cache_file(VGG_WEIGHT_FILES[base])
         try:
             return apps[base](include_top=False, weights="imagenet", input_shape=input_shape, name=base)
         except Exception as exc:  # Keras raises a bare Exception for a failed download
-            url = VGG_WEIGHT_URL.format(base=base, file=VGG_WEIGHT_FILES[base])
-            raise VGGWeightsError(
-                f"ImageNet weights for {base} could not be loaded: Keras looked for {cached} and "
-                f"could not download it ({type(exc).__name__}: {exc}). Provide the file: download "
-                f"{url} on a machine with internet and copy it to {cached}, or set "
-                f"models.{base}.architecture.weights to a local path of that file "
-                f"(dvc exp run -S model={base} -S models.{base}.architecture.weights=/path/to/file.h5),"
-                f" or to null to train from random initialisation."
-            ) from exc
-    path = Path(str(weights)).expanduser()
-    if not path.is_file():
-        raise VGGWeightsError(f"VGG weights file for {base} not found: {path.resolve()} (weights "
-                                "is 'imagenet', null or a path to a weights file)")
+            raise weights_of.missing_imagenet(base, exc) from exc
+    path = weights_of.check_weights_file(base, weights)
     return apps[base](include_top=False, weights=str(path), input_shape=input_shape, name=base)
 
 

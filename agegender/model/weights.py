@@ -1,0 +1,85 @@
+"""Pretrained weights of the transfer families: where Keras keeps them, and making sure of them
+before a pipeline removes anything.
+
+No Keras import until a file has to be found or fetched: the first stage, check_params, calls
+:func:`ensure_weights` for the family in use, so where ImageNet weights cannot be had (offline,
+not in Keras' cache) ``dvc repro`` / ``dvc exp run -S model=vgg19`` stops there in seconds with one
+line, before DVC has removed the trained model of the last run; with internet the file is fetched
+into Keras' cache, where the train stage's ``keras.applications`` loader then finds it.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from agegender.errors import UserError
+
+# what keras.applications caches under <KERAS_HOME>/models/ for include_top=False
+VGG_WEIGHT_FILES = {
+    "vgg16": "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    "vgg19": "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5",
+}
+VGG_WEIGHT_URL = "https://storage.googleapis.com/tensorflow/keras-applications/{base}/{file}"
+RANDOM = ("none", "null", "", "random")  # weights values meaning random initialisation
+
+
+class VGGWeightsError(UserError):
+    """Pretrained weights for a VGG base could not be had (no file, no cached copy, no download)."""
+
+
+def is_random(weights) -> bool:
+    """``weights`` asks for random initialisation (None, "none", "null", "random")."""
+    return weights is None or str(weights).lower() in RANDOM
+
+
+def keras_cache_file(filename: str, cache_subdir: str = "models") -> Path:
+    """Where ``keras.utils.get_file`` looks for (and would download) ``filename``: KERAS_HOME or
+    ~/.keras, or /tmp/.keras when that folder is not writable (the same rule as Keras)."""
+    from agegender.model import keras_compat  # imports Keras: only for a pretrained family
+
+    base = os.path.expanduser(keras_compat.keras_home())
+    if not os.access(base, os.W_OK):
+        base = os.path.join("/tmp", ".keras")
+    return Path(base) / cache_subdir / filename
+
+
+def missing_imagenet(base: str, exc: BaseException) -> VGGWeightsError:
+    """The one-line error for ImageNet weights of ``base`` that are neither cached nor downloadable."""
+    cached = keras_cache_file(VGG_WEIGHT_FILES[base])
+    url = VGG_WEIGHT_URL.format(base=base, file=VGG_WEIGHT_FILES[base])
+    return VGGWeightsError(
+        f"ImageNet weights for {base} could not be loaded: Keras looked for {cached} and "
+        f"could not download it ({type(exc).__name__}: {exc}). Provide the file: download "
+        f"{url} on a machine with internet and copy it to {cached}, or set "
+        f"models.{base}.architecture.weights to a local path of that file "
+        f"(dvc exp run -S model={base} -S models.{base}.architecture.weights=/path/to/file.h5),"
+        f" or to null to train from random initialisation.")
+
+
+def check_weights_file(base: str, weights) -> Path:
+    """``weights`` as a path to an existing file; raises :class:`VGGWeightsError` naming it."""
+    path = Path(str(weights)).expanduser()
+    if not path.is_file():
+        raise VGGWeightsError(f"VGG weights file for {base} not found: {path.resolve()} (weights "
+                              "is 'imagenet', null or a path to a weights file)")
+    return path
+
+
+def ensure_weights(base: str, weights) -> None:
+    """Make sure the weights ``base`` will be built with can be had: random (nothing to do), a
+    file that exists, or ImageNet's, in Keras' cache or fetched into it now. Raises
+    :class:`VGGWeightsError` (one line: the file Keras wants, where, and the other choices)."""
+    if is_random(weights):
+        return
+    if str(weights).lower() != "imagenet":
+        check_weights_file(base, weights)
+        return
+    if keras_cache_file(VGG_WEIGHT_FILES[base]).is_file():
+        return
+    import keras
+
+    try:
+        keras.utils.get_file(VGG_WEIGHT_FILES[base], VGG_WEIGHT_URL.format(
+            base=base, file=VGG_WEIGHT_FILES[base]), cache_subdir="models")
+    except Exception as exc:  # Keras raises a bare Exception for a failed download
+        raise missing_imagenet(base, exc) from exc
