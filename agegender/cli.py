@@ -9,7 +9,6 @@ import logging
 import os
 import re
 import sys
-import tempfile
 from typing import Callable
 
 from agegender.errors import UserError
@@ -48,9 +47,36 @@ def start_noise(line: str, gpus_found: bool) -> bool:
     return bool(_START_NOISE.match(line)) or (not gpus_found and bool(_NO_GPU.match(line)))
 
 
+# The last line the parent writes into the filter's pipe, saying whether TensorFlow found a GPU.
+_GPUS_LINE = "\x00agegender: gpus found: "
+
+
+def filter_start(source, sink) -> None:
+    """Copy TensorFlow's start-up lines from ``source`` to ``sink`` (binary streams) as they come,
+    less the start noise. A cuInit error is held until the parent's closing line says whether a GPU
+    was found; without that line (the parent died while TensorFlow started) it is shown too."""
+    held, gpus_found = [], None
+    for raw in source:
+        line = raw.decode(errors="replace")
+        if line.startswith(_GPUS_LINE):
+            gpus_found = line[len(_GPUS_LINE):].strip() == "1"
+        elif start_noise(line, gpus_found=True):  # noise whatever the devices
+            continue
+        elif start_noise(line, gpus_found=False):  # noise only without a GPU: wait for the answer
+            held.append(raw)
+        else:
+            sink.write(raw)
+            sink.flush()
+    if gpus_found is not False:
+        sink.writelines(held)
+        sink.flush()
+
+
 class _QuietStart(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """Imports ``tensorflow`` (the first time anything does) with stderr caught in a file, lists its
-    devices (where cuInit runs), then writes back every caught line that is not start noise."""
+    """Imports ``tensorflow`` (the first time anything does) and lists its devices (where cuInit
+    runs) with stderr sent through :func:`filter_start` in a child process: lines that are not start
+    noise pass on as they come, and survive this process if TensorFlow aborts it (a fatal error,
+    e.g. a CPU without the instructions the wheel needs)."""
 
     def find_spec(self, name, path=None, target=None):
         if name != "tensorflow":
@@ -67,23 +93,27 @@ class _QuietStart(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         return self.loader.create_module(spec)
 
     def exec_module(self, module):
+        import subprocess
+
         sys.stderr.flush()
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        code = (f"import sys; sys.path.insert(0, {root!r}); from agegender.cli import filter_start; "
+                "filter_start(sys.stdin.buffer, sys.stdout.buffer)")
+        child = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=2)
         saved = os.dup(2)
-        gpus_found = True  # until shown otherwise: keep a cuInit error
-        with tempfile.TemporaryFile() as caught:
-            os.dup2(caught.fileno(), 2)
-            try:
-                self.loader.exec_module(module)
-                gpus_found = bool(module.config.list_physical_devices("GPU"))
-            finally:
-                sys.stderr.flush()
-                os.dup2(saved, 2)
-                os.close(saved)
-                caught.seek(0)
-                for line in caught.read().decode(errors="replace").splitlines(keepends=True):
-                    if not start_noise(line, gpus_found):
-                        sys.stderr.write(line)
-                sys.stderr.flush()
+        gpus_found = None
+        os.dup2(child.stdin.fileno(), 2)
+        try:
+            self.loader.exec_module(module)
+            gpus_found = bool(module.config.list_physical_devices("GPU"))
+        finally:
+            sys.stderr.flush()
+            if gpus_found is not None:
+                os.write(2, f"{_GPUS_LINE}{int(gpus_found)}\n".encode())
+            os.dup2(saved, 2)
+            os.close(saved)
+            child.stdin.close()
+            child.wait()  # every caught line written before this process writes on
 
 
 def quiet_tensorflow_start() -> None:

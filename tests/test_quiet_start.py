@@ -89,3 +89,20 @@ def test_no_stage_imports_tensorflow_before_its_logging_is_set_up():
     result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
                             text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_a_fatal_error_that_aborts_the_start_still_shows(tmp_path):
+    """TensorFlow's F-lines (e.g. a CPU without the instructions the wheel was built for) come just
+    before it aborts the process: they must reach stderr although the process dies mid-import."""
+    fatal = "F0000 00:00:1796157296.599638    5476 cpu_feature_guard.cc:1] needs AVX-1024\n"
+    fake = tmp_path / "tensorflow"
+    fake.mkdir()
+    (fake / "__init__.py").write_text(textwrap.dedent(f"""
+        import os
+        os.write(2, {(INFO + CUINIT + fatal).encode()!r})
+        os.abort()
+        """))
+    died = _run("import tensorflow", extra_path=str(tmp_path))
+    assert died.returncode != 0
+    assert fatal in died.stderr and "I0000" not in died.stderr
+    assert "cuInit" in died.stderr  # no answer about the GPUs: the cuInit error is kept, to be safe
