@@ -74,8 +74,8 @@ def read_info(path: str | Path) -> ModelInfo:
             if INFO_ENTRY not in z.namelist():
                 raise ModelFileError(
                     f"{path}: saved without this project's model information ({INFO_ENTRY}), so its "
-                    "family, input size and age decoding are unknown; it was trained by an older "
-                    "version of the pipeline: retrain it with `dvc repro train`")
+                    "family, input size and age decoding are unknown: a model from elsewhere, or one "
+                    "trained by an older version of the pipeline (retrain it with `dvc repro train`)")
             data = json.loads(z.read(INFO_ENTRY))
     except zipfile.BadZipFile:
         raise ModelFileError(f"{path}: not a Keras .keras file (not a zip archive)") from None
