@@ -10,24 +10,19 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import os
 import signal
 import sys
 import warnings
 from pathlib import Path
 
-# before TensorFlow loads (with the predictor): its C++ warnings (MTCNN's networks log one for
-# every photo where a stage finds nothing) are no messages for the user; errors stay visible
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from PIL import Image
 
-from PIL import Image  # noqa: E402
-
-from agegender import cli  # noqa: E402
-from agegender.model.saved import read_info  # noqa: E402
-from agegender.prediction.faces import DETECTORS, make_detector  # noqa: E402
-from agegender.prediction.inputs import MAX_FILE_MB, expand  # noqa: E402
-from agegender.prediction.output import FORMATS, ModelStamp, Writer, check_output, resume  # noqa: E402
-from agegender.prediction.predictor import DEFAULT_MODEL, Predictor  # noqa: E402
+from agegender import cli
+from agegender.model.saved import read_info
+from agegender.prediction.faces import DETECTORS, make_detector
+from agegender.prediction.inputs import MAX_FILE_MB, expand
+from agegender.prediction.output import FORMATS, ModelStamp, Writer, check_output, resume
+from agegender.prediction.predictor import DEFAULT_MODEL, Predictor
 
 log = logging.getLogger("predict")
 INTERRUPTED = 130  # the shell's status for a run stopped by Ctrl-C
