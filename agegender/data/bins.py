@@ -59,6 +59,10 @@ CUSTOM12 = BinScheme("custom12", (1, 4, 11, 18, 23, 27, 33, 38, 46, 54, 63, 74))
 # (and age 0, absent from UTKFace, the first), so every face has a bin.
 RANGES10 = BinScheme("ranges10", (1, 6, 11, 16, 19, 22, 31, 45, 61, 81))
 
+# The life stages every report reads errors by (breakdown, model card, benchmarks): 0-2, 3-12, 13-19,
+# 20-39, 40-59, 60+. A reporting scale only, not a model output.
+LIFE_STAGES = BinScheme("life_stages", (0, 3, 13, 20, 40, 60))
+
 SCHEMES = {s.name: s for s in (FIVE_YEAR, CUSTOM12, RANGES10)}
 
 
