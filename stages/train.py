@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 
 from agegender import cli
-from agegender.data.arrays import load_split
+from agegender.data.arrays import hold_out, load_split
 from agegender.params import load_params
 
 
@@ -25,8 +25,8 @@ def main(argv=None) -> int:
     cli.setup_logging(args)
     params = load_params(args.params)
 
-    from agegender.model.calibration import calibrate, hold_out
     from agegender.model.hardware import is_chief  # TensorFlow: after the params check
+    from agegender.model.inference import fit_gender_calibration
     from agegender.model.saved import ModelInfo, save_model
     from agegender.model.fit import train_model
 
@@ -44,7 +44,7 @@ def main(argv=None) -> int:
         model, summary = train_model(params.model, recipe, params.train.seed, train, val,
                                      live, verbose=0 if args.quiet else "auto",
                                      strategy=params.train.strategy, backup_dir=args.backup_dir)
-        calibration = None if held is None else calibrate(model, *held, held_as)
+        calibration = None if held is None else fit_gender_calibration(model, *held, held_as)
         if not is_chief(model.distribute_strategy):
             out = {k: Path(scratch) / Path(v).name for k, v in out.items()}
         elif live != args.live_dir:

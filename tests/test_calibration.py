@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from agegender.data.arrays import hold_out
 from agegender.data.bins import CUSTOM12
 from agegender.evaluation.metrics import expected_calibration_error, interval_metrics, reliability
 from agegender.evaluation.scoring import predictions_table, score
@@ -64,7 +65,7 @@ def test_hold_out_takes_the_share_from_each_split_and_keeps_the_rest():
     images = np.arange(100 * 2 * 2 * 1, dtype=np.uint8).reshape(100, 2, 2, 1)
     labels = np.stack([np.arange(100), np.arange(100) % 2, np.zeros(100)], axis=1).astype(np.int16)
     train, val = (images[:80], labels[:80]), (images[80:], labels[80:])
-    rest_train, rest_val, held = C.hold_out(train, val, 0.25, seed=0)
+    rest_train, rest_val, held = hold_out(train, val, 0.25, seed=0)
     assert (len(rest_train[1]), len(rest_val[1]), len(held[1])) == (60, 15, 25)
     ages = np.concatenate([rest_train[1][:, 0], rest_val[1][:, 0], held[1][:, 0]])
     assert sorted(ages.tolist()) == list(range(100))  # every face once

@@ -6,13 +6,14 @@ never trained on, ``sigmoid(z / T)``, makes the stated probability match how oft
 (``T > 1`` softens an over-confident head, ``T < 1`` sharpens a shy one). ``T > 0`` never moves a
 probability across 0.5, so accuracy, F1 and ROC AUC are unchanged; only the confidence changes.
 
-Which held-out faces (the train stage, :func:`calibrate`):
+Which held-out faces (the train stage, with :func:`agegender.model.inference.fit_gender_calibration`):
 
 - ``final_fit: false``: the val split, which that run never trains on (early stopping reads it,
   which does not touch the gender logits' scale);
 - ``final_fit: true`` with ``calibration_holdout: f`` (a recipe key, 0 = off, the default): a
-  random share ``f`` of train and of val is held out of the final fit and the temperature is fitted
-  on it (the final fit then trains on the other ``1 - f``);
+  random share ``f`` of train and of val is held out of the final fit
+  (:func:`agegender.data.arrays.hold_out`) and the temperature is fitted on it (the final fit then
+  trains on the other ``1 - f``);
 - ``final_fit: true`` without a holdout: no temperature; the model behaves as before.
 
 The temperature travels inside the saved model (:mod:`agegender.model.saved`, ``gender_calibration``)
@@ -81,36 +82,3 @@ def fit_temperature(logit, labels) -> float:
 
     found = minimize_scalar(nll, bounds=np.log(BOUNDS), method="bounded", options={"xatol": 1e-6})
     return float(np.exp(found.x))
-
-
-def hold_out(train: tuple, val: tuple, fraction: float, seed: int) -> tuple[tuple, tuple, tuple]:
-    """Split a share ``fraction`` of each of ``train`` and ``val`` (each (images (N, ...), labels
-    (N, 3))) off at random (``seed``): returns (train rest, val rest, held out = both shares, train's
-    first). Images may be arrays or ``ImageFiles`` (views, nothing read)."""
-    from agegender.data.arrays import concat_images
-
-    rng = np.random.default_rng(seed)
-    rests, held = [], []
-    for images, labels in (train, val):
-        n = len(labels)
-        out = np.zeros(n, dtype=bool)
-        out[rng.choice(n, int(round(fraction * n)), replace=False)] = True
-        keep, take = np.flatnonzero(~out), np.flatnonzero(out)
-        rests.append((images[keep], labels[keep]))
-        held.append((images[take], labels[take]))
-    held_images = concat_images([held[0][0], held[1][0]])
-    return rests[0], rests[1], (held_images, np.concatenate([held[0][1], held[1][1]]))
-
-
-def calibrate(model, images, labels, held_out: str, batch_size: int = 256) -> GenderCalibration | None:
-    """Fit the gender temperature of ``model`` on held-out uint8 ``images`` (N, S, S, C) with label
-    rows ``labels`` (N, 3) [age, gender, race]: their P(female) averaged with the mirrored face's
-    (as evaluate and the predictor predict by default), as logits, through :func:`fit_temperature`.
-    None when fewer than :data:`MIN_FACES` faces are held out."""
-    if len(labels) < MIN_FACES:
-        return None
-    from agegender.model.inference import predict_outputs  # TensorFlow: only with a model to run
-
-    prob = predict_outputs(model, images, batch_size, tta_flip=True)["gender"]
-    return GenderCalibration(round(fit_temperature(logits(prob), np.asarray(labels)[:, 1]), 4),
-                             int(len(labels)), held_out)

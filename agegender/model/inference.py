@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from agegender.model.calibration import apply_temperature
+from agegender.model.calibration import (MIN_FACES, GenderCalibration, apply_temperature, fit_temperature,
+                                         logits)
 from agegender.model.datasets import make_dataset
 from agegender.model.targets import AgeOutput
 
@@ -48,3 +49,17 @@ def predict(model, age_output: AgeOutput, images: np.ndarray, batch_size: int = 
     """:func:`predict_outputs` then :func:`decode_outputs`: uint8 images -> decoded predictions."""
     return decode_outputs(predict_outputs(model, images, batch_size, tta_flip), age_output,
                           gender_temperature)
+
+
+def fit_gender_calibration(model, images, labels, held_out: str,
+                           batch_size: int = 256) -> GenderCalibration | None:
+    """Fit the gender temperature of ``model`` on held-out uint8 ``images`` (N, S, S, C) with label
+    rows ``labels`` (N, 3) [age, gender, race]: their P(female) averaged with the mirrored face's
+    (as evaluate and the predictor predict by default), as logits, through
+    :func:`~agegender.model.calibration.fit_temperature`. None when fewer than ``MIN_FACES`` (100)
+    faces are held out."""
+    if len(labels) < MIN_FACES:
+        return None
+    prob = predict_outputs(model, images, batch_size, tta_flip=True)["gender"]
+    return GenderCalibration(round(fit_temperature(logits(prob), np.asarray(labels)[:, 1]), 4),
+                             int(len(labels)), held_out)
