@@ -127,3 +127,54 @@ def test_the_temperature_travels_with_the_saved_model_and_an_older_file_has_none
     old = ModelInfo.for_family("compact", "float32").to_json()
     del old["gender_calibration"]  # as saved before the temperature existed
     assert ModelInfo.from_json(old).gender_temperature is None
+
+
+def _synthetic(n: int, seed: int):
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, (n, 72, 72, 3), dtype=np.uint8)
+    labels = np.stack([rng.integers(1, 90, n), rng.integers(0, 2, n), np.zeros(n)], 1).astype(np.int16)
+    return images, labels
+
+
+def test_a_model_gets_a_temperature_from_enough_held_out_faces_and_none_from_too_few():
+    import keras
+
+    from agegender.model.inference import fit_gender_calibration
+    from agegender.model.training import build_model
+    from agegender.params import Recipe
+
+    keras.utils.set_random_seed(0)
+    model = build_model("compact", Recipe(), seed=0, precision="float32")
+    images, labels = _synthetic(C.MIN_FACES, 0)
+    cal = fit_gender_calibration(model, images, labels, "val", batch_size=64)
+    assert cal.faces == C.MIN_FACES and cal.held_out == "val"
+    assert C.BOUNDS[0] <= cal.temperature <= C.BOUNDS[1]
+    assert fit_gender_calibration(model, images[1:], labels[1:], "val") is None
+
+
+@pytest.mark.slow
+def test_a_final_fit_with_a_calibration_holdout_saves_its_temperature(tmp_path):
+    """The train stage holds the share out of the final fit and saves the temperature fitted on it."""
+    import yaml
+
+    from agegender.model.saved import read_info
+    from agegender.model.summary import TrainSummary
+    from stages import train as train_stage
+
+    data = tmp_path / "arrays"
+    data.mkdir()
+    for split, n, seed in (("train", 200, 0), ("val", 40, 1)):
+        images, labels = _synthetic(n, seed)
+        np.save(data / f"{split}_images.npy", images)
+        np.save(data / f"{split}_labels.npy", labels)
+    params = {"data": {"source": "x"}, "model": "compact",
+              "models": {"compact": {"epochs": 1, "batch_size": 32, "final_fit": True, "precision": "float32",
+                                     "calibration_holdout": 0.45}}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    out = tmp_path / "out"
+    assert train_stage.main(["--params", str(tmp_path / "params.yaml"), "--data-dir", str(data),
+                             "--model-out", str(out / "model.keras"), "--live-dir", str(out / "live"),
+                             "--summary-out", str(out / "summary.json"), "-q"]) == 0
+    cal = read_info(out / "model.keras").gender_calibration
+    assert cal.held_out == "holdout" and cal.faces == 90 + 18
+    assert TrainSummary.read(out / "summary.json").train_images == 240 - cal.faces
