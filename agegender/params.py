@@ -104,6 +104,10 @@ class Recipe(_Section):
     precision: Precision = "auto"
     # after choosing the schedule on val: train on train+val, keep the last epoch (cosine only)
     final_fit: bool = False
+    # final fit only: this share of train and of val is held out of the fit and the gender
+    # temperature is fitted on it (agegender/model/calibration.py); 0 = off. A validation run
+    # (final_fit: false) fits it on val, with no share held out.
+    calibration_holdout: float = Field(0.0, ge=0, lt=0.5)
     class_balance: bool = False  # weigh the age loss by inverse training-bin frequency
     max_train_images: int | None = Field(None, ge=1)  # random subsample; null = all
     max_val_images: int | None = Field(None, ge=1)
@@ -131,6 +135,9 @@ class Recipe(_Section):
         if self.final_fit and (self.lr_schedule != "cosine" or self.fine_tune is not None):
             raise ValueError("final_fit needs lr_schedule: cosine and no fine_tune (a plateau "
                              "schedule or a phase switch would read val, which is training data then)")
+        if self.calibration_holdout and not self.final_fit:
+            raise ValueError("calibration_holdout is for a final fit: a validation run (final_fit: "
+                             "false) fits the gender temperature on val, holding nothing out")
         return self
 
 
@@ -139,6 +146,9 @@ class Data(_Section):
     # a folder of labelled sets of your own (each a folder with labels.csv: file,age,gender[,race]),
     # added to UTKFace (agegender/data/labelled.py); null = UTKFace alone
     extra: str | None = None
+    # ingest's coverage report (agegender/data/coverage.py): a race x gender x life-stage cell of
+    # the training faces with fewer faces than this is flagged thin (model card: limitations)
+    coverage_min_faces: int = Field(100, ge=1)
 
 
 class External(_Section):

@@ -1,7 +1,8 @@
 """DVC stage evaluate: score the trained model on the test split.
 
-Writes the DVC metrics file (age MAE / RMSE / CS@5 / five-year-group accuracy, gender accuracy /
-F1 / ROC AUC, own-bin accuracy for bins models, cost, headline fairness gaps), one row per test
+Writes the DVC metrics file (age MAE / RMSE / CS@5 / five-year-group accuracy / 80 % interval
+coverage, gender accuracy / F1 / ROC AUC / calibration error before and after the model's
+temperature, own-bin accuracy for bins models, cost, headline fairness gaps), one row per test
 face, and the full fairness tables (agegender.evaluation.breakdown).
 """
 import json
@@ -34,7 +35,8 @@ def main(argv=None) -> int:
     images, _ = load_split(args.data_dir, "test")
     labels = pd.read_csv(args.labels)
     df, metrics, full = evaluate_model(model, info.age_output, images, labels[labels["split"] == "test"],
-                                       cfg.batch_size, cfg.tta_flip, cfg.breakdown_min_group_size)
+                                       cfg.batch_size, cfg.tta_flip, cfg.breakdown_min_group_size,
+                                       info.gender_calibration)
     summary = TrainSummary.read(args.train_summary)
     metrics["cost"] = {"parameters": int(model.count_params()),
                        "train_seconds": summary.train_seconds, **metrics["cost"],

@@ -1,5 +1,6 @@
 """DVC stage ingest: UTKFace file names (and the labelled sets under data.extra) -> labels CSV with
-the split, and the data-quality report."""
+the split, and the data-quality report (with the training-data coverage per race x gender x life
+stage)."""
 import sys
 
 from agegender import cli
@@ -17,9 +18,12 @@ def main(argv=None) -> int:
     params = load_params(args.params)
     s = params.split
     report = ingest(params.data.source, args.labels_out, args.report_out, s.val_fraction,
-                    s.test_fraction, s.seed, extra=params.data.extra)
+                    s.test_fraction, s.seed, extra=params.data.extra,
+                    coverage_min_faces=params.data.coverage_min_faces)
     print(f"ingest: kept {report['images_kept']} of {report['images_seen']} images; "
-          f"skipped {report['skipped_by_reason']}; split {report['split_counts']}")
+          f"skipped {report['skipped_by_reason']}; split {report['split_counts']}; "
+          f"{len(report['coverage']['train_val']['thin'])} thin race x gender x life-stage cells "
+          f"in train + val (under {report['coverage']['min_faces']} faces)")
     return 0
 
 

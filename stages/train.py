@@ -1,11 +1,14 @@
-"""DVC stage train: fit the chosen model family on the cached arrays; save the model and a summary."""
+"""DVC stage train: fit the chosen model family on the cached arrays; save the model and a summary.
+
+The saved model carries its gender temperature (agegender/model/calibration.py) when it has
+held-out faces: val in a validation run, the ``calibration_holdout`` share in a final fit."""
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 
 from agegender import cli
-from agegender.data.arrays import load_split
+from agegender.data.arrays import hold_out, load_split
 from agegender.params import load_params
 
 
@@ -23,25 +26,35 @@ def main(argv=None) -> int:
     params = load_params(args.params)
 
     from agegender.model.hardware import is_chief  # TensorFlow: after the params check
+    from agegender.model.inference import fit_gender_calibration
     from agegender.model.saved import ModelInfo, save_model
     from agegender.model.fit import train_model
+
+    recipe = params.recipe
+    train, val = load_split(args.data_dir, "train"), load_split(args.data_dir, "val")
+    held, held_as = (val, "val") if not recipe.final_fit else (None, None)
+    if recipe.final_fit and recipe.calibration_holdout:
+        train, val, held = hold_out(train, val, recipe.calibration_holdout, params.train.seed)
+        held_as = "holdout"
 
     out = {"model": args.model_out, "summary": args.summary_out, "live": args.live_dir}
     with tempfile.TemporaryDirectory() as scratch:
         # under multi-worker training every worker trains; only the chief writes the outputs
         live = args.live_dir if params.train.strategy != "multi_worker" else Path(scratch) / "live"
-        model, summary = train_model(params.model, params.recipe, params.train.seed,
-                                     load_split(args.data_dir, "train"), load_split(args.data_dir, "val"),
+        model, summary = train_model(params.model, recipe, params.train.seed, train, val,
                                      live, verbose=0 if args.quiet else "auto",
                                      strategy=params.train.strategy, backup_dir=args.backup_dir)
+        calibration = None if held is None else fit_gender_calibration(model, *held, held_as)
         if not is_chief(model.distribute_strategy):
             out = {k: Path(scratch) / Path(v).name for k, v in out.items()}
         elif live != args.live_dir:
             shutil.rmtree(args.live_dir, ignore_errors=True)
             shutil.copytree(live, args.live_dir)
-        save_model(model, out["model"], ModelInfo.for_family(params.model, summary.precision))
+        save_model(model, out["model"], ModelInfo.for_family(params.model, summary.precision, calibration))
         summary.write(out["summary"])
-    print(f"train: {summary.to_json()}")
+    print(f"train: {summary.to_json()}; gender temperature "
+          + (f"{calibration.temperature} ({calibration.held_out}, {calibration.faces} faces)"
+             if calibration else "none (final fit without calibration_holdout, or under 100 held-out faces)"))
     return 0
 
 

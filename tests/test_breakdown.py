@@ -113,6 +113,25 @@ def test_gender_age_group_and_race_x_gender_by_hand(faces):
         "Black female": (2, 2.0), "Asian male": (1, 10.0)}
 
 
+def test_life_stages_and_life_stage_x_gender_by_hand(faces):
+    """Ages 20, 30, 50, 60, 70, 5 fall in 20-39 (two), 40-59, 60+ (two) and 3-12."""
+    full = bd.breakdown(faces)
+    stages = _rows(full, "life_stage")
+    assert list(stages) == ["0-2", "3-12", "13-19", "20-39", "40-59", "60+"]
+    assert {g: r["n"] for g, r in stages.items()} == {"0-2": 0, "3-12": 1, "13-19": 0, "20-39": 2,
+                                                      "40-59": 1, "60+": 2}
+    # 20-39: errors 2 and 10, calls right and wrong; 60+: errors 3 and 0, both right
+    assert stages["20-39"]["mae"] == 6.0 and stages["20-39"]["gender_accuracy"] == 0.5
+    assert stages["60+"]["mae"] == 1.5 and stages["60+"]["gender_accuracy"] == 1.0
+    assert stages["3-12"]["gender_accuracy"] == 0.0 and stages["0-2"]["mae"] is None
+    assert full["life_stage"]["spread"]["mae"]["worst"] == "3-12"
+    sg = _rows(full, "life_stage_x_gender")
+    assert len(sg) == 12 and list(sg)[:2] == ["0-2 male", "0-2 female"]
+    assert {g: r["n"] for g, r in sg.items() if r["n"]} == {
+        "3-12 male": 1, "20-39 male": 1, "20-39 female": 1, "40-59 female": 1, "60+ male": 1,
+        "60+ female": 1}
+
+
 def test_group_maes_weighted_by_counts_give_the_overall_mae(faces):
     overall = age_metrics(faces["age"], faces["pred_age"])["mae"]
     full = bd.breakdown(faces)
@@ -130,7 +149,7 @@ def test_headline_long_table_and_markdown(faces):
     assert set(head["race"]) == {f"{s}_{k}" for s in bd.SCORES for k in ("gap", "std")}
     assert head["race"]["mae_gap"] == pytest.approx(26 / 3)
     long = bd.long_table(full)
-    assert len(long) == 5 + 2 + 20 + 10
+    assert len(long) == 5 + 2 + 20 + 6 + 10 + 12
     assert list(long.columns) == ["breakdown", "group", "n", "mae", "cs5", "gender_accuracy", "in_spread"]
     md = bd.markdown(bd.breakdown(faces, min_group_size=2), "race")
     assert "| White | 2 | 6.00 | 0.500 | 0.500 |" in md

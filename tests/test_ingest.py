@@ -108,3 +108,37 @@ def test_real_archive_defects_are_all_accounted_for(tmp_path):
     assert report["images_kept"] + report["images_skipped"] == report["images_seen"]
     labels = pd.read_csv(tmp_path / "l.csv")
     assert labels.groupby("hash")["split"].nunique().max() == 1
+
+
+def test_coverage_counts_training_faces_per_race_gender_life_stage_and_flags_thin_cells():
+    from agegender.data.coverage import coverage, markdown
+
+    # 3 White male toddlers and 1 Asian female elder in train; 2 more White male toddlers in val;
+    # a test face, never counted
+    labels = pd.DataFrame({"age": [1, 2, 0, 70, 1, 2, 30], "gender": [0, 0, 0, 1, 0, 0, 1],
+                           "race": [0, 0, 0, 2, 0, 0, 1],
+                           "split": ["train"] * 4 + ["val"] * 2 + ["test"]})
+    report = coverage(labels, min_faces=4)
+    cells = {(c["race"], c["gender"], c["life_stage"]): c for c in report["train"]["cells"]}
+    assert len(cells) == 5 * 2 * 6 and report["train"]["faces"] == 4
+    assert cells[("White", "male", "0-2")] == {"race": "White", "gender": "male", "life_stage": "0-2",
+                                              "n": 3, "thin": True}
+    assert cells[("Asian", "female", "60+")]["n"] == 1 and cells[("Black", "female", "20-39")]["n"] == 0
+    both = {(c["race"], c["gender"], c["life_stage"]): c for c in report["train_val"]["cells"]}
+    assert both[("White", "male", "0-2")]["n"] == 5 and not both[("White", "male", "0-2")]["thin"]
+    assert "White male 0-2" in report["train"]["thin"] and "White male 0-2" not in report["train_val"]["thin"]
+    assert len(report["train_val"]["thin"]) == 59  # every cell but one is under 4 faces
+    table = markdown(report, "train_val")
+    assert "| race, gender | 0-2 | 3-12 | 13-19 | 20-39 | 40-59 | 60+ |" in table
+    assert "| White male | 5 | 0 * |" in table and "| Asian female | 0 * | 0 * | 0 * | 0 * | 0 * | 1 * |" in table
+    json.dumps(report)  # JSON-ready
+
+
+def test_ingest_writes_the_coverage_report_when_asked(utk_dir, tmp_path):
+    folder, _ = utk_dir
+    ingest.ingest(folder, tmp_path / "l.csv", tmp_path / "q.json", 0.1, 0.1, seed=1, coverage_min_faces=100)
+    report = json.loads((tmp_path / "q.json").read_text())
+    labels = pd.read_csv(tmp_path / "l.csv")
+    assert report["coverage"]["min_faces"] == 100
+    assert report["coverage"]["train_val"]["faces"] == int(labels["split"].isin(["train", "val"]).sum())
+    assert list(report)[-1] == "skipped"  # the long list stays last

@@ -48,6 +48,9 @@ def test_the_projects_params_file_is_valid_and_typed():
     (lambda p: p.update(model="resnet"), "model", "unknown model family 'resnet'"),
     (lambda p: p["models"]["compact"].update(lr_schedule="plateau"), "models.compact",
      "final_fit needs lr_schedule: cosine"),
+    (lambda p: p["models"]["compact"].update(final_fit=False, calibration_holdout=0.1), "models.compact",
+     "calibration_holdout is for a final fit"),
+    (lambda p: p["data"].update(coverage_min_faces=0), "data.coverage_min_faces", "greater than or equal to 1"),
     # architecture: typed per family (agegender/model/families.py), checked when params load
     (lambda p: p["models"]["compact"]["architecture"].update(wieghts=None),
      "models.compact.architecture.wieghts", "unknown key (a typo, or a setting this section does "

@@ -25,7 +25,11 @@ def test_dvc_repro_end_to_end(project):
     quality = json.loads((project / "reports/data_quality.json").read_text())
     assert set(quality["skipped_by_reason"]) == {"malformed_name", "out_of_range",
                                                  "unreadable_image", "duplicate"}
-    assert set(metrics["fairness"]) == {"race", "gender", "age_group", "race_x_gender"}
+    assert set(metrics["fairness"]) == {"race", "gender", "age_group", "life_stage", "race_x_gender",
+                                        "life_stage_x_gender"}
+    assert 0 <= metrics["gender"]["ece"] <= 1 and 0 <= metrics["age"]["interval_coverage"] <= 1
+    assert quality["coverage"]["train_val"]["faces"] == int(
+        (pd.read_csv(project / "data/interim/labels.csv")["split"] != "test").sum())
     assert metrics["fairness"]["race"]["mae_gap"] >= 0
     breakdown = json.loads((project / "reports/breakdown.json").read_text())
     assert sum(row["n"] for row in breakdown["race"]["groups"]) == len(predictions)
@@ -33,7 +37,7 @@ def test_dvc_repro_end_to_end(project):
         assert (project / figure).stat().st_size > 1000, figure
     card = (project / "reports/model_card.md").read_text()
     for heading in ("## Data", "## Split", "## Model and parameters", "## Headline metrics",
-                    "## Fairness breakdown", "## Known limitations"):
+                    "## Fairness breakdown", "## Training data coverage", "## Known limitations"):
         assert heading in card
     # DVC renders every declared plot (images and data plots) without a load error
     shown = _run([sys.executable, "-m", "dvc", "plots", "show", "-o", "plots_html"], project)

@@ -22,7 +22,7 @@ def test_dvc_yaml_declares_the_figures_folder_as_plots_and_as_the_plot_output():
     assert "${paths.figures}" in dvc["plots"]
     assert dvc["stages"]["plot"]["outs"] == ["${paths.figures}"]
     assert "--out-dir ${paths.figures}" in dvc["stages"]["plot"]["cmd"]
-    assert len(plot.FIGURES) == 15 and all(name.endswith(".png") for name in plot.FIGURES)
+    assert len(plot.FIGURES) == 18 and all(name.endswith(".png") for name in plot.FIGURES)
 
 
 def _inputs(tmp_path: Path, n: int, own_bins: bool, channels: int = 3):
@@ -32,6 +32,8 @@ def _inputs(tmp_path: Path, n: int, own_bins: bool, channels: int = 3):
                        "race": rng.integers(0, 5, n)})
     df["pred_age"] = np.clip(age + rng.normal(0, 6, n), 0, 116).round(2)
     df["gender_prob"] = rng.random(n).round(4)
+    if own_bins:  # a model with a temperature: the reliability diagram draws before and after
+        df["gender_prob_raw"] = np.clip(df["gender_prob"] * 1.3 - 0.15, 0, 1).round(4)
     df["pred_gender"] = (df["gender_prob"] >= 0.5).astype(int)
     df["age_group"] = FIVE_YEAR.label_of(df["age"])
     df["pred_age_group"] = FIVE_YEAR.label_of(df["pred_age"])

@@ -640,3 +640,27 @@ def test_a_stop_during_a_batch_waits_for_the_batch_to_be_written_and_counted():
         assert "never" not in done
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def test_records_carry_the_age_interval_and_the_models_gender_temperature(model_dir):
+    """Every record holds the 80 % age interval (whole years) beside the age; a model saved with a
+    temperature states a softer confidence of the same gender, one without states the network's."""
+    from dataclasses import replace
+
+    from agegender.model.calibration import GenderCalibration, apply_temperature
+
+    faces = [_face(i) for i in range(4)]
+    plain = P.Predictor(model_dir / "model.keras", tta=False)
+    assert plain.info.gender_calibration is None
+    soft = P.Predictor(plain.model, info=replace(plain.info, gender_calibration=GenderCalibration(3.0, 500, "val")),
+                       tta=False)
+    for a, b in zip(plain.predict(faces, detect=False), soft.predict(faces, detect=False)):
+        assert isinstance(a["age_low"], int) and isinstance(a["age_high"], int)
+        assert a["age_low"] <= a["age_high"] and (a["age_low"], a["age_high"]) == (b["age_low"], b["age_high"])
+        assert a["gender"] == b["gender"] and 0.5 <= b["gender_probability"] <= a["gender_probability"]
+        # the confidence of the predicted gender is sigmoid(logit / T) of the network's
+        assert b["gender_probability"] == pytest.approx(apply_temperature(a["gender_probability"], 3.0), abs=2e-4)
+    buffer = io.StringIO()
+    O.write_records(plain.predict(faces[:1], detect=False), "csv", buffer)
+    header, row = buffer.getvalue().splitlines()
+    assert header.split(",")[header.split(",").index("age"):][:3] == ["age", "age_low", "age_high"]

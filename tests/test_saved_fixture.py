@@ -19,6 +19,7 @@ MODEL = FIXTURES / "saved_compact.keras"
 def test_model_saved_before_the_refactoring_loads_and_predicts_the_same():
     info = read_info(MODEL)
     assert (info.family, info.precision, info.age_output.kind) == ("compact", "float32", "distribution")
+    assert info.gender_calibration is None  # saved before temperatures: predicts as the network says
     model, info = load_model(MODEL)
     with np.load(FIXTURES / "saved_compact_expected.npz") as expected:
         images = expected["images"]

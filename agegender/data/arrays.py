@@ -136,6 +136,25 @@ def concat_images(parts: list) -> np.ndarray | ImageFiles:
     return ImageFiles.concat(parts)
 
 
+def hold_out(train: tuple, val: tuple, fraction: float, seed: int) -> tuple[tuple, tuple, tuple]:
+    """Split a share ``fraction`` of each of ``train`` and ``val`` (each (images (N, ...), labels
+    (N, 3))) off at random (``seed``): returns (train rest, val rest, held out = both shares, train's
+    first). Images may be arrays or :class:`ImageFiles` (views, nothing read). The train stage
+    holds faces out of a final fit this way to fit the gender temperature on
+    (``calibration_holdout``, :mod:`agegender.model.calibration`)."""
+    rng = np.random.default_rng(seed)
+    rests, held = [], []
+    for images, labels in (train, val):
+        n = len(labels)
+        out = np.zeros(n, dtype=bool)
+        out[rng.choice(n, int(round(fraction * n)), replace=False)] = True
+        keep, take = np.flatnonzero(~out), np.flatnonzero(out)
+        rests.append((images[keep], labels[keep]))
+        held.append((images[take], labels[take]))
+    held_images = concat_images([held[0][0], held[1][0]])
+    return rests[0], rests[1], (held_images, np.concatenate([held[0][1], held[1][1]]))
+
+
 def image_chunks(images: np.ndarray | ImageFiles, rows: int = 4096):
     """The images in order, ``rows`` at a time, as C-contiguous uint8 arrays (e.g. to hash them)."""
     for start in range(0, len(images), rows):

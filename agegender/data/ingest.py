@@ -5,7 +5,8 @@ dropped silently. Reasons: ``malformed_name``, ``out_of_range``, ``unreadable_im
 and for labelled sets of your own (``data.extra``, :mod:`agegender.data.labelled`) also
 ``bad_label``, ``missing_file``, ``unlabelled`` and ``outside_set`` (one
 :class:`~agegender.data.skips.Skip` each). UTKFace images are named by their base name in
-``labels.csv``, images of a labelled set by their path relative to ``data.extra``.
+``labels.csv``, images of a labelled set by their path relative to ``data.extra``. The report also
+counts the training faces per race x gender x life stage (:mod:`agegender.data.coverage`).
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from agegender.data import labelled
+from agegender.data.coverage import coverage
 from agegender.data.images import ImageDecodeError, decode
 from agegender.data.labels import LabelError, parse_filename
 from agegender.data.skips import Skip, count_reasons
@@ -68,9 +70,11 @@ def scan(source: str | Path, extra: str | Path | None = None) -> tuple[pd.DataFr
 
 
 def quality_report(n_seen: int, kept: pd.DataFrame, skipped: list[Skip],
-                   extra: str | Path | None = None) -> dict:
+                   extra: str | Path | None = None, coverage_min_faces: int | None = None) -> dict:
     """Counts, reasons and the skipped files. With labelled sets (``extra``) it also says how many
-    kept images came from UTKFace and from each set (``kept_by_source``, by top folder)."""
+    kept images came from UTKFace and from each set (``kept_by_source``, by top folder). With
+    ``coverage_min_faces`` it holds the ``coverage`` report (:mod:`agegender.data.coverage`:
+    training faces per race x gender x life stage, cells under that many faces flagged thin)."""
     report = {
         "images_seen": n_seen,
         "images_kept": len(kept),
@@ -81,15 +85,18 @@ def quality_report(n_seen: int, kept: pd.DataFrame, skipped: list[Skip],
     if extra is not None:
         origin = kept["file"].map(lambda f: f"{extra}/{f.split('/')[0]}" if "/" in f else "UTKFace")
         report["kept_by_source"] = {k: int(v) for k, v in sorted(origin.value_counts().items())}
+    if coverage_min_faces is not None:
+        report["coverage"] = coverage(kept, coverage_min_faces)
     report["skipped"] = [s.as_dict() for s in skipped]
     return report
 
 
 def ingest(source: str | Path, labels_out: str | Path, report_out: str | Path,
            val_fraction: float, test_fraction: float, seed: int,
-           extra: str | Path | None = None) -> dict:
+           extra: str | Path | None = None, coverage_min_faces: int | None = None) -> dict:
     """Scan ``source`` (and the labelled sets under ``extra``), split the kept images, write the
-    labels CSV and the data-quality report.
+    labels CSV and the data-quality report (with the coverage report when ``coverage_min_faces``
+    is given: the ingest stage passes ``data.coverage_min_faces``).
 
     Returns the report. Raises ``SourceError`` when the source is missing or nothing is usable.
     """
@@ -98,7 +105,7 @@ def ingest(source: str | Path, labels_out: str | Path, report_out: str | Path,
         raise SourceError(f"no usable images in {source}: all {len(skipped)} were skipped "
                           f"(see {report_out})")
     kept["split"] = stratified_split(kept, val_fraction, test_fraction, seed)
-    report = quality_report(len(kept) + len(skipped), kept, skipped, extra)
+    report = quality_report(len(kept) + len(skipped), kept, skipped, extra, coverage_min_faces)
     for path in (labels_out, report_out):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     kept.to_csv(labels_out, index=False)

@@ -9,7 +9,9 @@ Definitions (every figure comes with the number of faces it is computed on):
 - A **breakdown** splits the test faces by one attribute: ``race`` (UTKFace codes 0-4: White,
   Black, Asian, Indian, Others; plus ``Unknown`` when faces of a labelled set without race are
   present), ``gender`` (male, female), ``age_group`` (the 20 five-year groups
-  of the *true* age, ``0-4`` ... ``95+``) or ``race_x_gender`` (the 10 combinations).
+  of the *true* age, ``0-4`` ... ``95+``), ``life_stage`` (the six life stages of the true age,
+  :data:`~agegender.data.bins.LIFE_STAGES`: 0-2, 3-12, 13-19, 20-39, 40-59, 60+),
+  ``race_x_gender`` (the 10 combinations) or ``life_stage_x_gender`` (the 12 combinations).
 - Per group: ``n`` faces, ``mae`` (mean absolute age error, years), ``cs5`` (share of faces whose
   age is predicted within 5 years) and ``gender_accuracy``; the scores come from
   :mod:`agegender.evaluation.metrics`, the same functions as the overall scores.
@@ -24,16 +26,17 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from agegender.data.bins import FIVE_YEAR
+from agegender.data.bins import FIVE_YEAR, LIFE_STAGES
 from agegender.data.labels import GENDERS, RACE_NAMES, RACES, UNKNOWN_RACE
 from agegender.evaluation.metrics import age_metrics, gender_metrics
 
 SCORES = ("mae", "cs5", "gender_accuracy")
 # For each score, whether higher is better (names the best and worst group).
 HIGHER_IS_BETTER = {"mae": False, "cs5": True, "gender_accuracy": True}
-BREAKDOWNS = ("race", "gender", "age_group", "race_x_gender")
+BREAKDOWNS = ("race", "gender", "age_group", "life_stage", "race_x_gender", "life_stage_x_gender")
 TITLES = {"race": "Race", "gender": "Gender", "age_group": "Age group (true age, years)",
-          "race_x_gender": "Race x gender"}
+          "life_stage": "Life stage (true age, years)", "race_x_gender": "Race x gender",
+          "life_stage_x_gender": "Life stage x gender"}
 
 
 def group_labels(df: pd.DataFrame, breakdown: str) -> tuple[pd.Series, list[str]]:
@@ -53,9 +56,16 @@ def group_labels(df: pd.DataFrame, breakdown: str) -> tuple[pd.Series, list[str]
     if breakdown == "age_group":
         return (pd.Series(FIVE_YEAR.label_of(df["age"].to_numpy()), index=df.index, dtype=object),
                 FIVE_YEAR.labels())
+    if breakdown == "life_stage":
+        return (pd.Series(LIFE_STAGES.label_of(df["age"].to_numpy()), index=df.index, dtype=object),
+                LIFE_STAGES.labels())
     if breakdown == "race_x_gender":
         labels = df["race"].map(RACE_NAMES) + " " + df["gender"].map(GENDERS)
         return labels, [f"{r} {g}" for r in races for g in GENDERS.values()]
+    if breakdown == "life_stage_x_gender":
+        stage, _ = group_labels(df, "life_stage")
+        labels = stage + " " + df["gender"].map(GENDERS)
+        return labels, [f"{s} {g}" for s in LIFE_STAGES.labels() for g in GENDERS.values()]
     raise ValueError(f"unknown breakdown {breakdown!r}; known: {BREAKDOWNS}")
 
 

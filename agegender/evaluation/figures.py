@@ -21,7 +21,7 @@ import seaborn as sns
 from agegender.data.bins import CUSTOM12, FIVE_YEAR, BinScheme
 from agegender.data.labels import GENDERS
 from agegender.evaluation.breakdown import BREAKDOWNS, TITLES
-from agegender.evaluation.metrics import age_metrics
+from agegender.evaluation.metrics import ECE_BINS, age_metrics, expected_calibration_error, reliability
 from agegender.live import read_live_metric
 
 LEARNING_CURVES = [("loss", "total loss"), ("age_loss", "age loss"),
@@ -38,6 +38,7 @@ FIGURES = {
     "age_confusion_own_bins_normalised.png": "confusion over the model's own age bins, normalised",
     "age_confusion_own_bins_counts.png": "confusion over the model's own age bins, counts",
     "gender_confusion.png": "gender confusion",
+    "gender_reliability.png": "gender reliability diagram: stated confidence vs accuracy",
     **{f"error_by_{b}.png": f"error by {TITLES[b].split(' (')[0].lower()}" for b in BREAKDOWNS},
     "age_bin_distribution.png": "images per age bin and split",
     "gender_by_age_group.png": "male and female images per age group",
@@ -107,6 +108,36 @@ def plot_gender_confusion(df: pd.DataFrame, out: Path) -> None:
                 xticklabels=names, yticklabels=[f"{n} (n={c})" for n, c in zip(names, cm.sum(axis=1))])
     ax.set(xlabel="predicted", ylabel="true",
            title=f"Gender (n={len(df)}, accuracy {np.trace(cm.to_numpy()) / max(len(df), 1):.3f})")
+    _save(fig, out)
+
+
+def plot_gender_reliability(df: pd.DataFrame, out: Path) -> None:
+    """Reliability diagram of the gender output: per bin of the predicted gender's confidence
+    (``ECE_BINS`` equal-width bins over 0.5-1), the share predicted right against the mean stated
+    confidence; on the diagonal, a stated 70 % is right 70 % of the time. The probability the
+    predictor states (``gender_prob``) and, when the model has a temperature, the network's own
+    (``gender_prob_raw``); the faces per bin below."""
+    curves = [("gender_prob", "stated (as predicted)", "tab:blue")]
+    if "gender_prob_raw" in df and not np.allclose(df["gender_prob_raw"], df["gender_prob"]):
+        curves = [("gender_prob_raw", "network's own (before temperature)", "tab:orange"),
+                  ("gender_prob", "after temperature (as predicted)", "tab:blue")]
+    fig, (ax, bars) = plt.subplots(2, 1, figsize=(5.5, 6.4), sharex=True,
+                                   gridspec_kw={"height_ratios": [3, 1]})
+    ax.plot([0.5, 1], [0.5, 1], color="black", lw=1, ls="--", label="perfectly calibrated")
+    width = 0.5 / ECE_BINS
+    for i, (column, label, colour) in enumerate(curves):
+        table = reliability(df["gender"], df[column])
+        seen = table["n"] > 0
+        ece = expected_calibration_error(df["gender"], df[column])
+        ax.plot(table["confidence"][seen], table["accuracy"][seen], marker="o", color=colour,
+                label=f"{label}: ECE {ece:.3f}")
+        offset = (i - (len(curves) - 1) / 2) * width / len(curves)
+        bars.bar((table["lower"] + table["upper"]) / 2 + offset, table["n"],
+                 width=width / len(curves), color=colour)
+    ax.set(ylabel="share predicted right", xlim=(0.5, 1), ylim=(0.4, 1.02),
+           title=f"Gender reliability (n={len(df)}, {ECE_BINS} bins of confidence)")
+    ax.legend(loc="upper left", fontsize=8)
+    bars.set(xlabel="stated confidence in the predicted gender", ylabel="faces")
     _save(fig, out)
 
 
@@ -303,6 +334,7 @@ def draw_all(predictions_csv, live_dir, out_dir, breakdown_json, labels_csv, tes
         "age_scatter.png": lambda p: plot_age_scatter(df, p),
         "age_sorted.png": lambda p: plot_age_sorted(df, p),
         "gender_confusion.png": lambda p: plot_gender_confusion(df, p),
+        "gender_reliability.png": lambda p: plot_gender_reliability(df, p),
         "age_confusion_five_year_counts.png": lambda p: plot_age_confusion(
             df["age_group"], df["pred_age_group"], five, "five-year groups", False, p),
         "age_confusion_five_year_normalised.png": lambda p: plot_age_confusion(

@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from agegender.data import coverage as cov
 from agegender.data.labels import GENDERS, RACE_NAMES, RACES, UNKNOWN_RACE
 from agegender.evaluation import breakdown as bd
 from agegender.evaluation.figures import FIGURES
@@ -118,6 +119,19 @@ def metrics_section(metrics: dict) -> list[str]:
              f"| five-year age-group accuracy | {_f(a['five_year_accuracy'])} |",
              f"| gender accuracy | {_f(g['accuracy'])} |", f"| gender F1 (female positive) | {_f(g['f1'])} |",
              f"| gender ROC AUC | {_f(g['roc_auc'])} |"]
+    if a.get("interval_coverage") is not None:
+        lines += [f"| age 80 % interval: share of true ages inside | {_f(a['interval_coverage'])} |",
+                  f"| age 80 % interval: mean width (years) | {_f(a['interval_width'], 1)} |"]
+    if "ece" in g:
+        bins = g.get("ece_bins", "-")
+        if g.get("temperature") is not None:
+            lines += [f"| gender calibration error (ECE, {bins} bins), network's own | "
+                      f"{_f(g.get('ece_uncalibrated'))} |",
+                      f"| gender calibration error (ECE), after temperature {_f(g['temperature'], 3)} "
+                      f"(fitted on {g.get('temperature_fitted_on', '-')}) | {_f(g['ece'])} |"]
+        else:
+            lines += [f"| gender calibration error (ECE, {bins} bins; no temperature fitted) | "
+                      f"{_f(g['ece'])} |"]
     if "bins" in metrics:
         lines += [f"| own-bin accuracy | {_f(metrics['bins']['accuracy'])} |",
                   f"| own-bin one-off accuracy | {_f(metrics['bins']['one_off_accuracy'])} |"]
@@ -145,7 +159,31 @@ def fairness_section(full: dict) -> list[str]:
     return lines
 
 
-def limitations_section(full: dict) -> list[str]:
+def coverage_set(summary: TrainSummary | None) -> str:
+    """Which faces the model trained on: train + val for a final fit, else the train split."""
+    return "train_val" if summary is not None and summary.final_fit else "train"
+
+
+def coverage_section(quality: dict, summary: TrainSummary | None) -> list[str]:
+    """Training faces per race x gender x life stage, thin cells marked (ingest's coverage report);
+    nothing when the report has none."""
+    report = quality.get("coverage")
+    if report is None:
+        return []
+    which = coverage_set(summary)
+    faces = "train + validation (the final fit trains on both)" if which == "train_val" else "the train split"
+    thin = report[which]["thin"]
+    lines = ["## Training data coverage", "",
+             f"Faces of {faces} per race, gender and life stage (true age, years), "
+             f"{report[which]['faces']} in all. \* fewer than {report['min_faces']} faces "
+             f"(`data.coverage_min_faces`): a thin cell, {len(thin)} of {len(report[which]['cells'])}. "
+             "Both sets are in `reports/data_quality.json` (`coverage`).", "",
+             cov.markdown(report, which), ""]
+    return lines
+
+
+def limitations_section(full: dict, quality: dict | None = None,
+                        summary: TrainSummary | None = None) -> list[str]:
     small = [row["group"] for name in ("race", "race_x_gender") for row in full[name]["groups"]
              if not row["in_spread"]]
     ages = [row["group"] for row in full["age_group"]["groups"] if not row["in_spread"]]
@@ -166,6 +204,15 @@ def limitations_section(full: dict) -> list[str]:
     if small or ages:
         lines.append(f"- **Small groups** (fewer than {full['min_group_size']} test faces, left out "
                      "of the gaps): " + ", ".join(small + [f"age {a}" for a in ages]) + ".")
+    report = (quality or {}).get("coverage")
+    if report is not None:
+        thin = report[coverage_set(summary)]["thin"]
+        lines.append(f"- **Where not to trust the model: thin training cells.** The model saw fewer "
+                     f"than {report['min_faces']} training faces of "
+                     + (", ".join(thin) if thin else "no race x gender x life-stage cell")
+                     + " (see \"Training data coverage\"). Its errors there are barely measured "
+                     "(few test faces) and likely larger than the headline figures; faces unlike "
+                     "UTKFace's (other populations, cameras, ages) are not covered at all.")
     lines.append("- **Test faces are UTKFace's aligned chips.** Photos reach the model through the "
                  "predictor's face finding and alignment; faces framed looser or tighter than the "
                  "chips and faces in turned, photo-like pictures are measured by "
@@ -191,8 +238,9 @@ def render(params: Params, quality: dict, labels: pd.DataFrame, summary: TrainSu
     lines += model_section(params, summary)
     lines += metrics_section(metrics)
     lines += fairness_section(full)
+    lines += coverage_section(quality, summary)
     lines += figures_section()
-    lines += limitations_section(full)
+    lines += limitations_section(full, quality, summary)
     return "\n".join(lines)
 
 

@@ -1,8 +1,11 @@
 """Saving a trained model with what is needed to use it, and loading it back.
 
 A ``.keras`` file is a zip archive; beside Keras' own entries it gets ``agegender.json``: the
-family, the input profile, how the age output is decoded and the precision it was trained in.
-The predictor reads that, so it needs no params file and cannot guess wrong.
+family, the input profile, how the age output is decoded, the precision it was trained in and,
+when one was fitted, the temperature of its gender output (:mod:`agegender.model.calibration`).
+The predictor reads that, so it needs no params file and cannot guess wrong. A file without a
+temperature (saved before it existed, or trained without held-out faces) predicts as the network
+says.
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from pathlib import Path
 from agegender.data.bins import get_scheme
 from agegender.data.images import Profile, get_profile
 from agegender.errors import UserError
+from agegender.model.calibration import GenderCalibration
 from agegender.model.families import get_family
 from agegender.model.targets import AgeOutput
 
@@ -28,30 +32,41 @@ class ModelFileError(UserError):
 @dataclass(frozen=True)
 class ModelInfo:
     """What a saved model is: ``family`` (agegender.model.families), ``profile`` (the images it
-    reads), ``age_output`` (how its age output is read in years) and ``precision`` it was trained in."""
+    reads), ``age_output`` (how its age output is read in years), ``precision`` it was trained in
+    and ``gender_calibration`` (its fitted gender temperature, or None: none fitted)."""
     family: str
     profile: Profile
     age_output: AgeOutput
     precision: str
+    gender_calibration: GenderCalibration | None = None
+
+    @property
+    def gender_temperature(self) -> float | None:
+        """The temperature every prediction divides the gender logit by (None: none)."""
+        return None if self.gender_calibration is None else self.gender_calibration.temperature
 
     @classmethod
-    def for_family(cls, name: str, precision: str) -> "ModelInfo":
+    def for_family(cls, name: str, precision: str,
+                   gender_calibration: GenderCalibration | None = None) -> "ModelInfo":
         family = get_family(name)
-        return cls(name, get_profile(family.profile), family.age_output, precision)
+        return cls(name, get_profile(family.profile), family.age_output, precision, gender_calibration)
 
     def to_json(self) -> dict:
         a = self.age_output
         return {"version": INFO_VERSION, "family": self.family, "profile": asdict(self.profile),
                 "age_output": {"kind": a.kind, "scheme": a.scheme.name if a.scheme else None,
                                "activation": a.activation, "sigma": a.sigma},
-                "precision": self.precision}
+                "precision": self.precision,
+                "gender_calibration": (None if self.gender_calibration is None
+                                       else self.gender_calibration.to_json())}
 
     @classmethod
     def from_json(cls, data: dict) -> "ModelInfo":
         a = data["age_output"]
         scheme = get_scheme(a["scheme"]) if a["scheme"] else None
         return cls(data["family"], Profile(**data["profile"]),
-                   AgeOutput(a["kind"], scheme, a["activation"], float(a["sigma"])), data["precision"])
+                   AgeOutput(a["kind"], scheme, a["activation"], float(a["sigma"])), data["precision"],
+                   GenderCalibration.from_json(data.get("gender_calibration")))  # older files: none
 
 
 def save_model(model, path: str | Path, info: ModelInfo) -> None:

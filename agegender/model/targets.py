@@ -17,6 +17,24 @@ import numpy as np
 from agegender.data.bins import FIVE_YEAR, MAX_AGE, BinScheme
 
 AGES = np.arange(MAX_AGE + 1, dtype=np.float64)  # classes of the distribution output
+INTERVAL = (0.1, 0.9)  # the age interval the predictor shows: 10th to 90th percentile (80 %)
+
+
+def quantile(probs, lower, upper, q: float) -> np.ndarray:
+    """The ``q``-quantile (0 < q < 1) of piecewise-uniform distributions: ``probs`` (N, K) class
+    weights (normalised here; a row of zeros counts as uniform), class ``k`` spread evenly over
+    ``[lower[k], upper[k]]`` (K,), classes in increasing order. Returns (N,) in the units of the
+    edges (years)."""
+    p = np.asarray(probs, dtype=np.float64)
+    total = p.sum(axis=1, keepdims=True)
+    p = np.where(total > 0, p / np.where(total > 0, total, 1.0), 1.0 / p.shape[1])
+    cdf = np.cumsum(p, axis=1)
+    k = np.minimum((cdf < q).sum(axis=1), p.shape[1] - 1)  # first class whose cdf reaches q
+    rows = np.arange(len(p))
+    before = cdf[rows, k] - p[rows, k]
+    share = np.clip((q - before) / np.where(p[rows, k] > 0, p[rows, k], 1.0), 0.0, 1.0)
+    lower, upper = np.asarray(lower, dtype=np.float64), np.asarray(upper, dtype=np.float64)
+    return lower[k] + share * (upper[k] - lower[k])
 
 
 @dataclass(frozen=True)
@@ -87,6 +105,29 @@ class AgeOutput:
             return keras.ops.abs(self.decode_tensor(y_true) - self.decode_tensor(y_pred))
 
         return keras.metrics.MeanMetricWrapper(mae, name="mae")
+
+    def interval(self, outputs, low: float = INTERVAL[0], high: float = INTERVAL[1]
+                 ) -> tuple[np.ndarray, np.ndarray] | None:
+        """The ``low`` and ``high`` quantiles (default the 10th and 90th percentile: an 80 %
+        interval) of the age distribution the network outputs, in years: ``(low (N,), high (N,))``.
+
+        A ``distribution`` output is a probability per whole year 0..116; a ``bins`` output one per
+        bin (normalised first, as :meth:`decode` does). Each class's probability is spread evenly
+        over its span of ages (year ``a``: ``[a - 0.5, a + 0.5]``, clipped at 0; bin ``i``:
+        ``[edges[i], edges[i+1]]``, the first from 0, the last to 117), so the quantiles are
+        continuous, not stuck on class edges. None for a ``regression`` output: one number, no
+        distribution.
+        """
+        if self.kind == "regression":
+            return None
+        p = np.clip(np.asarray(outputs, dtype=np.float64), 0.0, None)
+        if self.kind == "distribution":
+            lower, upper = np.maximum(AGES - 0.5, 0.0), AGES + 0.5
+        else:
+            edges = np.asarray(self.scheme.edges, dtype=np.float64)
+            lower = np.concatenate([[0.0], edges[1:]])
+            upper = np.append(edges[1:], max(MAX_AGE, edges[-1]) + 1.0)
+        return quantile(p, lower, upper, low), quantile(p, lower, upper, high)
 
     def predicted_bin(self, outputs) -> np.ndarray | None:
         """Arg-max bin of a bins output (N,), or None for outputs without bins of their own."""

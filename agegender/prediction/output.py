@@ -32,7 +32,8 @@ FORMATS = ("csv", "jsonl", "json")
 STAMP_FIELDS = ["model_family", "model_sha256"]
 CSV_FIELDS = ["file", "face", "box_x", "box_y", "box_w", "box_h", "confidence",
               *(f"{part}_{axis}" for part in LANDMARKS for axis in "xy"),
-              "age", "age_group", "bin", "gender", "gender_probability", "error", *STAMP_FIELDS]
+              "age", "age_low", "age_high", "age_group", "bin", "gender", "gender_probability", "error",
+              *STAMP_FIELDS]
 
 
 class OutputError(UserError):

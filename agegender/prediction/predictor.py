@@ -36,8 +36,8 @@ from agegender.prediction.faces import LANDMARKS, Box, Detector, DetectorUnavail
 from agegender.prediction.inputs import MAX_FILE_MB, Item, expand, open_item
 
 DEFAULT_MODEL = "models/model.keras"
-FIELDS = ["file", "face", "box", "confidence", "landmarks", "age", "age_group", "bin", "gender",
-          "gender_probability", "error"]
+FIELDS = ["file", "face", "box", "confidence", "landmarks", "age", "age_low", "age_high", "age_group",
+          "bin", "gender", "gender_probability", "error"]
 CHUNK = 256  # faces per model call (at least one batch)
 NO_FACE = "no face found (if the image is already a face crop, use --no-detect / detect=False)"
 log = logging.getLogger("predict")
@@ -175,7 +175,7 @@ class Predictor:
         decoded = {}
         if arrays:
             decoded = predict(self.model, self.info.age_output, np.stack(arrays), self.batch_size,
-                              self.tta)
+                              self.tta, self.info.gender_temperature)
         k = 0
         for p in pending:
             if p.error:
@@ -187,6 +187,10 @@ class Predictor:
 
     def _face_record(self, name, index: int, face: Face, decoded, k) -> dict:
         age = float(decoded["pred_age"][k])
+        # the 80 % interval of the age distribution, whole years (none for regression models)
+        low, high = ((round(float(decoded["age_low"][k])), round(float(decoded["age_high"][k])))
+                     if "age_low" in decoded else (None, None))
+        # temperature-scaled when the model has a temperature: the confidence means what it says
         p_female = float(decoded["gender_prob"][k])
         female = p_female >= 0.5
         own_bin = None
@@ -196,7 +200,7 @@ class Predictor:
             part: [round(float(v), 1) for v in xy] for part, xy in zip(LANDMARKS, face.landmarks)}
         confidence = None if face.confidence is None else round(face.confidence, 4)
         return _record(name, face=index, box=face.box.as_list(), confidence=confidence,
-                       landmarks=landmarks, age=round(age, 1),
+                       landmarks=landmarks, age=round(age, 1), age_low=low, age_high=high,
                        age_group=FIVE_YEAR.label_of([age])[0], bin=own_bin,
                        gender="female" if female else "male",
                        gender_probability=round(p_female if female else 1.0 - p_female, 4))
