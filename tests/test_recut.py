@@ -138,3 +138,30 @@ def test_an_unknown_preprocess_setting_is_one_line(tmp_path, capsys, key, value,
     assert cli.run("check_params", check_params.main, ["--params", str(path), "--out", str(tmp_path / "ok")]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and problem in err, err
+
+
+@pytest.mark.slow
+def test_the_stage_recuts_the_splits_params_name_with_mtcnn_in_worker_processes(utk_dir, tmp_path):
+    """The real path: params.yaml's setting, MTCNN built in spawned workers. Synthetic drawings
+    hold no face for it, so every recut image is kept as its chip, and recorded so."""
+    from stages import preprocess
+
+    folder, _ = utk_dir
+    ingest(folder, tmp_path / "l.csv", tmp_path / "q.json", 0.2, 0.2, seed=0)
+    raw = yaml.safe_load(open("params.yaml"))
+    raw["data"].update(source=str(folder), extra=None)
+    raw["preprocess"] = {"faces": "aligned", "splits": ["test"]}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    assert cli.run("preprocess", preprocess.main, [
+        "--params", str(tmp_path / "params.yaml"), "--labels", str(tmp_path / "l.csv"),
+        "--out-dir", str(tmp_path / "cuts"), "--faces-out", str(tmp_path / "faces.json")]) == 0
+    write_arrays(folder, tmp_path / "l.csv", tmp_path / "chips", "rgb72")
+    for split in ("train", "val", "test"):
+        name = f"{split}_images.npy"
+        assert (tmp_path / "cuts" / name).read_bytes() == (tmp_path / "chips" / name).read_bytes()
+    report = json.loads((tmp_path / "faces.json").read_text())
+    n_test = report["splits"]["test"]["images"]
+    assert report["detector"] == "mtcnn" and report["cut_splits"] == ["test"]
+    assert report["splits"]["test"] == {"images": n_test, "cut": n_test, "found": 0, "kept_as_chip": n_test,
+                                        "several_faces": 0, "found_rate": 0.0}
+    assert report["splits"]["train"]["cut"] == 0 and len(report["kept_as_chip"]) == n_test
