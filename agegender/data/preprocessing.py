@@ -212,6 +212,10 @@ def write_arrays(source: str | Path, labels_csv: str | Path, out_dir: str | Path
     if faces_out is not None:
         name = None if detector is None else detector if isinstance(detector, str) else type(detector).__name__
         report = faces_report(labels, record, faces, name, cut_splits)
+        for split, c in report["splits"].items():
+            if c["cut"]:
+                log.info("preprocess %s: face found in %d of %d recut images (%d kept as chips)",
+                         split, c["found"], c["cut"], c["kept_as_chip"])
         Path(faces_out).parent.mkdir(parents=True, exist_ok=True)
         Path(faces_out).write_text(json.dumps(report, indent=2) + "\n")
     counts = {}
