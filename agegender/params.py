@@ -151,6 +151,15 @@ class Data(_Section):
     coverage_min_faces: int = Field(100, ge=1)
 
 
+class Preprocess(_Section):
+    """The faces preprocess makes (docs/data.md, "Faces as the predictor cuts them"): ``chips``,
+    the images as they are; ``aligned``, each image of ``splits`` searched by the predictor's
+    detector (MTCNN) and cut aligned as predict cuts a photo, the image itself where no face is
+    found (agegender/prediction/recut.py; which were found: ``paths.preprocess_faces``)."""
+    faces: Literal["chips", "aligned"] = "chips"
+    splits: list[Literal["train", "val", "test"]] = ["train", "val", "test"]
+
+
 class External(_Section):
     """The optional ``evaluate_external`` stage (external/dvc.yaml): scores the trained model on one
     labelled set of whole photos or crops, through the predictor's face finding."""
@@ -215,6 +224,7 @@ class Params(_Section):
     evaluate: Evaluate = Evaluate()
     kfold: KFold = KFold()
     external: External = External()
+    preprocess: Preprocess = Preprocess()
 
     @model_validator(mode="before")
     @classmethod

@@ -1,4 +1,5 @@
-"""DVC stage preprocess: decode every kept image once into the model's input profile, as uint8 .npy."""
+"""DVC stage preprocess: decode every kept image once into the model's input profile, as uint8 .npy
+(with ``preprocess.faces: aligned``, each first cut as the predictor cuts a face)."""
 import sys
 
 from agegender import cli
@@ -12,11 +13,13 @@ def main(argv=None) -> int:
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--labels", required=True)
     parser.add_argument("--out-dir", required=True)
+    parser.add_argument("--faces-out", help="where to write which faces were found (JSON)")
     args = parser.parse_args(argv)
     cli.setup_logging(args)
     params = load_params(args.params)
     meta = write_arrays(params.data.source, args.labels, args.out_dir, get_family(params.model).profile,
-                        extra=params.data.extra)
+                        extra=params.data.extra, faces=params.preprocess.faces,
+                        cut_splits=params.preprocess.splits, faces_out=args.faces_out)
     print(f"preprocess: {meta}")
     return 0
 

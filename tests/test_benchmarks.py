@@ -95,3 +95,14 @@ def test_data_benchmark_prints_rates_both_ways_and_peak_rss_by_split_size(capsys
     assert [r[2] for r in rows] == ["from disk", "mmap", "in memory", "from disk", "mmap"]
     assert [int(r[1]) for r in rows] == [64, 64, 64, 128, 128]  # 1 MB, 2 MB of 72x72x3 images
     assert all(int(r[6]) > 0 for r in rows)  # a peak RSS was read back from each child
+
+
+def test_cuts_benchmark_scores_the_same_faces_as_chips_and_cuts_by_life_stage(tiny_project, capsys):
+    # a real detector finds no face in the synthetic drawings: every cut is its chip, so the two
+    # ways must score alike
+    assert _load("cuts").main(_paths(tiny_project) + ["--no-tta"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^mtcnn: face found in 0 \(0\.0%\), several in 0; cut pass [\d.]+ faces/s", out, re.M), out
+    for group in ("all", "age 0-2", "age 3-12", "age 13-19", "age 20-39", "age 40-59", "age 60+"):
+        assert re.search(rf"^{re.escape(group)} +\d+ ", out, re.M), out
+    assert re.search(r"^all +\d+ +[\d.]+ +[\d.]+ +\+0\.00 .* \+0\.0pt .* \+0\.0pt$", out, re.M), out

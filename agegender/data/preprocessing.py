@@ -2,24 +2,32 @@
 converted and resized once into ``{split}_images.npy`` (N, size, size, channels) uint8, with
 ``{split}_labels.npy`` (N, 3) int16 [age, gender, race] in ``labels.csv`` row order and
 ``profile.json``. :mod:`agegender.data.arrays` reads them back.
+
+With a detector (``preprocess.faces: aligned``), each image of the splits named is first cut again
+as the predictor cuts a photo (:func:`agegender.prediction.recut.recut`: MTCNN, aligned; the chip
+itself where no face is found), and :func:`faces_report` says which were found.
 """
 from __future__ import annotations
 
 import json
 import logging
 import os
-from multiprocessing import Pool
+from contextlib import nullcontext
+from multiprocessing import Pool, get_context
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from PIL import Image
 from tqdm import tqdm
 
 from agegender.data import labelled
 from agegender.data.arrays import LABEL_COLUMNS
-from agegender.data.images import Profile, get_profile, load_array
+from agegender.data.images import Profile, decode, get_profile, load_array, to_array, to_mode
 from agegender.data.splits import SPLITS
 from agegender.data.source import SourceError, iter_images
+from agegender.prediction.faces import Detector, make_detector
+from agegender.prediction.recut import CHIP_PAD, recut
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +51,43 @@ def _create_npy(path: Path, shape: tuple[int, ...]) -> int:
     return offset
 
 
-def _decode(job: tuple[str, bytes, Profile]) -> tuple[str, np.ndarray]:
-    name, data, profile = job
-    return name, load_array(data, profile, name)
+NO_FACE = "no face found"
+_detector: Detector | None = None  # the recutting detector of this process (_use_detector)
+_detector_error: Exception | None = None  # why a worker could not build it: raised by its first job
+
+
+def _use_detector(detector: Detector | str, threads: int | None = None) -> None:
+    """Set this process's detector: a callable, or a detector's name built here (each worker
+    process builds its own; ``threads``: TensorFlow threads per process, set before it starts)."""
+    global _detector, _detector_error
+    try:
+        if isinstance(detector, str):
+            if threads:
+                import tensorflow as tf
+
+                tf.config.threading.set_intra_op_parallelism_threads(threads)
+                tf.config.threading.set_inter_op_parallelism_threads(threads)
+            detector = make_detector(detector)
+        _detector = detector
+    except Exception as exc:  # raised in a pool's initializer it would respawn the worker forever
+        _detector_error = exc
+
+
+def _decode(job: tuple[str, bytes, Profile, bool]) -> tuple[str, np.ndarray, int | None, str | None]:
+    """One image as the profile's array; with ``cut``, recut first by this process's detector.
+    Returns (name, array, faces found or None when not cut, why it was kept as the chip or None)."""
+    name, data, profile, cut = job
+    if not cut:
+        return name, load_array(data, profile, name), None, None
+    if _detector_error is not None:
+        raise _detector_error
+    img = to_mode(decode(data, name), profile.channels)  # as the predictor converts before detecting
+    try:
+        face, found = recut(img, _detector)
+    except Exception as exc:  # one image the detector fails on keeps its chip; the rest go on
+        log.warning("%s: face detection failed (%s: %s): kept as the chip", name, type(exc).__name__, exc)
+        return name, to_array(img, profile), 0, f"detector failed: {type(exc).__name__}: {exc}"
+    return name, to_array(Image.fromarray(face), profile), found, None if found else NO_FACE
 
 
 def _images(source, extra, wanted: set[str]):
@@ -59,7 +101,9 @@ def _images(source, extra, wanted: set[str]):
 
 
 def build_arrays(source: str | Path, labels: pd.DataFrame, profile: Profile, out_dir: str | Path,
-                 workers: int | None = None, extra: str | Path | None = None) -> None:
+                 workers: int | None = None, extra: str | Path | None = None,
+                 detector: Detector | str | None = None,
+                 cut_splits: tuple[str, ...] = SPLITS) -> dict[str, tuple[int, str | None]]:
     """Decode every image named in ``labels`` into ``out_dir/{split}_images.npy``, rows in
     ``labels`` order, each image written to its row as it is decoded (memory does not grow with
     the data). The files are byte for byte what ``np.save`` of the whole array writes.
@@ -67,8 +111,15 @@ def build_arrays(source: str | Path, labels: pd.DataFrame, profile: Profile, out
     Uses ``workers`` processes (default: all cores). Images come from ``source`` (UTKFace) and the
     labelled sets under ``extra``. Raises ``SourceError`` naming files listed in ``labels`` but in
     neither.
+
+    With ``detector`` (a name of :data:`~agegender.prediction.faces.DETECTORS`, built in each
+    worker process, or a callable, run in this process alone), every image of ``cut_splits`` is
+    recut as the predictor cuts a face (:func:`~agegender.prediction.recut.recut`). Returns, per
+    recut file, (faces found, why it was kept as the chip or None); {} without a detector.
     """
     wanted = set(labels["file"])
+    cut = set() if detector is None else set(labels.loc[labels["split"].isin(cut_splits), "file"])
+    record = {}
     out, where = {}, {}  # split -> (fd, data offset); file name -> (split, row)
     try:
         for split in SPLITS:
@@ -79,12 +130,23 @@ def build_arrays(source: str | Path, labels: pd.DataFrame, profile: Profile, out
             out[split] = os.open(path, os.O_WRONLY), offset
         seen = set()
         workers = workers or os.cpu_count() or 1
-        jobs = ((name, data, profile) for name, data in _images(source, extra, wanted))
-        with Pool(workers) as pool:
-            for name, arr in tqdm(pool.imap(_decode, jobs, chunksize=64), total=len(wanted),
-                                  desc=f"preprocess {profile.name}", unit="img", mininterval=2,
-                                  disable=not log.isEnabledFor(logging.INFO)):
+        jobs = ((name, data, profile, name in cut) for name, data in _images(source, extra, wanted))
+        if detector is None:
+            pool = Pool(workers)
+        elif isinstance(detector, str):  # TensorFlow in each worker: spawned, not forked
+            pool = get_context("spawn").Pool(workers, _use_detector, (detector, 1 if workers > 1 else None))
+        else:
+            _use_detector(detector)
+            pool = None
+        with pool if pool is not None else nullcontext():
+            done = map(_decode, jobs) if pool is None else \
+                pool.imap(_decode, jobs, chunksize=64 if detector is None else 8)
+            for name, arr, found, reason in tqdm(done, total=len(wanted), mininterval=2,
+                                                 desc=f"preprocess {profile.name}", unit="img",
+                                                 disable=not log.isEnabledFor(logging.INFO)):
                 seen.add(name)
+                if found is not None:
+                    record[name] = found, reason
                 if name in where:
                     split, row = where[name]
                     fd, offset = out[split]
@@ -97,16 +159,65 @@ def build_arrays(source: str | Path, labels: pd.DataFrame, profile: Profile, out
         where = source if extra is None else f"{source} or {extra}"
         raise SourceError(f"{len(missing)} files listed in the labels are not in {where}, "
                           f"e.g. {sorted(missing)[:3]}: run ingest again on this source")
+    return record
+
+
+def faces_report(labels: pd.DataFrame, record: dict[str, tuple[int, str | None]], faces: str,
+                 detector: str | None, cut_splits) -> dict:
+    """What preprocess did to the faces (``paths.preprocess_faces``): per split the images, how
+    many were recut and found, kept as the chip, or held several faces; then the files kept as
+    chips with the reason and the files with several faces (labels order)."""
+    splits, kept, several = {}, [], []
+    for split in SPLITS:
+        names = labels.loc[labels["split"] == split, "file"]
+        counts = {"images": len(names), "cut": 0, "found": 0, "kept_as_chip": 0, "several_faces": 0}
+        for name in names:
+            if name not in record:
+                continue
+            found, reason = record[name]
+            counts["cut"] += 1
+            counts["found"] += found > 0
+            counts["several_faces"] += found > 1
+            if reason:
+                counts["kept_as_chip"] += 1
+                kept.append({"file": name, "split": split, "reason": reason})
+            if found > 1:
+                several.append({"file": name, "split": split, "faces": found})
+        counts["found_rate"] = round(counts["found"] / counts["cut"], 4) if counts["cut"] else None
+        splits[split] = counts
+    report = {"faces": faces, "detector": detector, "cut_splits": list(cut_splits) if detector else [],
+              "splits": splits, "kept_as_chip": kept, "several_faces": several}
+    if detector:
+        report["how"] = (f"each chip searched padded by {CHIP_PAD} grey px, the face whose box centre is "
+                         "nearest the chip centre cut aligned as predict cuts it (agegender/prediction/recut.py)")
+    return report
 
 
 def write_arrays(source: str | Path, labels_csv: str | Path, out_dir: str | Path,
-                 profile_name: str, extra: str | Path | None = None) -> dict:
-    """Build the arrays of ``profile_name`` for every split into ``out_dir``; returns profile.json's content."""
+                 profile_name: str, extra: str | Path | None = None, faces: str = "chips",
+                 cut_splits=SPLITS, faces_out: str | Path | None = None,
+                 detector: Detector | str = "mtcnn", workers: int | None = None) -> dict:
+    """Build the arrays of ``profile_name`` for every split into ``out_dir``; returns profile.json's
+    content. ``faces``: ``chips`` (the images as they are) or ``aligned`` (the images of
+    ``cut_splits`` recut by ``detector``); :func:`faces_report` goes to ``faces_out`` when given."""
+    if faces not in ("chips", "aligned"):
+        raise ValueError(f"faces: {faces!r}, expected chips or aligned")
     profile = get_profile(profile_name)
     labels = pd.read_csv(labels_csv)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    build_arrays(source, labels, profile, out_dir, extra=extra)
+    detector = detector if faces == "aligned" else None
+    record = build_arrays(source, labels, profile, out_dir, workers=workers, extra=extra,
+                          detector=detector, cut_splits=tuple(cut_splits))
+    if faces_out is not None:
+        name = None if detector is None else detector if isinstance(detector, str) else type(detector).__name__
+        report = faces_report(labels, record, faces, name, cut_splits)
+        for split, c in report["splits"].items():
+            if c["cut"]:
+                log.info("preprocess %s: face found in %d of %d recut images (%d kept as chips)",
+                         split, c["found"], c["cut"], c["kept_as_chip"])
+        Path(faces_out).parent.mkdir(parents=True, exist_ok=True)
+        Path(faces_out).write_text(json.dumps(report, indent=2) + "\n")
     counts = {}
     for split in SPLITS:
         rows = labels[labels["split"] == split]
