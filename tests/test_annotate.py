@@ -115,3 +115,23 @@ def test_an_annotate_folder_that_would_overwrite_or_feed_the_inputs_is_refused(t
         assert len(err) == 1 and problem in err[0], (args, err)
     assert (tmp_path / "in" / "sub" / "x.png").read_bytes() == before
     assert (tmp_path / "done" / "x.png").read_bytes() == b"an earlier picture"
+
+
+def test_a_rerun_is_refused_and_resume_continues_into_the_same_pictures(tmp_path, monkeypatch, capsys):
+    from synthetic import face
+
+    (tmp_path / "crops").mkdir()
+    for i in range(3):
+        face(20 + 20 * i, i % 2, np.random.default_rng(i), size=64).save(tmp_path / "crops" / f"{i}.png")
+    monkeypatch.chdir(tmp_path)
+    run = ["crops", "--no-detect", "--output", "p.csv", "--annotate", "out"]
+    assert _cli(*run) == 0
+    pictures = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert pictures == ["0.png", "1.png", "2.png"]  # the tree inside `crops`, no temporary left
+    drawn = np.asarray(Image.open(tmp_path / "out" / "1.png"))
+    assert drawn.shape == (64, 64, 3) and (drawn[0, :] != np.asarray(Image.open("crops/1.png"))[0, :]).any()
+    capsys.readouterr()
+    assert _cli(*run) == 2  # the same command again: its pictures are there
+    assert "3 of the pictures exist already" in capsys.readouterr().err
+    assert _cli(*run, "--resume") == 0  # the last file predicted again, its picture replaced
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == pictures

@@ -104,23 +104,3 @@ def test_a_mixed_bfloat16_model_is_exported_in_float32(tmp_path):
     _assert_parity(expected, TFLiteModel(path, info).predict(images))
     assert np.ptp(expected["pred_age"]) > 1.0 and np.ptp(expected["gender_prob"]) > 0.05
 
-
-@pytest.mark.slow
-def test_dvc_repro_export_writes_the_tflite_model_and_plain_repro_never_does(project):
-    """`dvc repro export/dvc.yaml` reuses the trained model and exports it; plain `dvc repro`
-    runs no export; a second export run has nothing to do."""
-    import sys
-
-    from agegender.model.export import TFLiteModel
-    from dvc_project import run
-
-    dvc = [sys.executable, "-m", "dvc"]
-    assert "export_tflite" not in run([*dvc, "repro"], project)
-    assert not (project / "models" / "model.tflite").exists()
-    out = run([*dvc, "repro", "export/dvc.yaml"], project)
-    assert "Running stage 'train'" not in out
-    assert "Running stage 'export/dvc.yaml:export_tflite'" in out
-    lite = TFLiteModel(project / "models" / "model.tflite")
-    assert lite.info.family == "compact"
-    assert lite.predict(_faces(4))["pred_age"].shape == (4,)
-    assert "Running stage" not in run([*dvc, "repro", "export/dvc.yaml"], project)
