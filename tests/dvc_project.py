@@ -56,7 +56,7 @@ def make_project(proj: Path) -> Path:
         shutil.copy(ROOT / item, proj / item)
     for package in ("stages", "agegender"):  # `python -m stages.X` in proj imports proj's copy
         shutil.copytree(ROOT / package, proj / package, ignore=shutil.ignore_patterns("__pycache__"))
-    for pipeline in ("kfold", "external"):
+    for pipeline in ("kfold", "external", "export"):
         (proj / pipeline).mkdir()
         shutil.copy(ROOT / pipeline / "dvc.yaml", proj / pipeline / "dvc.yaml")
     (proj / "data" / "extra").mkdir(parents=True)

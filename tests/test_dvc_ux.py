@@ -71,10 +71,10 @@ def test_review_view_keeps_the_headline_metrics_and_every_param():
 
 
 def test_optional_pipelines_declare_nothing_a_plain_run_misses():
-    """No metrics declared by kfold/ or external/ (missing until they run: a dashed row and
+    """No metrics declared by kfold/, external/ or export/ (missing until they run: a dashed row and
     "DVC failed to load some metrics") and no cached output (no hash until they run: `dvc
     checkout` fails and every `dvc exp run` warns); the main pipeline declares only its own."""
-    for pipeline in ("kfold/dvc.yaml", "external/dvc.yaml"):
+    for pipeline in ("kfold/dvc.yaml", "external/dvc.yaml", "export/dvc.yaml"):
         spec = yaml.safe_load((ROOT / pipeline).read_text())
         assert "metrics" not in spec and "plots" not in spec, pipeline
         for name, stage in spec["stages"].items():

@@ -121,7 +121,8 @@ def test_a_grid_runs_through_the_queue(project):
 
 def test_evaluate_external_scores_a_labelled_folder(project):
     """`dvc repro external/dvc.yaml` (never run by plain `dvc repro`) scores the trained model
-    on a labelled folder of crops; its metrics file sits beside the test metrics."""
+    on a labelled folder of crops; its metrics file sits beside the test metrics. Then
+    `dvc repro export/dvc.yaml` exports the same model as TensorFlow Lite."""
     folder = project / "data" / "external"
     make_labelled(folder, n=8, seed=5, race=False)
     face(30, 0, np.random.default_rng(0)).save(folder / "img" / "no_age.jpg")
@@ -149,3 +150,17 @@ def test_evaluate_external_scores_a_labelled_folder(project):
     assert "reports/external/metrics.json" in shown and "reports/metrics.json" in shown
     assert "failed to load" not in shown
     assert "Running stage" not in _run([*DVC, "repro", "external/dvc.yaml"], project)
+
+    # the other optional pipeline on the same trained model (a run of its own would train again):
+    # `dvc repro export/dvc.yaml` writes the TFLite model, plain `dvc repro` never did
+    assert "export_tflite" not in plain and not (project / "models" / "model.tflite").exists()
+    out = _run([*DVC, "repro", "export/dvc.yaml"], project)
+    assert "Running stage 'train'" not in out
+    assert "Running stage 'export/dvc.yaml:export_tflite'" in out
+    from agegender.model.export import TFLiteModel
+
+    lite = TFLiteModel(project / "models" / "model.tflite")
+    assert lite.info.family == "compact" and lite.info.precision == "float32"
+    crops = np.stack([np.asarray(face(30, 0, np.random.default_rng(i)).resize((72, 72))) for i in range(4)])
+    assert lite.predict(crops)["pred_age"].shape == (4,)
+    assert "Running stage" not in _run([*DVC, "repro", "export/dvc.yaml"], project)

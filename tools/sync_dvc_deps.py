@@ -27,7 +27,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("agegender", "stages")  # the project's code; anything else is a third-party import
-PIPELINES = ("dvc.yaml", "kfold/dvc.yaml", "external/dvc.yaml")
+PIPELINES = ("dvc.yaml", "kfold/dvc.yaml", "external/dvc.yaml", "export/dvc.yaml")
 ENTRY = re.compile(r"python -m ([\w.]+)")
 # a code entry of a deps list: a path under one of PACKAGES (a file, or a folder as deps once were)
 CODE_ITEM = re.compile(r"^(\s*)- (?:%s)(?:/\S*)?\s*(?:#.*)?$" % "|".join(PACKAGES))

@@ -23,6 +23,7 @@ from agegender.model.targets import AgeOutput
 
 INFO_ENTRY = "agegender.json"
 INFO_VERSION = 1
+HALF = ("bfloat16", "float16")  # the compute types of the mixed-precision policies
 
 
 class ModelFileError(UserError):
@@ -147,6 +148,10 @@ def as_float32(model):
         if isinstance(obj, dict):
             if obj.get("class_name") == "DTypePolicy" and str(obj.get("config", {}).get("name")).startswith("mixed_"):
                 return {**obj, "config": {**obj["config"], "name": "float32"}}
+            # a nested Sequential (the augmentation) built under the policy has an input of the
+            # 16-bit type: a cast there and back (lossless for pixels, but 16-bit ops in an export)
+            if obj.get("class_name") == "InputLayer" and obj.get("config", {}).get("dtype") in HALF:
+                return {**obj, "config": {**obj["config"], "dtype": "float32"}}
             return {k: float32(v) for k, v in obj.items()}
         return [float32(v) for v in obj] if isinstance(obj, list) else obj
 

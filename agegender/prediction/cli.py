@@ -19,6 +19,7 @@ from PIL import Image
 
 from agegender import cli
 from agegender.model.saved import read_info
+from agegender.prediction.annotate import Annotator, check_annotate
 from agegender.prediction.faces import DETECTORS, make_detector
 from agegender.prediction.inputs import MAX_FILE_MB, expand
 from agegender.prediction.output import FORMATS, ModelStamp, Writer, check_output, resume
@@ -55,6 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--resume", action="store_true",
                         help="keep the records already in --output and skip their files (the same "
                              "model and --format)")
+    parser.add_argument("--annotate", metavar="DIR",
+                        help="also write each photo with its boxes, ages and genders drawn into DIR, "
+                             "mirroring the inputs' folders (docs/predict.md); existing pictures "
+                             "there are not overwritten (except with --resume)")
     parser.add_argument("--no-detect", action="store_true",
                         help="images are face crops already: use each whole image as one face")
     parser.add_argument("--no-tta", action="store_true",
@@ -77,8 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Exit status: 0 every file used, 1 some file failed; 2 (from :func:`console`) nothing could
-    run; 130 interrupted (every record made so far is in the output)."""
+    """Exit status: 0 every file used, 1 some file failed (or its ``--annotate`` picture could not
+    be written); 2 (from :func:`console`) nothing could run; 130 interrupted (every record made so far is in the output)."""
     args = build_parser().parse_args(argv)
     if args.resume and not args.output:
         build_parser().error("--resume needs --output (the file to continue)")
@@ -94,6 +99,11 @@ def main(argv: list[str] | None = None) -> int:
             if done:
                 log.info("--resume: %d files already in %s, skipped", len(done), args.output)
             items = [it for it in items if it.name not in done]
+    annotator = None
+    if args.annotate:
+        dest = check_annotate(args.annotate, args.paths, items, resume=args.resume)
+        annotator = Annotator(items, dest, replace=args.resume,
+                              max_bytes=int(args.max_file_mb * 2**20))
 
     warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the predictor names the file
     # the detector first: if it cannot run, say so before the model takes seconds to load
@@ -111,6 +121,9 @@ def main(argv: list[str] | None = None) -> int:
                 with stop.deferred():  # a batch is written and counted whole, or not at all
                     writer.write(batch)
                     bar.update(counts.add(batch))
+                    for problem in annotator.write(batch) if annotator else []:
+                        log.warning("%s", problem)
+                        counts.unpictured += 1
     except KeyboardInterrupt:
         writer.close()
         log.warning("interrupted after %d files: their records are in %s; rerun with --resume "
@@ -123,7 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     log.info("%d files, %d faces, %d failed (model %s, %s, predicting in %s)", len(counts.files),
              counts.faces, len(counts.failed), predictor.info.family, predictor.profile.name,
              predictor.info.precision)
-    return 1 if counts.failed else 0
+    if annotator:
+        log.info("%d pictures written to %s", len(annotator.written), args.annotate)
+    return 1 if counts.failed or counts.unpictured else 0
 
 
 class _Counts:
@@ -131,6 +146,7 @@ class _Counts:
 
     def __init__(self):
         self.files, self.failed, self.faces = set(), set(), 0
+        self.unpictured = 0  # --annotate pictures that could not be written
 
     def add(self, batch: list[dict]) -> int:
         before = len(self.files)
