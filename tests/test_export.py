@@ -47,7 +47,13 @@ def test_the_export_stage_writes_a_tflite_model_that_predicts_like_the_keras_one
     from agegender.model.saved import save_model
     from stages.export import main
 
+    from dataclasses import replace
+
+    from agegender.model.calibration import GenderCalibration
+
     fixture, fixture_info = load_model(MODEL)
+    # a fitted gender temperature travels with the export and is applied as the Keras path does
+    fixture_info = replace(fixture_info, gender_calibration=GenderCalibration(2.0, 500, "val"))
     save_model(_sharpen(fixture), tmp_path / "model.keras", fixture_info)
     out = tmp_path / "deploy" / "model.tflite"
     assert main(["--model", str(tmp_path / "model.keras"), "--out", str(out)]) == 0
@@ -60,8 +66,10 @@ def test_the_export_stage_writes_a_tflite_model_that_predicts_like_the_keras_one
     assert lite.info == model_info
     images = _faces()
     for tta in (False, True):  # batches of 5: the interpreter resized for a short last batch too
-        expected = predict(model, model_info.age_output, images, batch_size=8, tta_flip=tta)
+        expected = predict(model, model_info.age_output, images, batch_size=8, tta_flip=tta,
+                           gender_temperature=model_info.gender_temperature)
         got = lite.predict(images, batch_size=5, tta_flip=tta)
+        assert not np.allclose(got["gender_prob"], got["gender_prob_raw"])  # T applied
         _assert_parity(expected, got)
     # the faces get different outputs, so parity means something
     assert np.ptp(expected["pred_age"]) > 1.0 and np.ptp(expected["gender_prob"]) > 0.05

@@ -97,8 +97,10 @@ class TFLiteModel:
 
     def predict(self, images: np.ndarray, batch_size: int = 64,
                 tta_flip: bool = False) -> dict[str, np.ndarray]:
-        """Decoded predictions (``pred_age`` years, ``gender_prob`` P(female), ``pred_bin``) by
-        the project's one decoder, :func:`agegender.model.inference.decode_outputs`."""
+        """Decoded predictions (``pred_age`` years, ``gender_prob`` P(female) after the model's saved
+        gender temperature, if any, ``pred_bin``) by the project's one decoder,
+        :func:`agegender.model.inference.decode_outputs`, as the Keras model is decoded."""
         from agegender.model.inference import decode_outputs
 
-        return decode_outputs(self.predict_outputs(images, batch_size, tta_flip), self.info.age_output)
+        return decode_outputs(self.predict_outputs(images, batch_size, tta_flip), self.info.age_output,
+                              self.info.gender_temperature)
