@@ -135,3 +135,11 @@ def test_a_rerun_is_refused_and_resume_continues_into_the_same_pictures(tmp_path
     assert "3 of the pictures exist already" in capsys.readouterr().err
     assert _cli(*run, "--resume") == 0  # the last file predicted again, its picture replaced
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == pictures
+
+
+def test_the_label_shows_the_age_interval_when_the_model_gives_one():
+    from agegender.prediction.annotate import label
+
+    rec = {"age": 34.4, "age_low": 28, "age_high": 41, "gender": "female", "gender_probability": 0.55}
+    assert label(rec) == "34 (28-41) F 55%"
+    assert label({**rec, "age_low": None, "age_high": None}) == "34 F 55%"  # a regression model

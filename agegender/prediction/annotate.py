@@ -118,8 +118,11 @@ def _font(size: int):
 
 
 def label(rec: dict) -> str:
-    """``34 F 91%``: the age in years, the gender's initial and its probability."""
-    return f"{rec['age']:.0f} {rec['gender'][0].upper()} {100 * rec['gender_probability']:.0f}%"
+    """``34 (28-41) F 91%``: the age in years with its interval when the model gives one (the 10th
+    to 90th percentile of its age distribution), the gender's initial and its probability."""
+    low, high = rec.get("age_low"), rec.get("age_high")
+    interval = f" ({low:.0f}-{high:.0f})" if low not in (None, "") and high not in (None, "") else ""
+    return f"{rec['age']:.0f}{interval} {rec['gender'][0].upper()} {100 * rec['gender_probability']:.0f}%"
 
 
 def draw(img: Image.Image, records: list[dict]) -> Image.Image:
