@@ -151,8 +151,8 @@ class Ours:
 
     def __init__(self, predictor):
         self.predictor = predictor
-        blank = np.full((200, 200, 3), 128, np.uint8)
-        predictor.predict([blank], detect=False), predictor.predict([blank], detect=True)  # warm-up
+        blank = np.full((200, 200, 3), 128, np.uint8)  # warm-up: a full batch, and the detector built
+        predictor.predict([blank] * predictor.batch_size, detect=False), predictor.predict([blank])
 
     def __call__(self, images: list, mode: str):
         start = time.perf_counter()
