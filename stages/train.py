@@ -16,6 +16,9 @@ def main(argv=None) -> int:
     parser.add_argument("--model-out", required=True)
     parser.add_argument("--live-dir", required=True)
     parser.add_argument("--summary-out", required=True)
+    parser.add_argument("--features-dir", default=None,
+                        help="the features stage's output: a transfer recipe with features: cached "
+                             "trains its head from it")
     parser.add_argument("--backup-dir", default=None,
                         help="where an interrupted run keeps its last finished epoch (not an output)")
     args = parser.parse_args(argv)
@@ -25,6 +28,11 @@ def main(argv=None) -> int:
     from agegender.model.hardware import is_chief  # TensorFlow: after the params check
     from agegender.model.saved import ModelInfo, save_model
     from agegender.model.fit import train_model
+    from agegender.model.features import FeatureCache, feature_spec, uses_cached_features
+
+    features = None
+    if args.features_dir and uses_cached_features(params):  # computed for these very settings
+        features = FeatureCache(args.features_dir, feature_spec(params))
 
     out = {"model": args.model_out, "summary": args.summary_out, "live": args.live_dir}
     with tempfile.TemporaryDirectory() as scratch:
@@ -33,7 +41,8 @@ def main(argv=None) -> int:
         model, summary = train_model(params.model, params.recipe, params.train.seed,
                                      load_split(args.data_dir, "train"), load_split(args.data_dir, "val"),
                                      live, verbose=0 if args.quiet else "auto",
-                                     strategy=params.train.strategy, backup_dir=args.backup_dir)
+                                     strategy=params.train.strategy, backup_dir=args.backup_dir,
+                                     features=features)
         if not is_chief(model.distribute_strategy):
             out = {k: Path(scratch) / Path(v).name for k, v in out.items()}
         elif live != args.live_dir:
