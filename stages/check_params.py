@@ -20,7 +20,7 @@ from pathlib import Path
 from agegender import cli
 from agegender.data.source import check_source
 from agegender.model.families import get_family
-from agegender.model.features import feature_spec, write_spec
+from agegender.model.feature_spec import feature_spec, write_spec
 from agegender.model.weights import ensure_weights
 from agegender.params import load_params
 

@@ -16,77 +16,25 @@ it saves, so a random base is the same base), and per split ``{split}_features.n
 ``{split}_features_flip.npy``: float16 (N, H, W, K), row i the face of ``{split}_labels.npy`` row i
 and its mirror image. Training reads them a batch at a time (:class:`FlipPairs`).
 
-No TensorFlow import at module level: check_params imports :func:`feature_spec`.
+The spec itself (:func:`feature_spec`) is agegender/model/feature_spec.py's, light for check_params.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from pathlib import Path
 
 import numpy as np
 
 from agegender.data.arrays import ImageFiles, load_split
-from agegender.errors import UserError
-from agegender.model import weights as weights_of
+from agegender.model.feature_spec import (NO_FEATURES, FeaturesError, feature_spec, read_spec,  # noqa: F401
+                                          uses_cached_features, write_spec)
 from agegender.model.families import get_family
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val")  # evaluate scores the saved image model on test: no test features needed
 SPEC = "spec.json"
 BASE_WEIGHTS = "base.weights.h5"
-NO_FEATURES = {"backbone": None}
 FLOAT16_MAX = float(np.finfo(np.float16).max)
-
-
-class FeaturesError(UserError):
-    """Cached features that are missing or were computed for other settings."""
-
-
-def uses_cached_features(params) -> bool:
-    """The model in use is a transfer family whose recipe trains from cached features."""
-    return bool(get_family(params.model).pretrained) and params.recipe.features == "cached"
-
-
-def feature_spec(params) -> dict:
-    """What the cached features of ``params`` (agegender.params.Params) depend on, and nothing
-    else: ``{"backbone": null}`` when the model in use trains from images. Reads the weights
-    file to hash it, so call it after :func:`agegender.model.weights.ensure_weights`."""
-    if not uses_cached_features(params):
-        return dict(NO_FEATURES)
-    family, recipe = get_family(params.model), params.recipe
-    weights = recipe.network_settings(family)["weights"]
-    spec = {"backbone": family.pretrained, "profile": family.profile, "precision": recipe.precision}
-    path = weights_of.weights_file(family.pretrained, weights)
-    if path is None:  # random initialisation: the seed decides the base
-        spec.update(weights=None, seed=params.train.seed)
-    else:
-        spec.update(weights="imagenet" if str(weights).lower() == "imagenet" else "file",
-                    weights_sha256=file_sha256(path))
-    return spec
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def write_spec(path: str | Path, spec: dict) -> None:
-    """The spec as the features stage's dependency: same spec, same bytes."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(spec, sort_keys=True, indent=1) + "\n")
-
-
-def read_spec(path: str | Path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise FeaturesError(f"features spec not found: {path} (run: dvc repro features)")
-    return json.loads(path.read_text())
 
 
 # --- the frozen part and the head of a transfer network (networks.transfer_network) ------------

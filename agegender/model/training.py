@@ -251,7 +251,7 @@ def setup_training(family_name: str, recipe: Recipe, seed: int, train: tuple[np.
     seed_everything(seed)
     cached = features is not None and recipe.features == "cached" and family.pretrained is not None
     if recipe.features == "cached" and not cached:
-        log.warning("%s: features: cached without cached features: the frozen phases train on images", family.name)
+        log.info("%s: features: cached without cached features: the frozen phases train on images", family.name)
     (x_train, y_train), val_rows = _rows(train, val, recipe, seed)
     val_data = None if val_rows is None else make_dataset(
         val_rows[0], targets(val_rows[1], family.age_output), recipe.batch_size)
