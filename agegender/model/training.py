@@ -250,8 +250,6 @@ def setup_training(family_name: str, recipe: Recipe, seed: int, train: tuple[np.
     precision = hardware.choose_precision(recipe.precision, cpu, gpus)
     seed_everything(seed)
     cached = features is not None and recipe.features == "cached" and family.pretrained is not None
-    if recipe.features == "cached" and not cached:
-        log.info("%s: features: cached without cached features: the frozen phases train on images", family.name)
     (x_train, y_train), val_rows = _rows(train, val, recipe, seed)
     val_data = None if val_rows is None else make_dataset(
         val_rows[0], targets(val_rows[1], family.age_output), recipe.batch_size)
@@ -281,7 +279,9 @@ def setup_training(family_name: str, recipe: Recipe, seed: int, train: tuple[np.
         first = head if cached and phase != "fine_tune" else model
         compile_model(first, family, first_recipe.model_copy(update={"epochs": first_end}), steps)
     device = hardware.device_name(cpu, gpus)
+    how = {(True, True): " (head from cached features)", (True, False): " (features: cached but no "
+           "cache given: the frozen phases train on the images)"}.get((recipe.features == "cached", cached), "")
     log.info("training %s in %s on %s with %s%s", family.name, precision, device,
-             hardware.strategy_name(dist), " (head from cached features)" if cached else "")
+             hardware.strategy_name(dist), how)
     return Setup(family, recipe, model, (x_train, y_train), val_data, seed, steps, dist, precision,
                  device, hardware.isa_flags(cpu), head, feature_split, val_features)
