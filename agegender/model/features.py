@@ -94,9 +94,9 @@ def compute_features(params, data_dir: str | Path, out_dir: str | Path, spec: di
         clipped = 0
         for begin in range(0, len(images), batch_size):
             rows = np.arange(begin, min(begin + batch_size, len(images)))
-            x = images.take(rows)
+            x = images.take(np.resize(rows, batch_size))  # one batch shape: traced once
             for file, batch in zip(files, (x, x[:, :, ::-1])):  # the face, its mirror image
-                f = np.asarray(frozen.predict_on_batch(batch), dtype=np.float32)
+                f = np.asarray(frozen.predict_on_batch(batch), dtype=np.float32)[:len(rows)]
                 clipped += int(np.count_nonzero(np.abs(f) > FLOAT16_MAX))
                 file[begin:begin + len(rows)] = np.clip(f, -FLOAT16_MAX, FLOAT16_MAX)
         for file in files:
