@@ -116,6 +116,12 @@ class Recipe(_Section):
     # made in code may hold a plain dict, checked by network_settings()
     architecture: dict[str, Any] | Architecture = {}
     fine_tune: FineTune | None = None
+    # transfer families only (agegender/model/features.py): "cached" trains the head (and a
+    # fine_tune's frozen phase) from the frozen base's features, computed once by the features
+    # stage for every face and its mirror image, so the only augmentation there is the flip
+    # (augment.flip; rotation, zoom, translation, framing and contrast apply to image phases only);
+    # "images": every phase reads the images through the model's augmentation (the seeds' recipe)
+    features: Literal["cached", "images"] = "images"
 
     def network_settings(self, family: Family) -> dict[str, Any]:
         """The keyword arguments of ``family``'s builder: this recipe's architecture, validated
@@ -129,6 +135,16 @@ class Recipe(_Section):
             except ValidationError as exc:
                 raise ParamsError("; ".join(_problems(exc, ("models", family.name, "architecture")))) from None
         return arch.model_dump()
+
+    @model_validator(mode="after")
+    def _cached_features_are_not_blended(self):
+        if self.features == "cached" and self.mixup:
+            raise ValueError("mixup blends images; with features: cached the head reads features "
+                             "of unblended faces: set mixup to 0 or features to images")
+        if self.features == "cached" and self.calibration_holdout:
+            raise ValueError("calibration_holdout takes faces out of train and val; with features: "
+                             "cached the features are cut for the whole splits: set one of them off")
+        return self
 
     @model_validator(mode="after")
     def _final_fit_needs_a_fixed_schedule(self):
@@ -244,6 +260,14 @@ class Params(_Section):
                 f"set models.{model}.{misplaced[0]} instead (e.g. dvc exp run -S "
                 f"models.{model}.{misplaced[0]}=...). train: holds only {sorted(Train.model_fields)}")
         return data
+
+    @model_validator(mode="after")
+    def _cached_features_need_a_base(self):
+        for name, recipe in self.models.items():
+            if recipe.features == "cached" and not FAMILIES[name].pretrained:
+                raise ValueError(f"models.{name}.features: cached needs a transfer family (one with "
+                                 f"a pretrained base: {sorted(n for n, f in FAMILIES.items() if f.pretrained)})")
+        return self
 
     @property
     def recipe(self) -> Recipe:

@@ -8,6 +8,11 @@ trained model included. Every other stage depends on this stage's output, so a b
 ``dvc repro`` here with one line naming the key, and nothing else has run. The output's bytes
 never change: a valid edit re-runs this stage, and downstream only the stages that use the
 edited setting (their ``params:``).
+
+Its second output, ``--features-spec``, is what the cached features of a transfer family depend
+on (agegender/model/features.py: feature_spec), written after the weights check: the features
+stage depends on it instead of on params, so a head-only change leaves it byte for byte the same
+and DVC does not recompute the features.
 """
 import sys
 from pathlib import Path
@@ -15,6 +20,7 @@ from pathlib import Path
 from agegender import cli
 from agegender.data.source import check_source
 from agegender.model.families import get_family
+from agegender.model.feature_spec import feature_spec, write_spec
 from agegender.model.weights import ensure_weights
 from agegender.params import load_params
 
@@ -26,6 +32,8 @@ def main(argv=None) -> int:
     parser = cli.parser("check_params", __doc__.split("\n\n")[0])
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--out", required=True, help="the constant file every other stage depends on")
+    parser.add_argument("--features-spec", default=None,
+                        help="where to write what the cached features depend on (the features stage's dep)")
     args = parser.parse_args(argv)
     cli.setup_logging(args)
     params = load_params(args.params)
@@ -33,7 +41,9 @@ def main(argv=None) -> int:
     check_source(params.data.source)
     family = get_family(params.model)
     if family.pretrained:  # e.g. -S model=vgg19 offline: one line now, not after train's outputs are gone
-        ensure_weights(family.pretrained, params.recipe.network_settings(family)["weights"])
+        ensure_weights(family.pretrained, params.recipe.network_settings(family)["weights"], family.name)
+    if args.features_spec:
+        write_spec(args.features_spec, feature_spec(params))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(CHECKED)

@@ -19,6 +19,9 @@ def main(argv=None) -> int:
     parser.add_argument("--model-out", required=True)
     parser.add_argument("--live-dir", required=True)
     parser.add_argument("--summary-out", required=True)
+    parser.add_argument("--features-dir", default=None,
+                        help="the features stage's output: a transfer recipe with features: cached "
+                             "trains its head from it")
     parser.add_argument("--backup-dir", default=None,
                         help="where an interrupted run keeps its last finished epoch (not an output)")
     args = parser.parse_args(argv)
@@ -29,6 +32,11 @@ def main(argv=None) -> int:
     from agegender.model.inference import fit_gender_calibration
     from agegender.model.saved import ModelInfo, save_model
     from agegender.model.fit import train_model
+    from agegender.model.features import FeatureCache, feature_spec, uses_cached_features
+
+    features = None
+    if args.features_dir and uses_cached_features(params):  # computed for these very settings
+        features = FeatureCache(args.features_dir, feature_spec(params))
 
     recipe = params.recipe
     train, val = load_split(args.data_dir, "train"), load_split(args.data_dir, "val")
@@ -43,7 +51,8 @@ def main(argv=None) -> int:
         live = args.live_dir if params.train.strategy != "multi_worker" else Path(scratch) / "live"
         model, summary = train_model(params.model, recipe, params.train.seed, train, val,
                                      live, verbose=0 if args.quiet else "auto",
-                                     strategy=params.train.strategy, backup_dir=args.backup_dir)
+                                     strategy=params.train.strategy, backup_dir=args.backup_dir,
+                                     features=features)
         calibration = None if held is None else fit_gender_calibration(model, *held, held_as)
         if not is_chief(model.distribute_strategy):
             out = {k: Path(scratch) / Path(v).name for k, v in out.items()}

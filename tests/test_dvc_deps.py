@@ -39,13 +39,13 @@ def test_the_check_fails_on_a_missing_dep_and_on_one_the_stage_does_not_import()
     path = ROOT / "dvc.yaml"
     text = path.read_text()
     assert "      - agegender/model/training.py\n" in text
-    mutated = text.replace("      - agegender/model/training.py\n", "", 1)  # train's: now missing
+    mutated = text.replace("      - agegender/model/training.py\n", "", 1)  # features' (the first): now missing
     mutated = mutated.replace("      - stages/ingest.py\n",  # ingest runs no network code
                               "      - stages/ingest.py\n      - agegender/model/networks.py\n", 1)
     problems = deps.drift(path, mutated)
     assert problems == [
         "dvc.yaml:ingest: declares but does not import agegender/model/networks.py",
-        "dvc.yaml:train: imports but does not declare agegender/model/training.py",
+        "dvc.yaml:features: imports but does not declare agegender/model/training.py",
     ]
     # the rewrite puts back exactly what was there, data deps and comments included
     assert deps.sync_text(path, mutated) == text

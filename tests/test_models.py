@@ -12,7 +12,7 @@ from agegender.params import ParamsError, Recipe
 
 # no network in tests: VGG bases start from random weights (ImageNet loading is tested offline
 # in test_variants.py)
-ARCHITECTURE = {"vgg16": {"weights": None}, "vgg19": {"weights": None}}
+ARCHITECTURE = {"vgg16": {"weights": None}, "vgg19": {"weights": None}, "efficientnetv2_b0": {"weights": None}}
 
 
 def recipe(**settings) -> Recipe:

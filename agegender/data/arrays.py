@@ -30,7 +30,8 @@ class ArraysError(UserError, FileNotFoundError):
 
 class ImageFiles:
     """uint8 images (N, S, S, C): the rows of one or more ``.npy`` files, one after another (or a
-    chosen subset of them), read from disk only when :meth:`take` asks for them.
+    chosen subset of them), read from disk only when :meth:`take` asks for them. The same for the
+    float16 feature maps (N, H, W, K) of the features stage (agegender/model/features.py).
 
     Reads are positioned reads (``os.preadv``) into a fresh array, not a memory map: the pages read
     stay in the kernel's page cache, which the process' RSS does not count (a memory map's touched
@@ -41,16 +42,15 @@ class ImageFiles:
     def __init__(self, paths):
         self.paths = [Path(p) for p in paths]
         layouts = [_npy_layout(p) for p in self.paths]
-        shapes = {shape[1:] for _, shape in layouts}
+        shapes = {(shape[1:], dtype) for _, shape, dtype in layouts}
         if len(shapes) != 1:
             raise ValueError(f"image files of different shapes: {dict(zip(map(str, self.paths), shapes))}")
-        self.row_shape = shapes.pop()
-        self._row_bytes = int(np.prod(self.row_shape))
-        self._offsets = [offset for offset, _ in layouts]  # bytes before row 0 of each file
-        self._starts = np.cumsum([0] + [shape[0] for _, shape in layouts])  # first row of each file
+        self.row_shape, self.dtype = shapes.pop()
+        self._row_bytes = int(np.prod(self.row_shape)) * self.dtype.itemsize
+        self._offsets = [offset for offset, _, _ in layouts]  # bytes before row 0 of each file
+        self._starts = np.cumsum([0] + [shape[0] for _, shape, _ in layouts])  # first row of each file
         self._rows = None  # rows of the files this view holds, in order; None: all of them
 
-    dtype = np.dtype(np.uint8)
     ndim = 4
 
     def __len__(self) -> int:
@@ -92,7 +92,7 @@ class ImageFiles:
         rows = self._global(indices)
         order = np.argsort(rows, kind="stable")
         rows = rows[order]
-        out = np.empty((len(rows), *self.row_shape), dtype=np.uint8)
+        out = np.empty((len(rows), *self.row_shape), dtype=self.dtype)
         flat = out.reshape(len(rows), -1)
         file_of = np.searchsorted(self._starts, rows, side="right") - 1
         breaks = np.flatnonzero((np.diff(rows) != 1) | (np.diff(file_of) != 0)) + 1
@@ -133,7 +133,7 @@ def concat_images(parts: list) -> np.ndarray | ImageFiles:
     joined as a view."""
     if all(isinstance(p, np.ndarray) for p in parts):
         return np.concatenate(parts)
-    return ImageFiles.concat(parts)
+    return type(parts[0]).concat(parts)  # ImageFiles, or agegender.model.features.FlipPairs
 
 
 def hold_out(train: tuple, val: tuple, fraction: float, seed: int) -> tuple[tuple, tuple, tuple]:
@@ -165,18 +165,21 @@ def image_chunks(images: np.ndarray | ImageFiles, rows: int = 4096):
             yield images.take(np.arange(start, stop))
 
 
-def _npy_layout(path: Path) -> tuple[int, tuple[int, ...]]:
-    """(bytes before the data, shape) of a C-order uint8 ``.npy`` file."""
+ROW_DTYPES = (np.dtype(np.uint8), np.dtype(np.float16))  # images; cached features
+
+
+def _npy_layout(path: Path) -> tuple[int, tuple[int, ...], np.dtype]:
+    """(bytes before the data, shape, dtype) of a C-order uint8 or float16 ``.npy`` file of 4-D rows."""
     readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
     with open(path, "rb") as f:
         version = np.lib.format.read_magic(f)
         shape, fortran, dtype = readers[version](f)
         offset = f.tell()
-    if dtype != np.uint8 or fortran or len(shape) != 4:
+    if dtype not in ROW_DTYPES or fortran or len(shape) != 4:
         raise ValueError(f"{path}: expected C-order uint8 images (N, S, S, C), got {dtype} {shape}")
-    if os.path.getsize(path) != offset + int(np.prod(shape)):
-        raise ArraysError(f"{path} is truncated: run the preprocess stage again")
-    return offset, tuple(shape)
+    if os.path.getsize(path) != offset + int(np.prod(shape)) * dtype.itemsize:
+        raise ArraysError(f"{path} is truncated: run the stage that wrote it again")
+    return offset, tuple(shape), np.dtype(dtype)
 
 
 def _read_into(fd: int, buf: memoryview, offset: int, path: Path) -> None:

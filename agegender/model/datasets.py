@@ -40,8 +40,11 @@ def make_dataset(images, target: dict[str, np.ndarray] | None, batch_size: int,
     rescaling layer, which keeps the in-memory cache four times smaller.
 
     ``images`` (N, S, S, C) uint8 is an array held in memory, or anything else with ``len``,
-    ``shape`` and ``take(indices) -> (B, S, S, C) uint8`` (``ImageFiles``), read a batch at a
-    time: the batches are the same either way, bit for bit.
+    ``shape``, ``dtype`` and ``take(indices) -> (B, S, S, C)`` (``ImageFiles``), read a batch at a
+    time: the batches are the same either way, bit for bit. Cached features
+    (``agegender.model.features.FlipPairs``, float16) hold each face and its mirror image: with
+    ``epochs`` and ``shuffle`` each face's row is the face's or the mirror's at random, from
+    ``(seed, epoch, batch)`` alone (the flip of the cached path); otherwise always the face's.
     """
     if mixup_alpha < 0 or (mixup_alpha and target is None):
         raise ValueError(f"mixup_alpha={mixup_alpha}: mixup needs alpha >= 0 and targets to blend")
@@ -51,9 +54,11 @@ def make_dataset(images, target: dict[str, np.ndarray] | None, batch_size: int,
         def fetch(i):
             return tf.gather(pixels, i)
     else:  # read each batch's rows from disk
-        def fetch(i):
-            x = tf.numpy_function(images.take, [i], tf.uint8, stateful=False)
+        def fetch(i, flips=None):
+            args = [i] if flips is None else [i, flips]
+            x = tf.numpy_function(images.take, args, tf.as_dtype(images.dtype), stateful=False)
             return tf.ensure_shape(x, (None, *images.shape[1:]))
+    random_flips = getattr(images, "flip_pairs", False) and shuffle and epochs is not None
     target = None if target is None else {k: tf.convert_to_tensor(v) for k, v in target.items()}
     weight = (None if sample_weight is None
               else {k: tf.convert_to_tensor(v, dtype=tf.float32) for k, v in sample_weight.items()})
@@ -69,7 +74,7 @@ def make_dataset(images, target: dict[str, np.ndarray] | None, batch_size: int,
         index = tf.data.Dataset.range(epochs.start, epochs.stop).flat_map(epoch_batches)
         # flat_map hides the length: state it, so Keras knows where an epoch of batches ends
         index = index.apply(tf.data.experimental.assert_cardinality(len(epochs) * -(-n // batch_size)))
-        if not mixup_alpha:
+        if not (mixup_alpha or random_flips):
             index = index.map(lambda i, _: i)
     else:
         index = tf.data.Dataset.range(n)
@@ -81,7 +86,10 @@ def make_dataset(images, target: dict[str, np.ndarray] | None, batch_size: int,
                 seed=seed, rerandomize_each_iteration=True).map(lambda r: tf.stack([r, seed])))
 
     def gather(i, batch_seed=None):
-        x = fetch(i)
+        if random_flips:  # mixup is refused with cached features (agegender.params.Recipe)
+            x = fetch(i, tf.random.stateless_uniform(tf.shape(i), seed=batch_seed) < 0.5)
+        else:
+            x = fetch(i)
         if target is None:
             return x
         y = {k: tf.gather(v, i) for k, v in target.items()}

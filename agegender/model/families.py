@@ -83,7 +83,8 @@ class PlainCnn(Architecture):
 
 
 class VggTransfer(Architecture):
-    """networks.vgg16_transfer / vgg19_transfer (the base is fixed by the family)."""
+    """networks.transfer_network: vgg16_transfer / vgg19_transfer / efficientnetv2_b0_transfer (the
+    base is fixed by the family)."""
     # "imagenet" (Keras' cache, else a download), a path to a weights file, or null: random init
     weights: str | None = "imagenet"
     dropout: Rate = 0.3
@@ -99,8 +100,10 @@ class Family:
     builder: str  # function of agegender.model.networks: builder(input_shape, age_output, augment, seed, **architecture)
     architecture: type[Architecture]  # the builder's keyword arguments, typed
     summary: str
-    # the keras.applications base whose pretrained weights ``architecture.weights`` names, checked
-    # by check_params before any stage runs (agegender/model/weights.py); None: trains from scratch
+    # the keras.applications base (the Keras model's name) whose pretrained weights
+    # ``architecture.weights`` names, checked by check_params before any stage runs
+    # (agegender/model/weights.py); None: trains from scratch. A family with a base is a transfer
+    # family: its recipe may train the head from cached features (Recipe.features).
     pretrained: str | None = None
 
 
@@ -127,6 +130,12 @@ FAMILIES: dict[str, Family] = {
         Family("vgg19", "rgb70", AgeOutput("bins", FIVE_YEAR, "softmax"), "vgg19_transfer", VggTransfer,
                "seed 004: VGG19 base, softmax over 20 five-year groups, class-weighted CE",
                pretrained="vgg19"),
+        # the modern base: fewest FLOPs per face of the three candidates at the ImageNet accuracy
+        # asked for (docs/models.md, "EfficientNetV2-B0"); 128 px shares vgg16's arrays
+        Family("efficientnetv2_b0", "rgb128", AgeOutput("distribution", sigma=2.0),
+               "efficientnetv2_b0_transfer", VggTransfer,
+               "EfficientNetV2-B0 base (ImageNet), GAP, age-distribution and gender branches",
+               pretrained="efficientnetv2-b0"),
     )
 }
 

@@ -55,17 +55,18 @@ class FitRequest:
 
 def train_model(family_name: str, recipe: Recipe, seed: int, train: tuple[np.ndarray, np.ndarray],
                 val: tuple[np.ndarray, np.ndarray], live_dir: str | Path, verbose: int | str = "auto",
-                strategy: str = "auto", backup_dir: str | Path | None = None
+                strategy: str = "auto", backup_dir: str | Path | None = None, features=None
                 ) -> tuple[keras.Model, TrainSummary]:
     """Train a family on (uint8 images (N, S, S, C), labels (N, 3)) splits: checks the splits,
-    :func:`~agegender.model.training.setup_training`, then :func:`fit`."""
+    :func:`~agegender.model.training.setup_training` (``features``: the features stage's
+    ``FeatureCache`` for a ``features: cached`` recipe), then :func:`fit`."""
     if len(train[0]) == 0 or len(val[0]) == 0:
         raise ParamsError(f"train ({len(train[0])}) and val ({len(val[0])}) splits must both hold "
                           "images: add data or change the split fractions in params.yaml")
     if not keras_compat.is_tested():
         log.warning("Keras %s is outside the range agegender.model.keras_compat was tested on %s",
                     keras.__version__, keras_compat.TESTED_KERAS)
-    setup = setup_training(family_name, recipe, seed, train, val, strategy)
+    setup = setup_training(family_name, recipe, seed, train, val, strategy, features)
     return fit(FitRequest(setup, Path(live_dir), verbose, Path(backup_dir) if backup_dir else None))
 
 
@@ -97,10 +98,11 @@ def fit(request: FitRequest) -> tuple[keras.Model, TrainSummary]:
         clock = _Clock(backup)
         initial_epoch, resumed = 0, False
         for i, (phase, end_epoch, phase_recipe) in enumerate(training_phases(recipe)):
-            set_trainable(model, recipe.fine_tune, phase)
+            set_trainable(model, recipe.fine_tune, phase, setup.family.pretrained)
+            fitted = setup.phase_model(phase)  # the head alone in a phase from cached features
             if i > 0:  # the first phase was compiled by setup_training; a cosine schedule spans its phase
                 with setup.strategy.scope():
-                    compile_model(model, setup.family,
+                    compile_model(fitted, setup.family,
                                   phase_recipe.model_copy(update={"epochs": end_epoch - initial_epoch}),
                                   setup.steps_per_epoch)
             folder = backup / phase
@@ -112,20 +114,20 @@ def fit(request: FitRequest) -> tuple[keras.Model, TrainSummary]:
             else:
                 first = _resume_epoch(folder, initial_epoch)  # the data starts where fit will
                 resumed = resumed or first > initial_epoch
-                keras_compat.forget_restored_epoch(model)
-                log.info("phase %s: epochs %d-%d of %d training images", phase, first + 1,
-                         end_epoch, setup.train_images)
+                keras_compat.forget_restored_epoch(fitted)
+                log.info("phase %s: epochs %d-%d of %d training %s", phase, first + 1, end_epoch,
+                         setup.train_images, "faces' cached features" if setup.from_features(phase) else "images")
                 backup_callback = keras_compat.BackupAndRestore(
-                    str(folder), after_save=lambda f: (_save_seed_states(model, f / "seed_states.npy"),
+                    str(folder), after_save=lambda f: (_save_seed_states(fitted, f / "seed_states.npy"),
                                                        clock.save()),
-                    after_load=lambda f: _load_seed_states(model, f / "seed_states.npy"),
+                    after_load=lambda f: _load_seed_states(fitted, f / "seed_states.npy"),
                     delete_checkpoint=False)
-                with keras_compat.multi_worker_fit(model, setup.strategy):
+                with keras_compat.multi_worker_fit(fitted, setup.strategy):
                     # shuffle=False: the dataset is shuffled already (Keras would warn otherwise)
-                    model.fit(setup.train_data(first, end_epoch), steps_per_epoch=setup.steps_per_epoch,
-                              validation_data=setup.val_data, initial_epoch=initial_epoch,
-                              epochs=end_epoch, verbose=verbose, shuffle=False,
-                              callbacks=[backup_callback, _ResumeLive(live), *callbacks])
+                    fitted.fit(setup.train_data(first, end_epoch, phase), steps_per_epoch=setup.steps_per_epoch,
+                               validation_data=setup.validation(phase), initial_epoch=initial_epoch,
+                               epochs=end_epoch, verbose=verbose, shuffle=False,
+                               callbacks=[backup_callback, _ResumeLive(live), *callbacks])
                 phase_best = early_stopping.best if setup.val_data is not None else None
                 _save_finished_phase(model, folder, phase_best)
                 clock.save()

@@ -278,15 +278,30 @@ def plain_cnn(input_shape, age_output: AgeOutput, augment: dict, seed: int,
                        name="plain_cnn")
 
 
-# --- seeds 001 (model B) / 004: VGG16 / VGG19 transfer -------------------------------------------
+# --- transfer families: seeds 001 (model B) / 004 (VGG16 / VGG19) and EfficientNetV2-B0 ---------
 
-def vgg_base(base: str, weights, input_shape) -> keras.Model:
-    """The convolutional part of VGG16/VGG19 (``include_top=False``) as a nested model named
-    ``base``. ``weights``: "imagenet" (keras.applications loader: its local cache first, then a
-    download), a path to a weights file, or None/"none"/"null" for random initialisation."""
-    apps = {"vgg16": keras.applications.VGG16, "vgg19": keras.applications.VGG19}
+# The layer a transfer network's head starts with: its input is the frozen part's output (the conv
+# feature map the features stage caches, agegender/model/features.py), its output the head's.
+HEAD_INPUT = "gap"
+
+
+def _applications() -> dict:
+    """The keras.applications builders of the transfer bases, by their Keras model name (the
+    nested layer's name; EfficientNetV2's ImageNet file is named after it, so it keeps its own)."""
+    apps = keras.applications
+    return {"vgg16": apps.VGG16, "vgg19": apps.VGG19,
+            # include_preprocessing (its default): its own Rescaling / Normalization take 0..255 RGB
+            "efficientnetv2-b0": functools.partial(apps.EfficientNetV2B0, include_preprocessing=True)}
+
+
+def transfer_base(base: str, weights, input_shape) -> keras.Model:
+    """The convolutional part of a keras.applications network (``include_top=False``) as a nested
+    model named ``base``. ``weights``: "imagenet" (keras.applications loader: its local cache
+    first, then a download), a path to a weights file, or None/"none"/"null" for random
+    initialisation."""
+    apps = _applications()
     if base not in apps:
-        raise ValueError(f"unknown VGG base {base!r}; choose one of {sorted(apps)}")
+        raise ValueError(f"unknown transfer base {base!r}; choose one of {sorted(apps)}")
     if weights_of.is_random(weights):
         return apps[base](include_top=False, weights=None, input_shape=input_shape, name=base)
     if str(weights).lower() == "imagenet":
@@ -296,6 +311,13 @@ def vgg_base(base: str, weights, input_shape) -> keras.Model:
             raise weights_of.missing_imagenet(base, exc) from exc
     path = weights_of.check_weights_file(base, weights)
     return apps[base](include_top=False, weights=str(path), input_shape=input_shape, name=base)
+
+
+def vgg_base(base: str, weights, input_shape) -> keras.Model:
+    """The convolutional part of VGG16/VGG19: :func:`transfer_base` for a VGG."""
+    if base not in ("vgg16", "vgg19"):
+        raise ValueError(f"unknown VGG base {base!r}; choose one of ['vgg16', 'vgg19']")
+    return transfer_base(base, weights, input_shape)
 
 
 @keras.saving.register_keras_serializable(package="agegender")
@@ -320,20 +342,23 @@ def _dense_bn_relu_drop(x, units, dropout: float, seed: int, prefix: str):
     return x
 
 
-def vgg_transfer(input_shape, age_output: AgeOutput, augment: dict, seed: int, base="vgg16",
-                 weights="imagenet", dropout=0.3, dense_units=(256, 128), head_dropout=0.3) -> keras.Model:
-    """Seed 001 model B (and seed 004's VGG19): augmentation, VGG preprocessing, the VGG base
-    without its top, global average pooling and dropout, then an age and a gender branch of
-    dense-BN-ReLU-dropout blocks and their outputs. The base is the nested layer named ``base``;
-    agegender.model.training.set_trainable freezes / unfreezes its blocks when the model's params
-    ask for a ``fine_tune``."""
+def transfer_network(input_shape, age_output: AgeOutput, augment: dict, seed: int, base="vgg16",
+                     weights="imagenet", dropout=0.3, dense_units=(256, 128),
+                     head_dropout=0.3) -> keras.Model:
+    """Seed 001 model B (and seed 004's VGG19, and the EfficientNetV2-B0 family): augmentation, the
+    base's preprocessing, the base without its top, then the head: global average pooling (layer
+    :data:`HEAD_INPUT`) and dropout, an age and a gender branch of dense-BN-ReLU-dropout blocks and
+    their outputs. The base is the nested layer named ``base``; agegender.model.training freezes it
+    (or unfreezes its last blocks for a ``fine_tune``), and a cached-features recipe trains the head
+    alone from the base's outputs (agegender.model.features.head_model)."""
     if input_shape[-1] != 3:
         raise ValueError(f"{base} needs RGB input, got shape {input_shape}")
     inputs = keras.Input(input_shape, name="image")
     x = augmentation(augment, seed)(inputs)
-    x = VGGPreprocess(name="vgg_preprocess")(x)
-    x = vgg_base(base, weights, input_shape)(x)
-    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    if base.startswith("vgg"):  # EfficientNetV2 preprocesses inside its own model
+        x = VGGPreprocess(name="vgg_preprocess")(x)
+    x = transfer_base(base, weights, input_shape)(x)
+    x = layers.GlobalAveragePooling2D(name=HEAD_INPUT)(x)
     x = layers.Dropout(dropout, seed=seed, name="base_drop")(x)
     outputs = {}
     for j, task in enumerate(("age", "gender")):
@@ -342,9 +367,10 @@ def vgg_transfer(input_shape, age_output: AgeOutput, augment: dict, seed: int, b
             b = layers.Dropout(head_dropout, seed=seed + 1, name="age_in_drop")(b)
         b = _dense_bn_relu_drop(b, dense_units, head_dropout, seed + 10 * (j + 1), task)
         outputs[task] = age_head(b, age_output) if task == "age" else gender_head(b)
-    return keras.Model(inputs, outputs, name=f"{base}_transfer")
+    return keras.Model(inputs, outputs, name=f"{base.replace('-', '_')}_transfer")
 
 
-# seed 001 model B and seed 004's transfer networks: vgg_transfer with the base fixed
-vgg16_transfer = functools.partial(vgg_transfer, base="vgg16")
-vgg19_transfer = functools.partial(vgg_transfer, base="vgg19")
+# the transfer families' networks: transfer_network with the base fixed by the family
+vgg16_transfer = functools.partial(transfer_network, base="vgg16")
+vgg19_transfer = functools.partial(transfer_network, base="vgg19")
+efficientnetv2_b0_transfer = functools.partial(transfer_network, base="efficientnetv2-b0")

@@ -4,7 +4,9 @@ losses and input pipeline, used alike by the train stage, k-fold and the benchma
 :func:`setup_training` returns a :class:`Setup` (compiled model, datasets, what it runs on); the
 fit itself, resumable and logged to DVCLive, is :mod:`agegender.model.fit`'s. A recipe with
 ``fine_tune`` trains in two phases (frozen base, then its last blocks unfrozen):
-:func:`training_phases` and :func:`set_trainable` say how.
+:func:`training_phases` and :func:`set_trainable` say how. A transfer recipe with ``features:
+cached`` trains its frozen phases as the head alone, from the features stage's cache
+(:mod:`agegender.model.features`); its fine-tuning phase, if any, on the images.
 """
 from __future__ import annotations
 
@@ -127,8 +129,8 @@ def training_phases(recipe: Recipe) -> list[tuple[str, int, Recipe]]:
     decay until ``epochs`` ("fine_tune").
     """
     ft = recipe.fine_tune
-    if ft is None:
-        return [("train", recipe.epochs, recipe)]
+    if ft is None:  # a cached-features recipe keeps the base frozen throughout
+        return [("frozen" if recipe.features == "cached" else "train", recipe.epochs, recipe)]
     frozen = min(ft.frozen_epochs, recipe.epochs)
     phases = [("frozen", frozen, recipe)] if frozen > 0 else []
     if recipe.epochs > frozen:
@@ -138,20 +140,25 @@ def training_phases(recipe: Recipe) -> list[tuple[str, int, Recipe]]:
     return phases
 
 
-def set_trainable(model: keras.Model, fine_tune: FineTune | None, phase: str) -> None:
+def set_trainable(model: keras.Model, fine_tune: FineTune | None, phase: str,
+                  base: str | None = None) -> None:
     """Freeze / unfreeze for a phase of :func:`training_phases`: in "frozen" the whole nested
-    ``fine_tune.base`` layer is frozen; in "fine_tune" only its layers whose names start with one
-    of ``fine_tune.unfreeze`` (e.g. block4_, block5_) train. Other phases change nothing."""
-    if fine_tune is None or phase not in ("frozen", "fine_tune"):
+    base layer (``fine_tune.base``, else ``base``) is frozen; in "fine_tune" only its layers whose
+    names start with one of ``fine_tune.unfreeze`` (e.g. block4_, block5_) train, batch
+    normalisation excepted (it keeps its ImageNet statistics, in inference mode, as Keras advises
+    for fine-tuning). Other phases change nothing."""
+    name = fine_tune.base if fine_tune is not None else base
+    if name is None or phase not in ("frozen", "fine_tune") or (phase == "fine_tune" and fine_tune is None):
         return
-    base = model.get_layer(fine_tune.base)
+    layer_of_base = model.get_layer(name)
     if phase == "frozen":
-        base.trainable = False
+        layer_of_base.trainable = False
         return
     prefixes = tuple(fine_tune.unfreeze)
-    base.trainable = True
-    for layer in base.layers:
-        layer.trainable = layer.name.startswith(prefixes)
+    layer_of_base.trainable = True
+    for layer in layer_of_base.layers:
+        layer.trainable = (layer.name.startswith(prefixes)
+                           and not isinstance(layer, keras.layers.BatchNormalization))
 
 
 def subsample(images, labels, limit: int | None, seed: int):
@@ -165,7 +172,9 @@ def subsample(images, labels, limit: int | None, seed: int):
 @dataclass
 class Setup:
     """Everything a fit needs, built from one recipe: the compiled model and its datasets, and
-    what it runs on (precision actually used, device, ``tf.distribute`` strategy)."""
+    what it runs on (precision actually used, device, ``tf.distribute`` strategy). With cached
+    features, ``head`` (the model's head as a model of its own, sharing its layers) trains in the
+    frozen phases, on ``feature_split`` and ``val_features``."""
     family: Family
     recipe: Recipe
     model: keras.Model
@@ -177,19 +186,49 @@ class Setup:
     precision: str
     device: str
     isa: list[str] = field(default_factory=list)
+    head: keras.Model | None = None
+    feature_split: object | None = None  # FlipPairs of the training rows, as train_split's images
+    val_features: tf.data.Dataset | None = None
 
     @property
     def train_images(self) -> int:
         return len(self.train_split[0])
 
-    def train_data(self, first_epoch: int, end_epoch: int) -> tf.data.Dataset:
-        """The training batches of epochs ``first_epoch`` .. ``end_epoch - 1``, one after another."""
-        return training_dataset(self.family, self.recipe, *self.train_split, self.seed,
+    def from_features(self, phase: str) -> bool:
+        """This phase trains the head from cached features (every phase but a fine-tuning one)."""
+        return self.head is not None and phase != "fine_tune"
+
+    def phase_model(self, phase: str) -> keras.Model:
+        """The model a phase fits: the head alone from cached features, else the whole model."""
+        return self.head if self.from_features(phase) else self.model
+
+    def validation(self, phase: str) -> tf.data.Dataset | None:
+        return self.val_features if self.from_features(phase) else self.val_data
+
+    def train_data(self, first_epoch: int, end_epoch: int, phase: str = "train") -> tf.data.Dataset:
+        """The training batches of epochs ``first_epoch`` .. ``end_epoch - 1``, one after another:
+        of images, or of cached features (face or mirror image at random) in a head phase."""
+        x = self.train_split[0]
+        if self.from_features(phase):  # the mirror images' features only where flips are asked for
+            x = self.feature_split if self.recipe.augment.flip else self.feature_split.faces
+        return training_dataset(self.family, self.recipe, x, self.train_split[1], self.seed,
                                 range(first_epoch, end_epoch))
 
 
+def _rows(train, val, recipe: Recipe, seed: int):
+    """Subsample train and val, then (final fit) join them: the same rows of images, of features."""
+    x_train, y_train = subsample(*train, recipe.max_train_images, seed)
+    if val is not None:
+        val = subsample(*val, recipe.max_val_images, seed + 1)
+    if recipe.final_fit and val is not None:
+        x_train, y_train = concat_images([x_train, val[0]]), np.concatenate([y_train, val[1]])
+        val = None
+    return (x_train, y_train), val
+
+
 def setup_training(family_name: str, recipe: Recipe, seed: int, train: tuple[np.ndarray, np.ndarray],
-                   val: tuple[np.ndarray, np.ndarray] | None = None, strategy: str = "auto") -> Setup:
+                   val: tuple[np.ndarray, np.ndarray] | None = None, strategy: str = "auto",
+                   features=None) -> Setup:
     """Strategy, precision, seeds, subsample, build, compile and datasets: the one place a recipe
     becomes a model, an optimizer and input pipelines (train stage, k-fold and benchmarks all come
     through here).
@@ -199,27 +238,50 @@ def setup_training(family_name: str, recipe: Recipe, seed: int, train: tuple[np.
     With ``final_fit`` val joins the training data and no validation data is returned.
     ``strategy`` names a :func:`agegender.model.hardware.make_strategy` choice; the recipe's
     ``batch_size`` is the global batch, split across its replicas.
+
+    ``features``: the features stage's :class:`~agegender.model.features.FeatureCache` of these
+    splits, for a ``features: cached`` recipe: its base's weights go into the model and the
+    frozen phases train the head from it. Without it such a recipe trains the same frozen model
+    on the images (slower; k-fold does so).
     """
     family = get_family(family_name)
     dist = hardware.make_strategy(strategy)  # first: multi-worker set-up must precede other ops
     cpu, gpus = hardware.cpu_info(), hardware.gpu_info()
     precision = hardware.choose_precision(recipe.precision, cpu, gpus)
     seed_everything(seed)
-    x_train, y_train = subsample(*train, recipe.max_train_images, seed)
-    if val is not None:
-        val = subsample(*val, recipe.max_val_images, seed + 1)
-    if recipe.final_fit and val is not None:
-        x_train, y_train = concat_images([x_train, val[0]]), np.concatenate([y_train, val[1]])
-        val = None
-    val_data = None if val is None else make_dataset(val[0], targets(val[1], family.age_output),
-                                                     recipe.batch_size)
+    cached = features is not None and recipe.features == "cached" and family.pretrained is not None
+    (x_train, y_train), val_rows = _rows(train, val, recipe, seed)
+    val_data = None if val_rows is None else make_dataset(
+        val_rows[0], targets(val_rows[1], family.age_output), recipe.batch_size)
+    feature_split = val_features = None
+    if cached:  # the same rows, of the features: the same subsample and final-fit join
+        from agegender.model.features import FeaturesError
+
+        for name, split in (("train", train), ("val", val)):
+            if split is not None and len(features.split(name)) != len(split[1]):
+                raise FeaturesError(f"{features.folder}: {len(features.split(name))} {name} features for "
+                                    f"{len(split[1])} faces: run dvc repro features")
+        (feature_split, _), fval = _rows((features.split("train"), train[1]),
+                                         None if val is None else (features.split("val"), val[1]),
+                                         recipe, seed)
+        val_features = None if fval is None else make_dataset(
+            fval[0], targets(fval[1], family.age_output), recipe.batch_size)
     steps = batches_per_epoch(len(x_train), recipe.batch_size)
+    phase, first_end, first_recipe = training_phases(recipe)[0]
     with dist.scope():  # variables (weights, optimizer state) are created per replica
         model = build_model(family, recipe, seed, precision)
-        _, first_end, first_recipe = training_phases(recipe)[0]
-        compile_model(model, family, first_recipe.model_copy(update={"epochs": first_end}), steps)
+        head = None
+        if cached:
+            from agegender.model.features import head_model
+
+            features.load_base(model)  # the base the features came from (a random one too)
+            head = head_model(model)
+        first = head if cached and phase != "fine_tune" else model
+        compile_model(first, family, first_recipe.model_copy(update={"epochs": first_end}), steps)
     device = hardware.device_name(cpu, gpus)
-    log.info("training %s in %s on %s with %s", family.name, precision, device,
-             hardware.strategy_name(dist))
+    how = {(True, True): " (head from cached features)", (True, False): " (features: cached but no "
+           "cache given: the frozen phases train on the images)"}.get((recipe.features == "cached", cached), "")
+    log.info("training %s in %s on %s with %s%s", family.name, precision, device,
+             hardware.strategy_name(dist), how)
     return Setup(family, recipe, model, (x_train, y_train), val_data, seed, steps, dist, precision,
-                 device, hardware.isa_flags(cpu))
+                 device, hardware.isa_flags(cpu), head, feature_split, val_features)

@@ -14,17 +14,30 @@ from pathlib import Path
 
 from agegender.errors import UserError
 
-# what keras.applications caches under <KERAS_HOME>/models/ for include_top=False
-VGG_WEIGHT_FILES = {
+# what keras.applications caches under <KERAS_HOME>/models/ for include_top=False, per base (the
+# Keras model's own name), and the folder of keras-applications it is served from
+WEIGHT_FILES = {
     "vgg16": "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
     "vgg19": "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    "efficientnetv2-b0": "efficientnetv2-b0_notop.h5",
 }
-VGG_WEIGHT_URL = "https://storage.googleapis.com/tensorflow/keras-applications/{base}/{file}"
+WEIGHT_FOLDERS = {"vgg16": "vgg16", "vgg19": "vgg19", "efficientnetv2-b0": "efficientnet_v2"}
+WEIGHT_URL = "https://storage.googleapis.com/tensorflow/keras-applications/{folder}/{file}"
+VGG_WEIGHT_FILES = WEIGHT_FILES  # the names before the modern family joined
 RANDOM = ("none", "null", "", "random")  # weights values meaning random initialisation
 
 
 class VGGWeightsError(UserError):
-    """Pretrained weights for a VGG base could not be had (no file, no cached copy, no download)."""
+    """Pretrained weights for a base (VGG or the modern one) could not be had (no file, no cached
+    copy, no download)."""
+
+
+WeightsError = VGGWeightsError
+
+
+def weight_url(base: str) -> str:
+    """Where keras.applications downloads ``base``'s ImageNet weights (include_top=False)."""
+    return WEIGHT_URL.format(folder=WEIGHT_FOLDERS[base], file=WEIGHT_FILES[base])
 
 
 def is_random(weights) -> bool:
@@ -43,16 +56,18 @@ def keras_cache_file(filename: str, cache_subdir: str = "models") -> Path:
     return Path(base) / cache_subdir / filename
 
 
-def missing_imagenet(base: str, exc: BaseException) -> VGGWeightsError:
-    """The one-line error for ImageNet weights of ``base`` that are neither cached nor downloadable."""
-    cached = keras_cache_file(VGG_WEIGHT_FILES[base])
-    url = VGG_WEIGHT_URL.format(base=base, file=VGG_WEIGHT_FILES[base])
+def missing_imagenet(base: str, exc: BaseException, family: str | None = None) -> VGGWeightsError:
+    """The one-line error for ImageNet weights of ``base`` that are neither cached nor downloadable;
+    ``family``: the model family whose params set them (default: the family named as the base)."""
+    cached = keras_cache_file(WEIGHT_FILES[base])
+    url = weight_url(base)
+    family = family or base
     return VGGWeightsError(
         f"ImageNet weights for {base} could not be loaded: Keras looked for {cached} and "
         f"could not download it ({type(exc).__name__}: {exc}). Provide the file: download "
         f"{url} on a machine with internet and copy it to {cached}, or set "
-        f"models.{base}.architecture.weights to a local path of that file "
-        f"(dvc exp run -S model={base} -S models.{base}.architecture.weights=/path/to/file.h5),"
+        f"models.{family}.architecture.weights to a local path of that file "
+        f"(dvc exp run -S model={family} -S models.{family}.architecture.weights=/path/to/file.h5),"
         f" or to null to train from random initialisation.")
 
 
@@ -60,12 +75,12 @@ def check_weights_file(base: str, weights) -> Path:
     """``weights`` as a path to an existing file; raises :class:`VGGWeightsError` naming it."""
     path = Path(str(weights)).expanduser()
     if not path.is_file():
-        raise VGGWeightsError(f"VGG weights file for {base} not found: {path.resolve()} (weights "
+        raise VGGWeightsError(f"weights file for {base} not found: {path.resolve()} (weights "
                               "is 'imagenet', null or a path to a weights file)")
     return path
 
 
-def ensure_weights(base: str, weights) -> None:
+def ensure_weights(base: str, weights, family: str | None = None) -> None:
     """Make sure the weights ``base`` will be built with can be had: random (nothing to do), a
     file that exists, or ImageNet's, in Keras' cache or fetched into it now. Raises
     :class:`VGGWeightsError` (one line: the file Keras wants, where, and the other choices)."""
@@ -74,12 +89,21 @@ def ensure_weights(base: str, weights) -> None:
     if str(weights).lower() != "imagenet":
         check_weights_file(base, weights)
         return
-    if keras_cache_file(VGG_WEIGHT_FILES[base]).is_file():
+    if keras_cache_file(WEIGHT_FILES[base]).is_file():
         return
     import keras
 
     try:
-        keras.utils.get_file(VGG_WEIGHT_FILES[base], VGG_WEIGHT_URL.format(
-            base=base, file=VGG_WEIGHT_FILES[base]), cache_subdir="models")
+        keras.utils.get_file(WEIGHT_FILES[base], weight_url(base), cache_subdir="models")
     except Exception as exc:  # Keras raises a bare Exception for a failed download
-        raise missing_imagenet(base, exc) from exc
+        raise missing_imagenet(base, exc, family) from exc
+
+
+def weights_file(base: str, weights) -> Path | None:
+    """The file ``base`` is built from (a local file, or ImageNet's in Keras' cache), None for
+    random initialisation. Call after :func:`ensure_weights` (the file then exists)."""
+    if is_random(weights):
+        return None
+    if str(weights).lower() == "imagenet":
+        return keras_cache_file(WEIGHT_FILES[base])
+    return Path(str(weights)).expanduser()

@@ -1,0 +1,64 @@
+"""What the cached features of a transfer family depend on, as the small file check_params writes
+and the features stage depends on instead of params (agegender/model/features.py says why). Light:
+no TensorFlow, so the first stage stays fast; it hashes the weights file, after ensure_weights.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from agegender.errors import UserError
+from agegender.model import weights as weights_of
+from agegender.model.families import get_family
+
+NO_FEATURES = {"backbone": None}
+
+
+class FeaturesError(UserError):
+    """Cached features that are missing or were computed for other settings."""
+
+
+def uses_cached_features(params) -> bool:
+    """The model in use is a transfer family whose recipe trains from cached features."""
+    return bool(get_family(params.model).pretrained) and params.recipe.features == "cached"
+
+
+def feature_spec(params) -> dict:
+    """What the cached features of ``params`` (agegender.params.Params) depend on, and nothing
+    else: ``{"backbone": null}`` when the model in use trains from images. Reads the weights
+    file to hash it, so call it after :func:`agegender.model.weights.ensure_weights`."""
+    if not uses_cached_features(params):
+        return dict(NO_FEATURES)
+    family, recipe = get_family(params.model), params.recipe
+    weights = recipe.network_settings(family)["weights"]
+    spec = {"backbone": family.pretrained, "profile": family.profile, "precision": recipe.precision}
+    path = weights_of.weights_file(family.pretrained, weights)
+    if path is None:  # random initialisation: the seed decides the base
+        spec.update(weights=None, seed=params.train.seed)
+    else:
+        spec.update(weights="imagenet" if str(weights).lower() == "imagenet" else "file",
+                    weights_sha256=file_sha256(path))
+    return spec
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_spec(path: str | Path, spec: dict) -> None:
+    """The spec as the features stage's dependency: same spec, same bytes."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(spec, sort_keys=True, indent=1) + "\n")
+
+
+def read_spec(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise FeaturesError(f"features spec not found: {path} (run: dvc repro features)")
+    return json.loads(path.read_text())

@@ -1,0 +1,178 @@
+"""Frozen features of the transfer families, computed once: the features stage runs the frozen part
+of the network (the base's preprocessing and the whole conv base, e.g. VGG16's 4 x 4 x 512 map at
+128 px) over every face of train and val and over its mirror image, and the head (and the frozen
+phase of a ``fine_tune``) trains from them (``models.<name>.features: cached``).
+
+What the features depend on (:func:`feature_spec`: the base, where its weights come from and the
+sha256 of the weights file, the image profile, the precision setting, the seed when the weights
+are random) is written by check_params as a small JSON file that the features stage depends on
+instead of params: a head-only change (learning rate, loss weights, epochs) leaves that file byte
+for byte the same, so DVC does not run the features stage again. For a family without a base, or
+``features: images``, the spec is ``{"backbone": null}`` and the stage writes only that.
+
+On disk (``paths.features``): ``spec.json`` (the spec, plus the precision resolved and the shapes),
+``base.weights.h5`` (the base's weights the features came from, which train loads into the model
+it saves, so a random base is the same base), and per split ``{split}_features.npy`` and
+``{split}_features_flip.npy``: float16 (N, H, W, K), row i the face of ``{split}_labels.npy`` row i
+and its mirror image. Training reads them a batch at a time (:class:`FlipPairs`).
+
+The spec itself (:func:`feature_spec`) is agegender/model/feature_spec.py's, light for check_params.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from agegender.data.arrays import ImageFiles, load_split
+from agegender.model.feature_spec import (NO_FEATURES, FeaturesError, feature_spec, read_spec,  # noqa: F401
+                                          uses_cached_features, write_spec)
+from agegender.model.families import get_family
+
+log = logging.getLogger(__name__)
+SPLITS = ("train", "val")  # evaluate scores the saved image model on test: no test features needed
+SPEC = "spec.json"
+BASE_WEIGHTS = "base.weights.h5"
+FLOAT16_MAX = float(np.finfo(np.float16).max)
+
+
+# --- the frozen part and the head of a transfer network (networks.transfer_network) ------------
+
+def frozen_model(model):
+    """The frozen part of a transfer network as a model of its own: pixels after augmentation
+    (uint8 range, (B, S, S, 3)) -> the base's feature map (B, H, W, K). Shares the layers."""
+    import keras
+
+    from agegender.model.networks import HEAD_INPUT
+
+    return keras.Model(model.get_layer("augment").output, model.get_layer(HEAD_INPUT).input,
+                       name="frozen")
+
+
+def head_model(model):
+    """The head of a transfer network as a model of its own: feature map (B, H, W, K) ->
+    ``{"age", "gender"}``. Shares the layers, so training it trains the full model's head."""
+    import keras
+
+    from agegender.model.networks import HEAD_INPUT
+
+    return keras.Model(model.get_layer(HEAD_INPUT).input, model.output, name="head")
+
+
+def compute_features(params, data_dir: str | Path, out_dir: str | Path, spec: dict,
+                     batch_size: int = 64) -> dict:
+    """Run the frozen part over every face of :data:`SPLITS` and its mirror image; write the
+    features, the base's weights and ``spec.json`` (``spec`` plus what was computed) to
+    ``out_dir``. With ``{"backbone": null}`` only ``spec.json``. Returns what spec.json holds."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if spec.get("backbone") is None:
+        write_spec(out / SPEC, spec)
+        return spec
+    if feature_spec(params) != spec:
+        raise FeaturesError("the features spec does not match params.yaml: run dvc repro (check_params "
+                            "writes it)")
+    import time
+
+    from agegender.model import hardware
+    from agegender.model.training import build_model, seed_everything
+
+    family = get_family(params.model)
+    precision = hardware.choose_precision(spec["precision"], hardware.cpu_info(), hardware.gpu_info())
+    seed_everything(spec.get("seed", params.train.seed))
+    model = build_model(family, params.recipe, params.train.seed, precision)
+    frozen = frozen_model(model)
+    model.get_layer(family.pretrained).save_weights(out / BASE_WEIGHTS)
+    done = {**spec, "precision_used": precision, "splits": {}}
+    start = time.perf_counter()
+    for split in SPLITS:
+        images, _ = load_split(data_dir, split)
+        shape = (len(images), *frozen.output.shape[1:])
+        files = [np.lib.format.open_memmap(out / f"{split}_features{suffix}.npy", "w+", np.float16, shape)
+                 for suffix in ("", "_flip")]
+        clipped = 0
+        for begin in range(0, len(images), batch_size):
+            rows = np.arange(begin, min(begin + batch_size, len(images)))
+            x = images.take(np.resize(rows, batch_size))  # one batch shape: traced once
+            for file, batch in zip(files, (x, x[:, :, ::-1])):  # the face, its mirror image
+                f = np.asarray(frozen.predict_on_batch(batch), dtype=np.float32)[:len(rows)]
+                clipped += int(np.count_nonzero(np.abs(f) > FLOAT16_MAX))
+                file[begin:begin + len(rows)] = np.clip(f, -FLOAT16_MAX, FLOAT16_MAX)
+        for file in files:
+            file.flush()
+        if clipped:
+            log.warning("%s: %d feature values beyond float16's range were clipped", split, clipped)
+        done["splits"][split] = {"faces": len(images), "shape": list(shape[1:])}
+    done["seconds"] = round(time.perf_counter() - start, 1)
+    write_spec(out / SPEC, done)
+    return done
+
+
+# --- reading the cache --------------------------------------------------------------------------
+
+class FlipPairs:
+    """Each face's features and its mirror image's, (N, H, W, K) float16 each, read a batch at a
+    time: :meth:`take` picks, per row, the face's (flip 0) or the mirror's (flip 1). Indexing and
+    :meth:`concat` act on both alike, so subsampling and a final fit's train + val see the pairs
+    as the images."""
+    flip_pairs = True  # agegender.model.datasets.make_dataset: pick one of the pair per face
+
+    def __init__(self, faces: ImageFiles, mirrors: ImageFiles):
+        if faces.shape != mirrors.shape:
+            raise ValueError(f"faces {faces.shape} and mirror images {mirrors.shape} differ")
+        self.faces, self.mirrors = faces, mirrors
+
+    def __len__(self) -> int:
+        return len(self.faces)
+
+    @property
+    def shape(self):
+        return self.faces.shape
+
+    @property
+    def dtype(self):
+        return self.faces.dtype
+
+    def __getitem__(self, key) -> FlipPairs:
+        return FlipPairs(self.faces[key], self.mirrors[key])
+
+    def take(self, indices, flips=None) -> np.ndarray:
+        """Rows ``indices`` (B,): the face's features, or the mirror's where ``flips`` (B,) is true."""
+        indices = np.asarray(indices).reshape(-1)
+        out = self.faces.take(indices)
+        if flips is not None and np.any(flips):
+            flips = np.asarray(flips, dtype=bool).reshape(-1)
+            out[flips] = self.mirrors.take(indices[flips])
+        return out
+
+    @classmethod
+    def concat(cls, parts: list[FlipPairs]) -> FlipPairs:
+        return cls(ImageFiles.concat([p.faces for p in parts]), ImageFiles.concat([p.mirrors for p in parts]))
+
+
+class FeatureCache:
+    """The features stage's output folder, checked against the spec the recipe asks for."""
+
+    def __init__(self, folder: str | Path, expected: dict | None = None):
+        self.folder = Path(folder)
+        self.spec = read_spec(self.folder / SPEC)
+        if self.spec.get("backbone") is None:
+            raise FeaturesError(f"{self.folder} holds no features (the features stage ran for a model "
+                                "that trains from images): run dvc repro features")
+        if expected is not None:
+            got = {k: self.spec.get(k) for k in expected}
+            if got != expected:
+                raise FeaturesError(f"{self.folder} holds features of other settings ({got} != "
+                                    f"{expected}): run dvc repro features")
+
+    def split(self, name: str) -> FlipPairs:
+        paths = [self.folder / f"{name}_features{s}.npy" for s in ("", "_flip")]
+        for path in paths:
+            if not path.is_file():
+                raise FeaturesError(f"cached features not found: {path} (run: dvc repro features)")
+        return FlipPairs(ImageFiles([paths[0]]), ImageFiles([paths[1]]))
+
+    def load_base(self, model) -> None:
+        """The base's weights the features came from, into ``model``'s base layer."""
+        model.get_layer(self.spec["backbone"]).load_weights(self.folder / BASE_WEIGHTS)

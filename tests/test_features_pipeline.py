@@ -1,0 +1,47 @@
+"""`dvc exp run` of a transfer family: the features stage runs once, a head-only change trains again
+from the cached features without recomputing them, and a change of what they depend on (the seed
+of a random base) makes them stale. VGG19 with weights=null on the synthetic project (1 epoch)."""
+import sys
+
+import numpy as np
+import pytest
+import yaml
+
+from dvc_project import GIT, changed_stages
+from dvc_project import run as _run
+
+pytestmark = pytest.mark.slow
+DVC = [sys.executable, "-m", "dvc"]
+
+
+def test_features_are_computed_once_and_reused_by_head_only_experiments(project):
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["model"] = "vgg19"
+    params["models"]["vgg19"]["architecture"]["weights"] = None
+    params["evaluate"]["tta_flip"] = False
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    first = _run([*DVC, "repro"], project)
+    assert "Running stage 'features'" in first and "Running stage 'train'" in first
+    spec = (project / "data/interim/features.json").read_bytes()
+    faces = np.load(project / "data/features/train_features.npy", mmap_mode="r")
+    assert faces.dtype == np.float16 and faces.shape[1:] == (2, 2, 512)
+    _run([*GIT, "add", "-A"], project)
+    _run([*GIT, "commit", "-qm", "vgg19"], project)
+
+    head_only = _run([*DVC, "exp", "run", "-S", "models.vgg19.learning_rate=0.0005"], project)
+    assert "Running stage 'check_params'" in head_only and "Running stage 'train'" in head_only
+    assert "Running stage 'features'" not in head_only  # the spec is byte for byte the same
+    assert (project / "data/interim/features.json").read_bytes() == spec
+
+    # another random base (the seed): check_params writes another spec, and features must re-run
+    params["train"]["seed"] = 7
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    _run([*DVC, "repro", "check_params"], project)
+    assert b'"seed": 7' in (project / "data/interim/features.json").read_bytes()
+    assert "features" in changed_stages(project)
+
+
+def test_the_default_model_needs_no_features(project):
+    out = _run([*DVC, "repro", "features"], project)
+    assert "Running stage 'features'" in out
+    assert sorted(p.name for p in (project / "data/features").iterdir()) == ["spec.json"]
