@@ -56,6 +56,12 @@ class Augment(_Section):
     translation: float = Field(0.0, ge=0)
     contrast: float = Field(0.0, ge=0)
     framing: Framing = Framing()
+    # light and lens (benchmarks/perturb.py measures what each costs): brightness shifts every
+    # pixel by up to +-this fraction of 255; grayscale: the share of faces turned gray (3 equal
+    # channels); noise: Gaussian pixel noise, sigma as a fraction of 255 (10/255 = 0.04)
+    brightness: float = Field(0.0, ge=0, le=1)
+    grayscale: float = Field(0.0, ge=0, le=1)
+    noise: float = Field(0.0, ge=0, le=1)
 
 
 class ReduceLR(_Section):

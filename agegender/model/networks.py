@@ -17,7 +17,8 @@ from agegender.params import Augment
 
 
 def augmentation(cfg: Augment | dict, seed: int) -> keras.Layer:
-    """Random flip / rotation / zoom / re-framing / translation / contrast; Keras runs these layers
+    """Random flip / rotation / zoom / re-framing / translation / contrast / brightness / grayscale /
+    noise, on 0-255 pixels; Keras runs these layers
     in training only. ``cfg``: the recipe's :class:`~agegender.params.Augment` (a dict is read
     through it, so its defaults are the only ones)."""
     a = cfg if isinstance(cfg, Augment) else Augment.model_validate(cfg)
@@ -36,9 +37,40 @@ def augmentation(cfg: Augment | dict, seed: int) -> keras.Layer:
                                               seed=seed + 3))
     if a.contrast:
         steps.append(layers.RandomContrast(a.contrast, seed=seed + 4))
+    if a.brightness:
+        steps.append(layers.RandomBrightness(a.brightness, value_range=(0, 255), seed=seed + 6))
+    if a.grayscale:
+        steps.append(layers.RandomGrayscale(a.grayscale, seed=seed + 7))
+    if a.noise:
+        steps.append(PixelNoise(a.noise, seed=seed + 8))
     if not steps:  # an empty Sequential cannot be built (or saved): augmentation switched off
         return layers.Identity(name="augment")
     return keras.Sequential(steps, name="augment")
+
+
+@keras.saving.register_keras_serializable(package="agegender")
+class PixelNoise(layers.Layer):
+    """Gaussian noise of ``sigma`` x 255 on 0-255 pixels, in training only; clipped to 0-255 as a
+    camera's would be. (Keras' GaussianNoise takes sigma <= 1 in the input's units, and wrapping it
+    in rescalings would change pixels at inference by rounding, in bfloat16 visibly.)"""
+
+    def __init__(self, sigma: float, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.sigma, self.seed = sigma, seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, images, training=None):
+        if not training:
+            return images
+        noise = keras.random.normal(keras.ops.shape(images), stddev=255.0 * self.sigma,
+                                    seed=self.seed_generator, dtype=images.dtype)
+        return keras.ops.clip(images + noise, 0.0, 255.0)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "sigma": self.sigma, "seed": self.seed}
 
 
 @keras.saving.register_keras_serializable(package="agegender")
