@@ -11,7 +11,8 @@ ImageNet weights).
     python benchmarks/transfer_bench.py e2e [--faces N] [--model vgg19] [-S key=value ...]
         `dvc exp run -S model=M -S models.M.architecture.weights=null ...` end to end in a scratch
         clone of this repository (HEAD), on the whole archive or (--faces N) its first N faces,
-        printing the wall time of every stage and the total.
+        printing the wall time of every stage and the total; with --again k=v (and --again-env
+        VAR=VALUE) a second experiment in the same clone, e.g. a head-only change after the first.
 
 --source (default /work/shared/data/UTKFace.tar.gz or data/raw/UTKFace.tar.gz). Figures depend on
 the machine (printed first) and on its load: say both when quoting them.
@@ -21,7 +22,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -156,7 +156,8 @@ def features(source: Path, n: int, models: list[str]) -> None:
                   f"= {size / faces / 1024:.1f} KiB per face (face + mirror)")
 
 
-def e2e(source: Path, n: int | None, model: str, settings: list[str]) -> None:
+def e2e(source: Path, n: int | None, model: str, settings: list[str], again: list[str],
+        again_env: list[str]) -> None:
     print(machine())
     with tempfile.TemporaryDirectory() as tmp:
         clone = Path(tmp) / "clone"
@@ -171,29 +172,39 @@ def e2e(source: Path, n: int | None, model: str, settings: list[str]) -> None:
         dvc = [sys.executable, "-m", "dvc"]
         if not (clone / ".dvc").exists():
             subprocess.run([*dvc, "init", "-q"], cwd=clone, check=True)
-        cmd = [*dvc, "exp", "run", "-S", f"model={model}",
-               "-S", f"models.{model}.architecture.weights=null"]
+        base = ["-S", f"model={model}", "-S", f"models.{model}.architecture.weights=null"]
         for s in settings:
-            cmd += ["-S", s]
-        print(" ".join(cmd[2:]))
+            base += ["-S", s]
         env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-        start = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=clone, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True)
-        last, stage = start, None
-        for line in proc.stdout:
-            found = re.match(r"Running stage '(\w+)'", line)
-            if found or line.startswith("Ran experiment"):
-                now = time.perf_counter()
-                if stage:
-                    print(f"  {stage}: {now - last:.1f} s", flush=True)
-                stage, last = (found.group(1) if found else None), now
-            if "error" in line.lower():
-                print("  " + line.rstrip())
-        proc.wait()
-        if stage:
-            print(f"  {stage}: {time.perf_counter() - last:.1f} s")
-        print(f"total {time.perf_counter() - start:.1f} s (exit {proc.returncode})")
+        _timed_exp_run([*dvc, "exp", "run", *base], clone, env)
+        if again:  # a second experiment in the same clone: what a head-only change costs after the first
+            extra = [x for s in again for x in ("-S", s)]
+            env2 = {**env, **dict(kv.split("=", 1) for kv in again_env)}
+            print(f"again, with {' '.join(again_env) or 'the same environment'}:")
+            _timed_exp_run([*dvc, "exp", "run", *base, *extra], clone, env2)
+
+
+def _timed_exp_run(cmd: list[str], clone: Path, env: dict) -> None:
+    """Runs ``dvc exp run ...`` in ``clone``, printing each stage's wall time (and stages DVC
+    skipped or restored from its run cache) and the total."""
+    print(" ".join(cmd[2:]), flush=True)
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=clone, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    last, stage = start, None
+    for line in proc.stdout:
+        found = re.match(r"Running stage '(\w+)'", line)
+        if found or line.startswith("Ran experiment"):
+            now = time.perf_counter()
+            if stage:
+                print(f"  {stage}: {now - last:.1f} s", flush=True)
+            stage, last = (found.group(1) if found else None), now
+        if "error" in line.lower() or re.match(r"Stage '\w+' (is cached|didn't change)", line):
+            print("  " + line.rstrip(), flush=True)
+    proc.wait()
+    if stage:
+        print(f"  {stage}: {time.perf_counter() - last:.1f} s")
+    print(f"total {time.perf_counter() - start:.1f} s (exit {proc.returncode})", flush=True)
 
 
 def main() -> None:
@@ -209,13 +220,17 @@ def main() -> None:
     e.add_argument("--model", default="vgg19", choices=TRANSFER)
     e.add_argument("--source")
     e.add_argument("-S", dest="settings", action="append", default=[], help="more -S settings of dvc exp run")
+    e.add_argument("--again", action="append", default=[], metavar="KEY=VALUE",
+                   help="then a second experiment in the same clone with these -S settings added")
+    e.add_argument("--again-env", action="append", default=[], metavar="VAR=VALUE",
+                   help="environment of the second experiment, e.g. ONEDNN_MAX_CPU_ISA=AVX2")
     args = parser.parse_args()
     if args.command == "flops":
         flops()
     elif args.command == "features":
         features(_source(args.source), args.faces, args.models.split(","))
     else:
-        e2e(_source(args.source), args.faces, args.model, args.settings)
+        e2e(_source(args.source), args.faces, args.model, args.settings, args.again, args.again_env)
 
 
 if __name__ == "__main__":
