@@ -40,6 +40,9 @@ class Framing(_Section):
     probability: float = Field(0.0, ge=0, le=1)
     min_scale: float = Field(0.65, gt=0)
     max_scale: float = Field(1.2, gt=0)
+    # warp only the re-framed faces, each once, instead of the whole batch twice (one per border):
+    # the same output, less work; data-dependent sub-batches, so not for jit_compile
+    warp_once: bool = False
 
     @model_validator(mode="after")
     def _ordered(self):
@@ -102,6 +105,8 @@ class Recipe(_Section):
     # auto (by the hardware: mixed_float16 on NVIDIA GPUs of compute capability >= 7.0,
     # mixed_bfloat16 on CPUs with native BF16, float32 otherwise), or one of those by name
     precision: Precision = "auto"
+    # compile the training step with XLA (Keras' jit_compile); false: TensorFlow's graph + oneDNN
+    jit_compile: bool = False
     # after choosing the schedule on val: train on train+val, keep the last epoch (cosine only)
     final_fit: bool = False
     class_balance: bool = False  # weigh the age loss by inverse training-bin frequency
