@@ -105,8 +105,6 @@ class Recipe(_Section):
     # auto (by the hardware: mixed_float16 on NVIDIA GPUs of compute capability >= 7.0,
     # mixed_bfloat16 on CPUs with native BF16, float32 otherwise), or one of those by name
     precision: Precision = "auto"
-    # compile the training step with XLA (Keras' jit_compile); false: TensorFlow's graph + oneDNN
-    jit_compile: bool = False
     # after choosing the schedule on val: train on train+val, keep the last epoch (cosine only)
     final_fit: bool = False
     class_balance: bool = False  # weigh the age loss by inverse training-bin frequency

@@ -92,9 +92,8 @@ def gender_accuracy() -> keras.metrics.Metric:
 
 
 def compile_model(model: keras.Model, family: Family, recipe: Recipe, steps_per_epoch: int) -> None:
-    """Optimizer (with its learning-rate schedule over ``recipe.epochs``), losses, loss weights,
-    the age-MAE / gender-accuracy metrics the training curves show, and XLA or not
-    (``recipe.jit_compile``)."""
+    """Optimizer (with its learning-rate schedule over ``recipe.epochs``), losses, loss weights and
+    the age-MAE / gender-accuracy metrics the training curves show."""
     model.compile(
         optimizer=make_optimizer(recipe.optimizer, learning_rate(recipe, steps_per_epoch),
                                  recipe.weight_decay),
@@ -102,7 +101,6 @@ def compile_model(model: keras.Model, family: Family, recipe: Recipe, steps_per_
               "gender": keras.losses.BinaryCrossentropy(label_smoothing=recipe.gender_label_smoothing)},
         loss_weights=recipe.loss_weights.model_dump(),
         metrics={"age": [family.age_output.mae_metric()], "gender": [gender_accuracy()]},
-        jit_compile=recipe.jit_compile,
     )
 
 
