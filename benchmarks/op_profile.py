@@ -54,7 +54,7 @@ def op_time_by_group(xplane: Path, model) -> dict[str, float]:
                 continue
             for event in line.events:
                 name = names[event.metadata_id]
-                if ":" not in name:  # executor bookkeeping, not an op
+                if ":" not in name or "::" in name:  # executor bookkeeping, not an op
                     continue
                 seconds[_group(name.rsplit(":", 1)[0], kinds, optimizer)] += event.duration_ps / 1e12
     return {g: seconds.get(g, 0.0) for g in ORDER}
@@ -62,7 +62,7 @@ def op_time_by_group(xplane: Path, model) -> dict[str, float]:
 
 def _group(scope: str, kinds: dict[str, str], optimizer: str) -> str:
     parts = scope.split("/")
-    if parts[0] == optimizer or parts[0].startswith(optimizer + "_"):
+    if any(p == optimizer or p.startswith(optimizer + "_") for p in parts[:2]):
         return "optimizer"
     for part in reversed(parts):  # the innermost layer decides: augment/random_framing -> re-framing
         kind = kinds.get(part) or kinds.get(re.sub(r"_\d+$", "", part))
