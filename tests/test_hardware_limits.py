@@ -69,3 +69,19 @@ def test_theoretical_peak_needs_a_clock_and_follows_the_isa_cap(tmp_path, cap, p
     assert none.gflops is None and "not shown" in none.how
     info.write_text("vendor_id\t: AuthenticAMD\ncpu MHz\t\t: 2000.000\n")  # Zen 4: 2 x 256 bit
     assert hl.theoretical_peak(2, flags, env={}, cpuinfo=info).gflops == pytest.approx(2 * 2.0 * 32)
+
+
+def test_profiler_ops_are_grouped_by_the_layer_they_ran_in():
+    spec = importlib.util.spec_from_file_location("op_profile", ROOT / "benchmarks" / "op_profile.py")
+    op = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(op)
+    kinds = {"stage1_conv1": "Conv2D", "stage1_bn1": "BatchNormalization", "random_framing": "RandomFraming",
+             "augment": "Sequential", "stage1_relu1": "ReLU"}
+    call = "StatefulPartitionedCall"
+    assert op._group(f"{call}/gradient_tape/net_1/stage1_conv1_1/convolution/Conv2DBackpropInput",
+                     kinds, "adam") == "convolutions"
+    assert op._group(f"{call}/net_1/stage1_bn1_1/moments/mean", kinds, "adam") == "batch norm"
+    assert op._group(f"{call}/net_1/augment_1/random_framing_1/ImageProjectiveTransformV3",
+                     kinds, "adam") == "re-framing"
+    assert op._group(f"{call}/adam/Mul_3", kinds, "adam") == "optimizer"
+    assert op._group(f"{call}/net_1/stage1_relu1_1/Relu", kinds, "adam").startswith("other ops")
