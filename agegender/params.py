@@ -40,6 +40,9 @@ class Framing(_Section):
     probability: float = Field(0.0, ge=0, le=1)
     min_scale: float = Field(0.65, gt=0)
     max_scale: float = Field(1.2, gt=0)
+    # warp only the re-framed faces, each once, instead of the whole batch twice (one per border):
+    # the same output, less work; data-dependent sub-batches, so not for jit_compile
+    warp_once: bool = False
 
     @model_validator(mode="after")
     def _ordered(self):

@@ -24,7 +24,8 @@ def _load(name: str):
 def test_speed_benchmark_prints_training_and_inference_rates(capsys):
     # The default model trains with a cosine schedule, which needs its steps per epoch: the
     # benchmark must compile it the way the train stage does.
-    _load("pipeline_bench").speed(None, n_images=32, batch_size=16, precisions=["float32", "auto"])
+    rows = _load("pipeline_bench").speed(None, n_images=32, batch_size=16,
+                                         precisions=["float32", "auto"], peak_size=256)
     out = capsys.readouterr().out
     default = load_params(ROOT / "params.yaml").model
     assert re.search(r"^cpu: .+, \d+ cores; isa: .*; native bf16: (yes|no)$", out, re.M)
@@ -35,8 +36,15 @@ def test_speed_benchmark_prints_training_and_inference_rates(capsys):
                          rf"framing 0.5\n", out)
     rates = [float(v) for v in re.findall(r"([\d.]+) (?:images/s|with flip)", out)]
     assert len(rates) == 6 and all(r > 0 for r in rates)
+    # every row has counted FLOPs and a fraction of the measured peak
+    assert re.search(r"^peak \(matmul 256 x 256 .*\): float32 [\d.]+ GFLOP/s", out, re.M)
+    assert len(re.findall(r"FLOPs \(TensorFlow profiler, 2 per multiply-add\): forward [\d.]+ "
+                          r"GFLOP/image, training step [\d.]+ GFLOP/image at batch 16", out)) == 2
+    assert len(rows) == 2 and all(r.train_flops > 2 * r.forward_flops > 0 for r in rows)
+    assert all(0 < r.fraction < float("inf") for r in rows)
+    assert out.count("| compact | ") == 2  # the summary table
     _load("pipeline_bench").speed(None, n_images=32, batch_size=16, precisions=["float32"],
-                                  framings=[0.0])
+                                  framings=[0.0], peak_size=256)
     assert re.search(r"precision float32 -> float32, .*, framing 0.0\n", capsys.readouterr().out)
 
 
@@ -61,6 +69,17 @@ def tiny_project(tmp_path_factory):
 def _paths(root):
     return ["--model", str(root / "model.keras"), "--source", str(root / "UTKFace"),
             "--labels", str(root / "labels.csv"), "--split", "test"]
+
+
+@pytest.mark.slow
+def test_speed_benchmark_runs_levers_and_families_in_one_table(capsys):
+    rows = _load("pipeline_bench").speed("small_multitask,compact", n_images=16, batch_size=8,
+                                         precisions=["float32"], levers=["base", "warp_once", "cached"],
+                                         peak_size=128)
+    out = capsys.readouterr().out
+    assert [(r.model, r.lever) for r in rows] == [(m, lv) for m in ("small_multitask", "compact")
+                                                  for lv in ("base", "warp_once", "cached")]
+    assert "lever warp_once" in out and all(r.train_ips > 0 for r in rows)
 
 
 def test_framing_benchmark_prints_each_framing_against_the_chips(tiny_project, capsys):

@@ -74,3 +74,24 @@ def test_framing_off_adds_no_layer():
 def test_bad_layer_settings_are_refused(bad):
     with pytest.raises(ValueError, match="RandomFraming"):
         RandomFraming(**bad)
+
+
+@pytest.mark.parametrize("probability, dtype", [(0.5, "float32"), (1.0, "float32"), (0.5, "bfloat16"),
+                                                (1e-9, "float32")])
+def test_warping_once_gives_the_two_warp_output_bit_for_bit(probability, dtype):
+    # random pixels, so any difference in sampling or fill shows; 1e-9: no face re-framed at all
+    x = np.random.default_rng(1).integers(0, 256, (48, 24, 24, 3)).astype(np.float32)
+    twice = RandomFraming(probability, 0.65, 1.2, seed=5, dtype=dtype)
+    once = RandomFraming(probability, 0.65, 1.2, seed=5, warp_once=True, dtype=dtype)
+    for _ in range(2):  # the seed generator advances alike: the second batch matches too
+        a, b = _run(twice, x, training=True), _run(once, x, training=True)
+        assert a.dtype == b.dtype and np.array_equal(a, b)
+    assert np.array_equal(_run(once, x, training=False), x)
+
+
+def test_warp_once_is_a_framing_setting_the_network_and_its_saved_config_keep(tmp_path):
+    recipe = Recipe(augment=Augment(framing=Framing(probability=0.5, warp_once=True)))
+    model = build_model("compact", recipe, seed=0)
+    layer = next(la for la in model.get_layer("augment").layers if isinstance(la, RandomFraming))
+    assert layer.warp_once and RandomFraming.from_config(layer.get_config()).warp_once
+    assert not Framing().warp_once  # the default warps twice, as before
