@@ -29,10 +29,11 @@ def main(argv=None) -> int:
     params = load_params(args.params)
 
     from agegender.model.hardware import is_chief  # TensorFlow: after the params check
-    from agegender.model.inference import fit_gender_calibration
+    from agegender.model.inference import fit_gender_calibration, gender_calibration
     from agegender.model.saved import ModelInfo, save_model
     from agegender.model.fit import train_model
-    from agegender.model.features import FeatureCache, feature_spec, uses_cached_features
+    from agegender.model.features import (FeatureCache, cached_gender_probability, feature_spec,
+                                          uses_cached_features)
 
     features = None
     if args.features_dir and uses_cached_features(params):  # computed for these very settings
@@ -53,7 +54,13 @@ def main(argv=None) -> int:
                                      live, verbose=0 if args.quiet else "auto",
                                      strategy=params.train.strategy, backup_dir=args.backup_dir,
                                      features=features)
-        calibration = None if held is None else fit_gender_calibration(model, *held, held_as)
+        if held is None:
+            calibration = None
+        elif features is not None and held_as == "val":  # the head on val's cached features
+            calibration = gender_calibration(cached_gender_probability(model, features.split("val")),
+                                             held[1], held_as)
+        else:
+            calibration = fit_gender_calibration(model, *held, held_as)
         if not is_chief(model.distribute_strategy):
             out = {k: Path(scratch) / Path(v).name for k, v in out.items()}
         elif live != args.live_dir:

@@ -137,6 +137,13 @@ def test_a_head_trained_from_cached_features_is_the_frozen_model_trained_on_imag
     np.testing.assert_allclose(feats, np.load(tmp_path / "features" / "val_features.npy"),
                                rtol=2e-3, atol=1e-2)
     np.testing.assert_allclose(head_model(cached).predict(feats, verbose=0)["age"], a["age"], atol=1e-5)
+    # the gender temperature of a validation run is fitted on the head's reading of val's cached
+    # features (face and mirror averaged): what the images give, without the base
+    from agegender.model.features import cached_gender_probability
+    from agegender.model.inference import predict_outputs
+
+    np.testing.assert_allclose(cached_gender_probability(cached, cache.split("val"), batch_size=3),
+                               predict_outputs(cached, x, 4, tta_flip=True)["gender"], atol=2e-3)
 
 
 @pytest.mark.slow

@@ -111,6 +111,17 @@ def compute_features(params, data_dir: str | Path, out_dir: str | Path, spec: di
 
 # --- reading the cache --------------------------------------------------------------------------
 
+def cached_gender_probability(model, pairs: "FlipPairs", batch_size: int = 256) -> np.ndarray:
+    """P(female) (N,) of the faces of cached ``pairs``, each averaged with its mirror image's, by
+    ``model``'s head: what ``predict_outputs(model, images, tta_flip=True)`` gives from the images,
+    up to float16 rounding of the features, without running the base again."""
+    head, rows = head_model(model), np.arange(len(pairs))
+    out = [np.mean([np.asarray(head(part.take(rows[i:i + batch_size]), training=False)["gender"],
+                               dtype=np.float64).reshape(-1) for part in (pairs.faces, pairs.mirrors)], axis=0)
+           for i in range(0, len(rows), batch_size)]
+    return np.concatenate(out) if out else np.zeros(0)
+
+
 class FlipPairs:
     """Each face's features and its mirror image's, (N, H, W, K) float16 each, read a batch at a
     time: :meth:`take` picks, per row, the face's (flip 0) or the mirror's (flip 1). Indexing and

@@ -60,6 +60,15 @@ def fit_gender_calibration(model, images, labels, held_out: str,
     faces are held out."""
     if len(labels) < MIN_FACES:
         return None
-    prob = predict_outputs(model, images, batch_size, tta_flip=True)["gender"]
-    return GenderCalibration(round(fit_temperature(logits(prob), np.asarray(labels)[:, 1]), 4),
+    return gender_calibration(predict_outputs(model, images, batch_size, tta_flip=True)["gender"],
+                              labels, held_out)
+
+
+def gender_calibration(prob, labels, held_out: str) -> GenderCalibration | None:
+    """The gender temperature fitted to P(female) ``prob`` (N,) of held-out faces with label rows
+    ``labels`` (N, 3); None under ``MIN_FACES`` faces. (:func:`fit_gender_calibration` predicts
+    ``prob`` from images; a transfer head reads them off its cached features.)"""
+    if len(labels) < MIN_FACES:
+        return None
+    return GenderCalibration(round(fit_temperature(logits(np.asarray(prob)), np.asarray(labels)[:, 1]), 4),
                              int(len(labels)), held_out)
