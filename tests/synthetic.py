@@ -71,3 +71,17 @@ def make_labelled(folder: str | Path, n: int = 12, seed: int = 0, race: bool = T
     lines = [",".join(columns)] + [",".join(str(r[c]) for c in columns) for r in rows]
     (folder / "labels.csv").write_text("\n".join(lines) + "\n")
     return rows
+
+
+def processed_arrays(folder, shape, n=(12, 4), seed=0):
+    """Train / val arrays of random uint8 faces of ``shape`` (S, S, C) and random label rows
+    [age, gender, race], as the preprocess stage writes them into ``folder``; returns ``folder``."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, count in zip(("train", "val"), n):
+        np.save(folder / f"{split}_images.npy", rng.integers(0, 256, (count, *shape), dtype=np.uint8))
+        labels = np.stack([rng.integers(1, 90, count), rng.integers(0, 2, count), np.zeros(count)], 1)
+        np.save(folder / f"{split}_labels.npy", labels.astype(np.int16))
+    return folder

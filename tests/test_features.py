@@ -14,6 +14,7 @@ from agegender.model.families import get_family
 from agegender.model.features import (FeatureCache, FeaturesError, FlipPairs, compute_features,
                                       feature_spec)
 from agegender.params import ParamsError, parse_params
+from synthetic import processed_arrays
 
 BASE = {"epochs": 1, "batch_size": 4, "learning_rate": 1e-3, "lr_schedule": "plateau",
         "early_stopping_patience": 5, "precision": "float32", "augment": {"flip": False},
@@ -27,14 +28,7 @@ def params_for(name="vgg19", seed=42, **settings):
 
 def arrays(folder, name="vgg19", n=(8, 4), seed=0):
     """Train / val arrays of random faces of ``name``'s profile, as preprocess writes them."""
-    rng = np.random.default_rng(seed)
-    shape = get_profile(get_family(name).profile).shape
-    folder.mkdir(parents=True, exist_ok=True)
-    for split, count in zip(("train", "val"), n):
-        np.save(folder / f"{split}_images.npy", rng.integers(0, 256, (count, *shape), dtype=np.uint8))
-        labels = np.stack([rng.integers(1, 90, count), rng.integers(0, 2, count), np.zeros(count)], 1)
-        np.save(folder / f"{split}_labels.npy", labels.astype(np.int16))
-    return folder
+    return processed_arrays(folder, get_profile(get_family(name).profile).shape, n, seed)
 
 
 def test_the_spec_holds_what_the_features_depend_on_and_nothing_else(tmp_path):

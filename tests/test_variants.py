@@ -15,6 +15,7 @@ from agegender.model.saved import ModelInfo, load_model, save_model
 from agegender.model.fit import train_model
 from agegender.model.training import build_model, set_trainable, training_phases
 from agegender.params import FineTune, Recipe
+from synthetic import processed_arrays
 
 FINE_TUNE = {"base": "vgg16", "frozen_epochs": 1, "unfreeze": ["block4_", "block5_"],
              "optimizer": "adamw", "learning_rate": 2e-5, "weight_decay": 0.004}
@@ -97,13 +98,7 @@ def test_vgg_model_saves_and_loads_in_safe_mode(tmp_path):
 
 
 def _processed(folder, shape, n=(12, 4), seed=0):
-    rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    for split, count in zip(("train", "val"), n):
-        np.save(folder / f"{split}_images.npy", rng.integers(0, 256, (count, *shape), dtype=np.uint8))
-        labels = np.stack([rng.integers(1, 90, count), rng.integers(0, 2, count), np.zeros(count)], 1)
-        np.save(folder / f"{split}_labels.npy", labels.astype(np.int16))
-    return folder
+    return processed_arrays(folder, shape, n, seed)
 
 
 def _train(data, tmp_path, name, seed=0, out="model.keras", live="live", **settings):
