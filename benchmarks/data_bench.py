@@ -144,7 +144,7 @@ class _Mapped:
     """The alternative not chosen: batches read from a memory map of the file (``np.load(mmap_mode="r")``)."""
 
     def __init__(self, mapped):
-        self.mapped, self.shape = mapped, mapped.shape
+        self.mapped, self.shape, self.dtype = mapped, mapped.shape, mapped.dtype
 
     def __len__(self) -> int:
         return len(self.mapped)
