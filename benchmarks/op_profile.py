@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 
 # layer class -> group; a layer class not named here counts as "other"
-GROUPS = {"Conv2D": "convolutions", "BatchNormalization": "batch norm", "Dense": "dense",
+GROUPS = {"Conv2D": "convolutions", "BatchNormalization": "batch norm",
+          "FusedBatchNormalization": "batch norm", "Dense": "dense",
           "RandomFraming": "re-framing", "RandomFlip": "flip / translation",
           "RandomTranslation": "flip / translation", "RandomRotation": "rotation / zoom",
           "RandomZoom": "rotation / zoom", "RandomContrast": "contrast"}

@@ -10,7 +10,8 @@ CPU's peak, where the time goes, and wall time per stage.
         images/s, the network's FLOPs per image counted by TensorFlow's profiler (forward, and per
         training step), the GFLOP/s achieved and their fraction of the matmul peak; a summary table
         at the end. Levers (one row each; see LEVERS): base, xla, batch128, warp_once, no_framing,
-        no_augment, files, cached, prefetch8.
+        no_augment, files, cached, prefetch8, warp_twice, keras_bn; joined by "+", several at once
+        (keras_bn+warp_twice: the network and recipe before the fused batch norm and warp_once).
     python benchmarks/pipeline_bench.py breakdown [--model NAME] [--images N]
         Where one slice of training time goes: a profiler trace of one epoch of N images grouped
         into convolutions, batch norm, dense, augmentation, optimizer, other ops and the input
@@ -24,6 +25,7 @@ Figures depend on the machine (printed first) and on its load: report them with 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import subprocess
@@ -43,13 +45,17 @@ STAGES = ["ingest", "preprocess", "train", "evaluate", "plot", "model_card"]
 # that finishes on a laptop")
 FROM_SCRATCH = ["compact", "multitask", "small_multitask", "sigmoid_bins", "relu_regression",
                 "custom12", "ranges10"]
-# lever -> what it changes against "base" (the recipe as the train stage runs it, batches from memory)
+# lever -> what it changes against "base" (the recipe as the train stage runs it, batches from memory);
+# levers combine with "+": keras_bn+warp_twice is the default network and recipe before both
 LEVERS = {
     "base": "the recipe as params.yaml sets it, batches gathered from an in-memory array",
     "xla": "the training step compiled by XLA (jit_compile), forced: Keras refuses it under op "
            "determinism and for RandomTranslation / RandomZoom, so this run has determinism off",
     "batch128": "batch 128, learning rate scaled by 128 / the recipe's batch",
-    "warp_once": "augment.framing.warp_once: true (each re-framed face warped once)",
+    "warp_twice": "augment.framing.warp_once: false (the whole batch warped twice, once per border; "
+                  "the default before warp_once)",
+    "keras_bn": "Keras' own BatchNormalization (separate ops, unfused) in place of "
+                "agegender.model.batch_norm.FusedBatchNormalization (the default before it)",
     "no_framing": "augment.framing.probability: 0",
     "no_augment": "every augmentation off (flip, translation, framing, ...)",
     "files": "images read from a .npy file a batch at a time (ImageFiles, as the train stage reads them)",
@@ -82,17 +88,18 @@ class Row:
 
 
 def _recipe(base, precision, framing, lever, batch_size):
+    parts = set(lever.split("+"))
     update = {"final_fit": False, "max_train_images": None, "precision": precision,
               "augment": base.augment.model_copy(update={
                   "framing": base.augment.framing.model_copy(update={
-                      "probability": 0.0 if lever == "no_framing" else framing,
-                      "warp_once": lever == "warp_once"})})}
-    if lever == "no_augment":
+                      "probability": 0.0 if "no_framing" in parts else framing,
+                      "warp_once": base.augment.framing.warp_once and "warp_twice" not in parts})})}
+    if "no_augment" in parts:
         update["augment"] = base.augment.model_copy(update={
             "flip": False, "rotation": 0.0, "zoom": 0.0, "translation": 0.0, "contrast": 0.0,
             "framing": base.augment.framing.model_copy(update={"probability": 0.0})})
     batch = batch_size or base.batch_size
-    if lever == "batch128":
+    if "batch128" in parts:
         batch = 128
         update["learning_rate"] = base.learning_rate * batch / (batch_size or base.batch_size)
     update["batch_size"] = batch
@@ -171,12 +178,28 @@ def _images(shape, n: int, seed: int = 0):
     return x, labels
 
 
+@contextlib.contextmanager
+def _batch_norm(keras_own: bool):
+    """Networks built inside take Keras' unfused BatchNormalization when ``keras_own``."""
+    import keras
+
+    from agegender.model import networks
+
+    fused = networks.BatchNorm
+    networks.BatchNorm = keras.layers.BatchNormalization if keras_own else fused
+    try:
+        yield
+    finally:
+        networks.BatchNorm = fused
+
+
 def _train_data(setup, lever: str):
     """One epoch of the setup's training batches, as the lever wants them fed."""
     data = setup.train_data(0, 1)
-    if lever == "cached":
+    parts = set(lever.split("+"))
+    if "cached" in parts:
         return data.cache()  # filled by the warm-up epoch, read from memory in the timed one
-    if lever == "prefetch8":
+    if "prefetch8" in parts:
         return data.prefetch(8)
     return data
 
@@ -199,18 +222,21 @@ def _speed_one(name, base, n_images, batch_size, precisions, strategy, framings,
     runs = [(p, f, lv) for p in precisions or [base.precision]
             for f in framings or [base.augment.framing.probability] for lv in levers]
     for precision, framing, lever in runs:
-        if lever not in LEVERS:
-            raise SystemExit(f"unknown lever {lever!r}; choose from {', '.join(LEVERS)}")
+        parts = set(lever.split("+"))
+        if not parts <= set(LEVERS):
+            raise SystemExit(f"unknown lever {lever!r}; choose from {', '.join(LEVERS)} "
+                             f"(or several joined by '+')")
         recipe = _recipe(base, precision, framing, lever, batch_size)
         images = x
-        if lever == "files":
+        if "files" in parts:
             import numpy as np
             np.save(Path(tmp.name) / "x.npy", x)
             images = ImageFiles([Path(tmp.name) / "x.npy"])
         # the same function as the train stage: model, optimizer, schedule, losses and input pipeline
-        setup = setup_training(name, recipe, 0, (images, labels), strategy=strategy)
+        with _batch_norm("keras_bn" in parts):
+            setup = setup_training(name, recipe, 0, (images, labels), strategy=strategy)
         model = setup.model
-        if lever == "xla":
+        if "xla" in parts:
             from tensorflow.python.framework import config as tf_config  # not in tf.config
             tf_config.disable_op_determinism()
             # Keras' setter refuses XLA under op determinism and for layers it marks
@@ -228,7 +254,7 @@ def _speed_one(name, base, n_images, batch_size, precisions, strategy, framings,
                   f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1][:200]}")
             continue
         finally:
-            if lever == "xla":
+            if "xla" in parts:
                 tf.config.experimental.enable_op_determinism()
         results = {}
         for tta in (False, True):
@@ -236,7 +262,8 @@ def _speed_one(name, base, n_images, batch_size, precisions, strategy, framings,
             start = time.perf_counter()
             predict_outputs(model, x, 256, tta)
             results[tta] = n_images / (time.perf_counter() - start)
-        key = (model.dtype_policy.name, recipe.batch_size, lever in ("no_framing", "no_augment"))
+        key = (model.dtype_policy.name, recipe.batch_size, bool(parts & {"no_framing", "no_augment"}),
+               "keras_bn" in parts)
         if key not in flops:  # counted on the graphs, once per network and batch
             fwd = forward_flops(model, 1)
             step = train_step_flops(model, recipe.batch_size)
@@ -250,7 +277,7 @@ def _speed_one(name, base, n_images, batch_size, precisions, strategy, framings,
               f"{family.profile}, batch {recipe.batch_size}, precision {precision} -> "
               f"{model.dtype_policy.name}, strategy {hardware.strategy_name(setup.strategy)}, "
               f"framing {framing}" + ("" if lever == "base" else f", lever {lever}")
-              + (f" (jit_compile in effect: {model.jit_compile})" if lever == "xla" else ""))
+              + (f" (jit_compile in effect: {model.jit_compile})" if "xla" in parts else ""))
         print(f"  training:  {train_ips:8.1f} images/s = {row.train_gflops:.1f} GFLOP/s = "
               f"{row.fraction:.1%} of the {compute} matmul peak")
         print(f"  inference: {results[False]:8.1f} images/s ({results[True]:.1f} with flip averaging)"

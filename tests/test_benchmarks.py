@@ -73,13 +73,16 @@ def _paths(root):
 
 @pytest.mark.slow
 def test_speed_benchmark_runs_levers_and_families_in_one_table(capsys):
+    from agegender.model import networks
+
+    levers = ("base", "keras_bn+warp_twice", "cached")  # "+": the default before both levers
     rows = _load("pipeline_bench").speed("small_multitask,compact", n_images=16, batch_size=8,
-                                         precisions=["float32"], levers=["base", "warp_once", "cached"],
-                                         peak_size=128)
+                                         precisions=["float32"], levers=list(levers), peak_size=128)
     out = capsys.readouterr().out
     assert [(r.model, r.lever) for r in rows] == [(m, lv) for m in ("small_multitask", "compact")
-                                                  for lv in ("base", "warp_once", "cached")]
-    assert "lever warp_once" in out and all(r.train_ips > 0 for r in rows)
+                                                  for lv in levers]
+    assert "lever keras_bn+warp_twice" in out and all(r.train_ips > 0 for r in rows)
+    assert networks.BatchNorm is networks.FusedBatchNormalization  # the lever put it back
 
 
 def test_framing_benchmark_prints_each_framing_against_the_chips(tiny_project, capsys):

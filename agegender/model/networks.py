@@ -12,8 +12,13 @@ import keras
 from keras import layers
 
 from agegender.model import weights as weights_of
+from agegender.model.batch_norm import FusedBatchNormalization
 from agegender.model.targets import AgeOutput
 from agegender.params import Augment
+
+# Every batch norm of the from-scratch networks (a keras.applications base keeps its own): Keras'
+# layer with a fused training kernel, the same results up to float rounding (batch_norm.py).
+BatchNorm = FusedBatchNormalization
 
 
 def augmentation(cfg: Augment | dict, seed: int) -> keras.Layer:
@@ -158,7 +163,7 @@ def gender_head(x, name: str = "gender"):
 def _conv_bn_relu_pool(x, filters: int, spatial_dropout: float, name: str):
     x = layers.Conv2D(filters, 3, padding="same", use_bias=False, kernel_initializer="he_uniform",
                       name=f"{name}_conv")(x)
-    x = layers.BatchNormalization(name=f"{name}_bn")(x)  # before ReLU, as in seed 001
+    x = BatchNorm(name=f"{name}_bn")(x)  # before ReLU, as in seed 001
     x = layers.ReLU(name=f"{name}_relu")(x)
     x = layers.MaxPooling2D(2, name=f"{name}_pool")(x)
     if spatial_dropout:
@@ -185,7 +190,7 @@ def multitask_cnn(input_shape, age_output: AgeOutput, augment: dict, seed: int,
         b = layers.Flatten(name=f"{task}_flat")(b)
         b = layers.Dense(dense_units, use_bias=False, kernel_initializer="he_uniform",
                          name=f"{task}_dense")(b)
-        b = layers.BatchNormalization(name=f"{task}_dense_bn")(b)
+        b = BatchNorm(name=f"{task}_dense_bn")(b)
         b = layers.ReLU(name=f"{task}_dense_relu")(b)
         b = layers.Dropout(dropout, seed=seed, name=f"{task}_dropout")(b)
         outputs[task] = age_head(b, age_output) if task == "age" else gender_head(b)
@@ -197,14 +202,14 @@ def _residual_block(x, filters: int, stride: int, name: str):
     shortcut = x
     if stride != 1 or x.shape[-1] != filters:
         shortcut = layers.Conv2D(filters, 1, strides=stride, use_bias=False, name=f"{name}_proj")(x)
-        shortcut = layers.BatchNormalization(name=f"{name}_proj_bn")(shortcut)
+        shortcut = BatchNorm(name=f"{name}_proj_bn")(shortcut)
     y = layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False,
                       kernel_initializer="he_normal", name=f"{name}_conv1")(x)
-    y = layers.BatchNormalization(name=f"{name}_bn1")(y)
+    y = BatchNorm(name=f"{name}_bn1")(y)
     y = layers.ReLU(name=f"{name}_relu1")(y)
     y = layers.Conv2D(filters, 3, padding="same", use_bias=False, kernel_initializer="he_normal",
                       name=f"{name}_conv2")(y)
-    y = layers.BatchNormalization(name=f"{name}_bn2", gamma_initializer="zeros")(y)
+    y = BatchNorm(name=f"{name}_bn2", gamma_initializer="zeros")(y)
     return layers.ReLU(name=f"{name}_out")(layers.Add(name=f"{name}_add")([shortcut, y]))
 
 
@@ -223,7 +228,7 @@ def compact_resnet(input_shape, age_output: AgeOutput, augment: dict, seed: int,
     x = layers.Rescaling(1 / 127.5, offset=-1.0, name="scale")(x)
     x = layers.Conv2D(stem_filters, 3, strides=2, padding="same", use_bias=False,
                       kernel_initializer="he_normal", name="stem_conv")(x)
-    x = layers.BatchNormalization(name="stem_bn")(x)
+    x = BatchNorm(name="stem_bn")(x)
     x = layers.ReLU(name="stem_relu")(x)
     for i, (f, n) in enumerate(zip(stage_filters, stage_blocks, strict=True)):
         for b in range(n):
@@ -390,7 +395,7 @@ class VGGPreprocess(layers.Layer):
 def _dense_bn_relu_drop(x, units, dropout: float, seed: int, prefix: str):
     for i, u in enumerate(units):
         x = layers.Dense(u, use_bias=False, kernel_initializer="he_uniform", name=f"{prefix}_dense{i + 1}")(x)
-        x = layers.BatchNormalization(name=f"{prefix}_bn{i + 1}")(x)
+        x = BatchNorm(name=f"{prefix}_bn{i + 1}")(x)
         x = layers.ReLU(name=f"{prefix}_relu{i + 1}")(x)
         x = layers.Dropout(dropout, seed=seed + i, name=f"{prefix}_drop{i + 1}")(x)
     return x
