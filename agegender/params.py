@@ -41,9 +41,9 @@ class Framing(_Section):
     min_scale: float = Field(0.65, gt=0)
     max_scale: float = Field(1.2, gt=0)
     # warp only the re-framed faces, each once, instead of the whole batch twice (one per border):
-    # the same output bit for bit (tests/test_framing.py), less work; false = the warping before it
-    # (data-dependent sub-batches: what jit_compile would need)
-    warp_once: bool = True
+    # the same output bit for bit (tests/test_framing.py), less warping, but no training speed-up
+    # measurable on 2 cores (docs/scaling.md, "Levers"); data-dependent sub-batches, not for XLA
+    warp_once: bool = False
 
     @model_validator(mode="after")
     def _ordered(self):

@@ -10,8 +10,8 @@ CPU's peak, where the time goes, and wall time per stage.
         images/s, the network's FLOPs per image counted by TensorFlow's profiler (forward, and per
         training step), the GFLOP/s achieved and their fraction of the matmul peak; a summary table
         at the end. Levers (one row each; see LEVERS): base, xla, batch128, warp_once, no_framing,
-        no_augment, files, cached, prefetch8, warp_twice, keras_bn; joined by "+", several at once
-        (keras_bn+warp_twice: the network and recipe before the fused batch norm and warp_once).
+        no_augment, files, cached, prefetch8, keras_bn; joined by "+", several at once
+        (keras_bn: the network before the fused batch norm; keras_bn+batch128: both).
     python benchmarks/pipeline_bench.py breakdown [--model NAME] [--images N]
         Where one slice of training time goes: a profiler trace of one epoch of N images grouped
         into convolutions, batch norm, dense, augmentation, optimizer, other ops and the input
@@ -46,14 +46,13 @@ STAGES = ["ingest", "preprocess", "train", "evaluate", "plot", "model_card"]
 FROM_SCRATCH = ["compact", "multitask", "small_multitask", "sigmoid_bins", "relu_regression",
                 "custom12", "ranges10"]
 # lever -> what it changes against "base" (the recipe as the train stage runs it, batches from memory);
-# levers combine with "+": keras_bn+warp_twice is the default network and recipe before both
+# levers combine with "+": keras_bn+batch128 is the network before the fused batch norm at batch 128
 LEVERS = {
     "base": "the recipe as params.yaml sets it, batches gathered from an in-memory array",
     "xla": "the training step compiled by XLA (jit_compile), forced: Keras refuses it under op "
            "determinism and for RandomTranslation / RandomZoom, so this run has determinism off",
     "batch128": "batch 128, learning rate scaled by 128 / the recipe's batch",
-    "warp_twice": "augment.framing.warp_once: false (the whole batch warped twice, once per border; "
-                  "the default before warp_once)",
+    "warp_once": "augment.framing.warp_once: true (each re-framed face warped once)",
     "keras_bn": "Keras' own BatchNormalization (separate ops, unfused) in place of "
                 "agegender.model.batch_norm.FusedBatchNormalization (the default before it)",
     "no_framing": "augment.framing.probability: 0",
@@ -93,7 +92,7 @@ def _recipe(base, precision, framing, lever, batch_size):
               "augment": base.augment.model_copy(update={
                   "framing": base.augment.framing.model_copy(update={
                       "probability": 0.0 if "no_framing" in parts else framing,
-                      "warp_once": base.augment.framing.warp_once and "warp_twice" not in parts})})}
+                      "warp_once": base.augment.framing.warp_once or "warp_once" in parts})})}
     if "no_augment" in parts:
         update["augment"] = base.augment.model_copy(update={
             "flip": False, "rotation": 0.0, "zoom": 0.0, "translation": 0.0, "contrast": 0.0,
