@@ -35,9 +35,10 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
         channels = inputs.shape[-1]
         gamma = self.gamma if self.scale else tf.ones((channels,), tf.float32)
         beta = self.beta if self.center else tf.zeros((channels,), tf.float32)
-        # float16 / bfloat16 inputs stay in their dtype: the kernel accumulates in float32
-        dtype = inputs.dtype if inputs.dtype in (tf.float16, tf.bfloat16) else tf.float32
-        x = tf.cast(inputs, dtype)
+        # float16 (GPUs) stays float16, the kernel accumulates in float32; bfloat16 is computed in
+        # float32 as Keras' layer does: oneDNN's fused kernel refuses bfloat16 on a CPU without
+        # native BF16 (precision: mixed_bfloat16 named there), and the two casts cost little
+        x = tf.cast(inputs, tf.float16 if inputs.dtype == tf.float16 else tf.float32)
         y, mean, unbiased_var = tf.compat.v1.nn.fused_batch_norm(
             x, tf.cast(gamma, tf.float32), tf.cast(beta, tf.float32), epsilon=self.epsilon,
             data_format="NHWC", is_training=True)
