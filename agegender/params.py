@@ -119,6 +119,9 @@ class Recipe(_Section):
     # (final_fit: false) fits it on val, with no share held out.
     calibration_holdout: float = Field(0.0, ge=0, lt=0.5)
     class_balance: bool = False  # weigh the age loss by inverse training-bin frequency
+    # weigh both losses of each face by (inverse frequency of its race x gender x life-stage cell)
+    # ** group_balance, the average face weighing 1: 0 = off, 1 = every cell the same total weight
+    group_balance: float = Field(0.0, ge=0, le=1)
     max_train_images: int | None = Field(None, ge=1)  # random subsample; null = all
     max_val_images: int | None = Field(None, ge=1)
     # keyword arguments of the family's network builder: typed by the family's schema

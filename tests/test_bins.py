@@ -105,3 +105,20 @@ def test_balanced_sample_weights_use_own_bins_or_five_year_groups():
     assert own.tolist() == pytest.approx([4 / 6, 4 / 6, 4 / 6, 2.0])
     regression = balanced_sample_weights(np.array([1, 3, 7]), AgeOutput("regression"))
     assert regression.tolist() == pytest.approx([0.75, 0.75, 1.5])  # groups 0-4, 0-4, 5-9
+
+
+def test_group_sample_weights_lift_thin_race_gender_life_stage_cells():
+    from agegender.model.targets import group_sample_weights
+
+    # rows [age, gender, race]: three White men of 25, one Asian woman of 50, one woman of unknown race
+    labels = np.array([[25, 0, 0], [30, 0, 0], [35, 0, 0], [50, 1, 2], [50, 1, -1]])
+    full = group_sample_weights(labels, 1.0)
+    assert full.dtype == np.float32 and full.mean() == pytest.approx(1.0)
+    # three cells: each carries the same total weight (5/3), the lone faces three times a man's
+    assert full.tolist() == pytest.approx([5 / 9, 5 / 9, 5 / 9, 5 / 3, 5 / 3])
+    half = group_sample_weights(labels, 0.5)
+    assert half[3] / half[0] == pytest.approx(3 ** 0.5) and half.mean() == pytest.approx(1.0)
+    assert group_sample_weights(labels, 0.0).tolist() == pytest.approx([1.0] * 5)
+    # same race and life stage, other gender: another cell; same cell at 13 and 19 (13-19)
+    teens = np.array([[13, 0, 1], [19, 0, 1], [15, 1, 1]])
+    assert group_sample_weights(teens, 1.0).tolist() == pytest.approx([0.75, 0.75, 1.5])

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from agegender.data.bins import FIVE_YEAR, MAX_AGE, BinScheme
+from agegender.data.bins import FIVE_YEAR, LIFE_STAGES, MAX_AGE, BinScheme
 
 AGES = np.arange(MAX_AGE + 1, dtype=np.float64)  # classes of the distribution output
 INTERVAL = (0.1, 0.9)  # the age interval the predictor shows: 10th to 90th percentile (80 %)
@@ -160,3 +160,22 @@ def balanced_sample_weights(ages, age_output: AgeOutput) -> np.ndarray:
     scheme = age_output.scheme if age_output.kind == "bins" else FIVE_YEAR
     index = scheme.encode(np.asarray(ages))
     return class_weights(index, scheme.n_bins)[index].astype(np.float32)
+
+
+def group_sample_weights(labels, power: float) -> np.ndarray:
+    """Per-sample weights (N,) float32 that lift the thin race x gender x life-stage cells of the
+    training set (the cells of the coverage report, :mod:`agegender.data.coverage`).
+
+    ``labels`` (N, 3) holds rows [age, gender, race] (race -1 = unknown, a group of its own). A face
+    in a cell of ``n_c`` faces weighs ``(n / (k * n_c)) ** power`` (``k`` occupied cells), rescaled
+    so that the average face weighs 1: ``power`` 1 gives every cell the same total weight, 0 every
+    face the same weight, 0.5 the middle (a cell of a hundredth of the average size counts ten
+    times per face, not a hundred).
+    """
+    labels = np.asarray(labels)
+    stage = LIFE_STAGES.encode(labels[:, 0])
+    cell = (labels[:, 2].astype(np.int64) + 1) * 1000 + labels[:, 1].astype(np.int64) * 100 + stage
+    _, index, counts = np.unique(cell, return_inverse=True, return_counts=True)
+    weights = (len(labels) / (len(counts) * counts.astype(np.float64))) ** float(power)
+    per_face = weights[index]
+    return (per_face / per_face.mean()).astype(np.float32)

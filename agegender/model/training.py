@@ -22,7 +22,7 @@ from agegender.data.images import get_profile
 from agegender.model import hardware, networks
 from agegender.model.datasets import make_dataset, targets
 from agegender.model.families import Family, get_family
-from agegender.model.targets import balanced_sample_weights
+from agegender.model.targets import balanced_sample_weights, group_sample_weights
 from agegender.params import FineTune, Recipe
 
 log = logging.getLogger(__name__)
@@ -109,13 +109,15 @@ def compile_model(model: keras.Model, family: Family, recipe: Recipe, steps_per_
 def training_dataset(family: Family, recipe: Recipe, images, labels: np.ndarray,
                      seed: int, epochs: range) -> tf.data.Dataset:
     """Shuffled training batches of (images, targets[, weights]) for uint8 images (N, S, S, C) and
-    label rows (N, 3) [age, gender, race]: the recipe's batch size, class balance and mixup, for
+    label rows (N, 3) [age, gender, race]: the recipe's batch size, class and group balance and mixup, for
     the epochs in ``epochs`` one after another (each epoch's order depends on the seed and the
     epoch number only, so a resumed run sees what an uninterrupted one would)."""
     weights = None
-    if recipe.class_balance:
-        weights = {"age": balanced_sample_weights(labels[:, 0], family.age_output),
-                   "gender": np.ones(len(labels), dtype=np.float32)}
+    if recipe.class_balance or recipe.group_balance:
+        group = (group_sample_weights(labels, recipe.group_balance) if recipe.group_balance
+                 else np.ones(len(labels), dtype=np.float32))
+        age = balanced_sample_weights(labels[:, 0], family.age_output) if recipe.class_balance else 1.0
+        weights = {"age": (group * age).astype(np.float32), "gender": group}
     return make_dataset(images, targets(labels, family.age_output), recipe.batch_size, shuffle=True,
                         seed=seed, sample_weight=weights, mixup_alpha=recipe.mixup, epochs=epochs)
 
