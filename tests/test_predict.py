@@ -568,17 +568,16 @@ def test_a_progress_bar_counts_files_on_stderr(model_dir, tmp_path, capsys):
 def test_arguments_and_the_model_file_are_checked_before_tensorflow_loads(tmp_path):
     import subprocess
     import sys
-    import time
 
     script = ("import sys\nfrom agegender.prediction.cli import console\n"
               "rc = console(sys.argv[1:])\nprint('tensorflow' in sys.modules, rc)")
     for args in (["x.jpg", "--model", str(tmp_path / "none.keras")],
                  ["x.jpg", "--model", str(tmp_path / "none.keras"), "--output", str(tmp_path)]):
-        start = time.perf_counter()
         run = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True,
                              cwd=str(ROOT), timeout=120)
+        # exit 2 with TensorFlow never imported: what made it fast (no wall-clock bound here, which
+        # would fail on a slower CPU than this one; benchmarks measure speed, tests behaviour)
         assert run.stdout.split() == ["False", "2"], run.stderr
-        assert time.perf_counter() - start < 5  # 12 s before: TensorFlow loaded first
 
 
 @pytest.mark.parametrize("sig", ["SIGTERM", pytest.param("SIGKILL", marks=pytest.mark.slow)])
