@@ -111,9 +111,13 @@ def documented_overrides() -> list[tuple[str, list[tuple[str, str]]]]:
     """Every `dvc exp run ... -S key=value ...` command in the README and docs."""
     found = []
     for doc in DOCS:
-        for line in doc.read_text().splitlines():
+        text = doc.read_text()
+        # a command on a line of its own, or an inline `...` one that prose wraps over lines
+        wrapped = [m.group(1).replace("\n", " ")
+                   for m in re.finditer(r"(?<!`)`([^`\n]*\n[^`]*)`(?!`)", text)]
+        for line in text.splitlines() + wrapped:
             if "dvc exp run" in line and "-S" in line:
-                sets = re.findall(r"-S\s+'?\+?([\w.]+)=([^\s'`]+)", line)
+                sets = re.findall(r"-S\s+'?(\+?[\w.]+)=([^\s'`]+)", line)
                 sets = [(k, v) for k, v in sets if not v.isupper()]  # -S model=NAME: a placeholder
                 found.append((f"{doc.name}: {line.strip()}", sets))
     return found
@@ -125,7 +129,17 @@ def test_every_documented_override_names_a_real_setting_that_takes_effect(where,
     reaches the recipe or section it names (placeholders like /path/to/file.h5 are fine). A
     comma-separated value is a sweep (`dvc exp run --queue`, docs/experiments.md): every
     combination of the grid is checked."""
-    choices = [[(key, v) for v in (value.split(",") if value[0] not in "[{" else [value])]
+    for key, _ in sets:  # DVC (Hydra) sets a key params.yaml holds, and adds one with "+" only
+        node, held = raw_params(), True
+        for part in key.lstrip("+").split("."):
+            held = isinstance(node, dict) and part in node
+            node = node[part] if held else None
+            if not held:
+                break
+        assert held != key.startswith("+"), (
+            f"{where}: -S {key}: params.yaml {'holds' if held else 'does not hold'} it, so DVC needs "
+            f"-S {key.lstrip('+') if held else '+' + key}")
+    choices = [[(key.lstrip("+"), v) for v in (value.split(",") if value[0] not in "[{" else [value])]
                for key, value in sets]
     for combination in itertools.product(*choices):
         raw = raw_params()
