@@ -110,7 +110,7 @@ def test_balanced_sample_weights_use_own_bins_or_five_year_groups():
 def test_group_sample_weights_lift_thin_race_gender_life_stage_cells():
     from agegender.model.targets import group_sample_weights
 
-    # rows [age, gender, race]: three White men of 25, one Asian woman of 50, one woman of unknown race
+    # rows [age, gender, race]: three White men of 20-39, an Asian woman of 50, a woman of unknown race
     labels = np.array([[25, 0, 0], [30, 0, 0], [35, 0, 0], [50, 1, 2], [50, 1, -1]])
     full = group_sample_weights(labels, 1.0)
     assert full.dtype == np.float32 and full.mean() == pytest.approx(1.0)
