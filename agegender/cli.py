@@ -23,10 +23,27 @@ def parser(prog: str, description: str) -> argparse.ArgumentParser:
     return p
 
 
+class StderrHandler(logging.StreamHandler):
+    """A stream handler that writes to ``sys.stderr`` as it is when a message comes, not as it was
+    when the handler was made: a stage run in-process (tests, pytest's capture) swaps stderr and
+    closes the old one, and a handler holding it would fail with "I/O operation on closed file"."""
+
+    def __init__(self):
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value):  # StreamHandler.__init__ sets it; the property always reads sys.stderr
+        pass
+
+
 def setup_logging(args: argparse.Namespace) -> None:
     """Library messages go to stderr as ``module: message``; INFO unless -v (DEBUG) or -q (WARNING)."""
     level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
-    logging.basicConfig(level=level, format="%(name)s: %(message)s", stream=sys.stderr, force=True)
+    logging.basicConfig(level=level, format="%(name)s: %(message)s", handlers=[StderrHandler()], force=True)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
     if not args.verbose:
         quiet_tensorflow_start()

@@ -44,17 +44,45 @@ def _option(argv: list[str], flag: str) -> list[str]:
     return [argv[i + 1] for i, arg in enumerate(argv) if arg == flag]
 
 
-def test_review_view_keeps_the_headline_metrics_and_every_param():
+def _default_metrics(tmp_path: Path) -> dict:
+    """The metrics file the evaluate stage writes for the default family, made here (the saved
+    compact fixture scored on synthetic test faces), not read from the workspace: a user's last
+    experiment (another family's bins.* metrics, say) must not decide whether the suite passes."""
+    import numpy as np
+    import pandas as pd
+    from stages import evaluate
+
+    from agegender.model.summary import TrainSummary
+
+    data, rng = tmp_path / "data", np.random.default_rng(0)
+    data.mkdir()
+    np.save(data / "test_images.npy", rng.integers(0, 256, (40, 72, 72, 3), dtype=np.uint8))
+    labels = pd.DataFrame({"file": [f"{i}.jpg" for i in range(40)], "age": rng.integers(1, 90, 40),
+                           "gender": np.arange(40) % 2, "race": np.arange(40) % 5, "split": "test"})
+    np.save(data / "test_labels.npy", labels[["age", "gender", "race"]].to_numpy(np.int16))
+    labels.to_csv(tmp_path / "labels.csv", index=False)
+    TrainSummary("compact", 1, None, True, 1.0, 40, 40.0, 1, "float32", "auto", "CPU", "", "one device",
+                 False).write(tmp_path / "summary.json")
+    out = {name: tmp_path / f"{name}.out" for name in ("metrics", "predictions", "breakdown", "csv")}
+    assert evaluate.main(["--model", str(ROOT / "tests/fixtures/saved_compact.keras"), "--data-dir",
+                          str(data), "--labels", str(tmp_path / "labels.csv"), "--train-summary",
+                          str(tmp_path / "summary.json"), "--metrics-out", str(out["metrics"]),
+                          "--predictions-out", str(out["predictions"]), "--breakdown-out",
+                          str(out["breakdown"]), "--breakdown-csv-out", str(out["csv"]), "-q"]) == 0
+    return json.loads(out["metrics"].read_text())
+
+
+def test_review_view_keeps_the_headline_metrics_and_every_param(tmp_path):
     """Applied as DVC applies them (re.match of the joined regexes on each column name) to the
-    columns of the recorded run (reports/metrics.json, params.yaml, dvc.yaml's dependencies):
-    --keep protects exactly the headline metrics, --drop removes every other metric but the
-    cost.parameters / test_images that only-changed shows when they differ, every dependency
-    and Created, and never a param (--only-changed decides those)."""
+    columns of a run of the default (a metrics file the evaluate stage writes here, params.yaml,
+    dvc.yaml's dependencies): --keep protects exactly the headline metrics, --drop removes every
+    other metric but the cost.parameters / test_images that only-changed shows when they differ,
+    every dependency and Created, and never a param (--only-changed decides those)."""
     argv = review_command()
     assert argv[:3] == ["dvc", "exp", "show"] and "--only-changed" in argv
     keep = re.compile("|".join(_option(argv, "--keep")))
     drop = re.compile("|".join(_option(argv, "--drop")))
-    metrics = _flat(json.loads((ROOT / "reports/metrics.json").read_text()))
+    metrics = _flat(_default_metrics(tmp_path))
     params = _flat(yaml.safe_load((ROOT / "params.yaml").read_text()))
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     paths = yaml.safe_load((ROOT / "params.yaml").read_text())["paths"]

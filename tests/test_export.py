@@ -86,7 +86,8 @@ def test_the_export_stage_refuses_a_missing_model_in_one_line(tmp_path, capsys):
     assert not (tmp_path / "m.tflite").exists()
 
 
-@pytest.mark.slow  # a second conversion (~10 s); the CPU-only pass skips it
+@pytest.mark.slow  # a second conversion (~10 s)
+@pytest.mark.bf16
 def test_a_mixed_bfloat16_model_is_exported_in_float32(tmp_path):
     import keras
     import tensorflow as tf

@@ -54,6 +54,7 @@ def test_this_machine_is_described():
     assert set(hardware.isa_flags(cpu)) <= set(hardware.SPEED_FLAGS)
 
 
+@pytest.mark.bf16
 def test_a_bfloat16_model_loads_as_float32_when_asked(tmp_path, monkeypatch):
     """What load_model does on a CPU without BF16: same weights, float32 compute, same answers
     to within bfloat16's rounding."""

@@ -99,6 +99,7 @@ def test_compact_stage_blocks_add_residual_blocks():
         networks.compact_resnet((64, 64, 3), spec.age_output, {}, 0, stage_blocks=(1, 1))
 
 
+@pytest.mark.bf16
 def test_mixed_bfloat16_builds_bfloat16_layers_with_float32_heads_and_survives_saving(tmp_path):
     """The policy part, on any CPU: layers in bfloat16, weights and heads float32, kept by saving;
     ``auto`` loading switches to float32 exactly where this CPU lacks native BF16."""
@@ -127,6 +128,7 @@ def test_mixed_bfloat16_builds_bfloat16_layers_with_float32_heads_and_survives_s
     assert float32.get_layer("stem_conv").compute_dtype == "float32"
 
 
+@pytest.mark.bf16
 def test_mixed_bfloat16_trains_and_predicts_the_same_after_saving(tmp_path):
     """The compute part: needs a CPU whose oneDNN runs bfloat16 natively (capped with
     ONEDNN_MAX_CPU_ISA=AVX2 it cannot even build a bfloat16 convolution)."""

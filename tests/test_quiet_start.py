@@ -1,5 +1,6 @@
 """TensorFlow starts quietly in every command line (agegender.cli.setup_logging), unless -v, and its
 real errors still show."""
+import argparse
 import subprocess
 import sys
 import textwrap
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from agegender import cli
 from agegender.cli import start_noise
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -106,3 +108,23 @@ def test_a_fatal_error_that_aborts_the_start_still_shows(tmp_path):
     assert died.returncode != 0
     assert fatal in died.stderr and "I0000" not in died.stderr
     assert "cuInit" in died.stderr  # no answer about the GPUs: the cuInit error is kept, to be safe
+
+
+def test_log_messages_follow_stderr_after_it_is_swapped_and_closed(monkeypatch):
+    """A stage run in-process (tests, pytest's capture) swaps stderr and closes the old stream:
+    the handler setup_logging installs writes to the stderr of the moment, with no "Logging
+    error" about a closed file."""
+    import io
+    import logging
+
+    first, second = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, "stderr", first)
+    cli.setup_logging(argparse.Namespace(verbose=True, quiet=False))
+    try:
+        logging.getLogger("agegender.test").info("one")
+        first.close()
+        monkeypatch.setattr(sys, "stderr", second)
+        logging.getLogger("agegender.test").info("two")
+        assert second.getvalue() == "agegender.test: two\n"
+    finally:
+        logging.basicConfig(force=True, level=logging.WARNING, handlers=[logging.NullHandler()])
