@@ -6,5 +6,5 @@ class UserError(Exception):
     """An expected problem the user can fix: missing data, a bad setting, missing weights offline.
 
     Command lines end with its one-line message and exit status 1, without a traceback
-    (:func:`agegender.cli.run`); anything else is a bug and keeps its traceback.
+    (:func:`agegender.commands.run`); anything else is a bug and keeps its traceback.
     """

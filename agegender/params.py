@@ -5,6 +5,11 @@ wrong type with a message naming the key (``models.compact.epochs: ...``). How a
 trains is its :class:`Recipe` under ``models.<name>``; keys a family's block leaves out take the
 defaults below. ``train:`` holds only what applies to every family (the seed), so a ``-S`` that
 names a training setting must name the family: ``dvc exp run -S models.compact.epochs=2``.
+
+This module knows no model family: what depends on one (the family names, each family's typed
+``architecture``, which families have a pretrained base) is checked by
+:func:`agegender.model.families.check_params`, which the first stage runs on the whole file, so
+reading params (ingest included) imports no model code.
 """
 from __future__ import annotations
 
@@ -12,16 +17,17 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
-from typing_extensions import TypedDict  # pydantic validates typing.TypedDict only from Python 3.12
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from agegender.errors import UserError
-from agegender.model.families import FAMILIES, Architecture, Family
 
 DEFAULT_PARAMS = Path("params.yaml")
 Optimizer = Literal["adam", "adamw", "rmsprop", "sgd"]
-# auto: chosen by the hardware present (agegender/model/hardware.py: choose_precision)
+# auto: chosen by the hardware present (agegender/hardware.py: choose_precision)
 Precision = Literal["auto", "float32", "mixed_bfloat16", "mixed_float16"]
+
+
+UNKNOWN_KEY = "unknown key (a typo, or a setting this section does not have)"
 
 
 class ParamsError(UserError):
@@ -115,7 +121,7 @@ class Recipe(_Section):
     # after choosing the schedule on val: train on train+val, keep the last epoch (cosine only)
     final_fit: bool = False
     # final fit only: this share of train and of val is held out of the fit and the gender
-    # temperature is fitted on it (agegender/model/calibration.py); 0 = off. A validation run
+    # temperature is fitted on it (agegender/serving/calibration.py); 0 = off. A validation run
     # (final_fit: false) fits it on val, with no share held out.
     calibration_holdout: float = Field(0.0, ge=0, lt=0.5)
     class_balance: bool = False  # weigh the age loss by inverse training-bin frequency
@@ -124,30 +130,16 @@ class Recipe(_Section):
     group_balance: float = Field(0.0, ge=0, le=1)
     max_train_images: int | None = Field(None, ge=1)  # random subsample; null = all
     max_val_images: int | None = Field(None, ge=1)
-    # keyword arguments of the family's network builder: typed by the family's schema
-    # (agegender/model/families.py) in the recipes params.yaml holds (FAMILY_RECIPES); a Recipe
-    # made in code may hold a plain dict, checked by network_settings()
-    architecture: dict[str, Any] | Architecture = {}
+    # keyword arguments of the family's network builder: a mapping here, typed by the family's
+    # schema (agegender/model/families.py: check_params, Family.settings)
+    architecture: dict[str, Any] | BaseModel = {}
     fine_tune: FineTune | None = None
-    # transfer families only (agegender/model/features.py): "cached" trains the head (and a
+    # transfer families only (agegender/training/features.py): "cached" trains the head (and a
     # fine_tune's frozen phase) from the frozen base's features, computed once by the features
     # stage for every face and its mirror image, so the only augmentation there is the flip
     # (augment.flip; rotation, zoom, translation, framing and contrast apply to image phases only);
     # "images": every phase reads the images through the model's augmentation (the seeds' recipe)
     features: Literal["cached", "images"] = "images"
-
-    def network_settings(self, family: Family) -> dict[str, Any]:
-        """The keyword arguments of ``family``'s builder: this recipe's architecture, validated
-        by the family's schema, with the builder's defaults for the keys it leaves out. Raises
-        :class:`ParamsError` naming ``models.<family>.architecture.<key>``."""
-        arch = self.architecture
-        if not isinstance(arch, family.architecture):
-            raw = arch.model_dump(exclude_unset=True) if isinstance(arch, Architecture) else arch
-            try:
-                arch = family.architecture.model_validate(raw)
-            except ValidationError as exc:
-                raise ParamsError("; ".join(_problems(exc, ("models", family.name, "architecture")))) from None
-        return arch.model_dump()
 
     @model_validator(mode="after")
     def _cached_features_are_not_blended(self):
@@ -184,7 +176,7 @@ class Preprocess(_Section):
     """The faces preprocess makes (docs/data.md, "Faces as the predictor cuts them"): ``chips``,
     the images as they are; ``aligned``, each image of ``splits`` searched by the predictor's
     detector (MTCNN) and cut aligned as predict cuts a photo, the image itself where no face is
-    found (agegender/prediction/recut.py; which were found: ``paths.preprocess_faces``)."""
+    found (agegender/faces/recut.py; which were found: ``paths.preprocess_faces``)."""
     faces: Literal["chips", "aligned"] = "chips"
     splits: list[Literal["train", "val", "test"]] = ["train", "val", "test"]
 
@@ -230,18 +222,6 @@ class KFold(_Section):
     seed: int = 42
 
 
-def _recipe_of(family: Family) -> type[Recipe]:
-    """Recipe with ``architecture`` typed by the family's schema (its defaults when left out)."""
-    return create_model(f"Recipe_{family.name}", __base__=Recipe,
-                        architecture=(family.architecture, family.architecture()))
-
-
-FAMILY_RECIPES: dict[str, type[Recipe]] = {name: _recipe_of(f) for name, f in FAMILIES.items()}
-# ``models:``: a plain dict of recipes, each typed by its family (a key not in FAMILIES is refused
-# by Params._names_are_known first, with the list of families)
-Models = TypedDict("Models", dict(FAMILY_RECIPES), total=False)
-
-
 class Params(_Section):
     data: Data
     # where the stages read and write: dvc.yaml and kfold/dvc.yaml take every path from here
@@ -249,7 +229,7 @@ class Params(_Section):
     split: Split = Split()
     model: str = "compact"
     train: Train = Train()
-    models: Models = {}
+    models: dict[str, Recipe] = {}  # family names: agegender.model.families.check_params
     evaluate: Evaluate = Evaluate()
     kfold: KFold = KFold()
     external: External = External()
@@ -257,13 +237,8 @@ class Params(_Section):
 
     @model_validator(mode="before")
     @classmethod
-    def _names_are_known(cls, data):
+    def _training_settings_are_per_family(cls, data):
         model = data.get("model", "compact")
-        if isinstance(model, str) and model not in FAMILIES:
-            raise ValueError(f"model: unknown model family {model!r}; choose one of {sorted(FAMILIES)}")
-        for name in data.get("models") or {}:
-            if name not in FAMILIES:
-                raise ValueError(f"models.{name}: unknown model family; choose one of {sorted(FAMILIES)}")
         train = data.get("train") or {}
         misplaced = sorted(set(train) - set(Train.model_fields)) if isinstance(train, dict) else []
         if misplaced and isinstance(model, str):
@@ -274,18 +249,10 @@ class Params(_Section):
                 f"models.{model}.{misplaced[0]}=...). train: holds only {sorted(Train.model_fields)}")
         return data
 
-    @model_validator(mode="after")
-    def _cached_features_need_a_base(self):
-        for name, recipe in self.models.items():
-            if recipe.features == "cached" and not FAMILIES[name].pretrained:
-                raise ValueError(f"models.{name}.features: cached needs a transfer family (one with "
-                                 f"a pretrained base: {sorted(n for n, f in FAMILIES.items() if f.pretrained)})")
-        return self
-
     @property
     def recipe(self) -> Recipe:
         """The training recipe of the model in use (its defaults when params has no block)."""
-        return self.models.get(self.model) or FAMILY_RECIPES[self.model]()
+        return self.models.get(self.model) or Recipe()
 
 
 def parse_params(raw: dict, source: str = "params.yaml") -> Params:
@@ -295,26 +262,23 @@ def parse_params(raw: dict, source: str = "params.yaml") -> Params:
     try:
         return Params.model_validate(raw)
     except ValidationError as exc:
-        raise ParamsError(f"{source}: " + "; ".join(_problems(exc))) from None
+        raise ParamsError(f"{source}: " + "; ".join(problems(exc))) from None
 
 
-def _problems(exc: ValidationError, prefix: tuple = ()) -> list[str]:
+def problems(exc: ValidationError, prefix: tuple = ()) -> list[str]:
     """One ``key: problem`` per error of ``exc``, keys dotted from the top of params.yaml
     (``prefix``: where the validated part sits in it)."""
-    problems = []
+    found = []
     for err in exc.errors():
         loc = (*prefix, *err["loc"])
         key = ".".join(str(part) for part in loc)
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
-            message = "unknown key (a typo, or a setting this section does not have)"
-            if len(loc) == 4 and loc[0] == "models" and loc[2] == "architecture" and loc[1] in FAMILIES:
-                family = FAMILIES[loc[1]]  # say what the builder does take
-                message += f"; {family.builder} takes {', '.join(sorted(family.architecture.model_fields))}"
+            message = UNKNOWN_KEY
         elif err["type"] != "value_error":
             message += f", got {err['input']!r}"
-        problems.append(f"{key}: {message}" if key else message)  # top level: names its key
-    return problems
+        found.append(f"{key}: {message}" if key else message)  # top level: names its key
+    return found
 
 
 def load_params(path: str | Path = DEFAULT_PARAMS) -> Params:

@@ -10,19 +10,19 @@ never change: a valid edit re-runs this stage, and downstream only the stages th
 edited setting (their ``params:``).
 
 Its second output, ``--features-spec``, is what the cached features of a transfer family depend
-on (agegender/model/features.py: feature_spec), written after the weights check: the features
+on (agegender/training/features.py: feature_spec), written after the weights check: the features
 stage depends on it instead of on params, so a head-only change leaves it byte for byte the same
 and DVC does not recompute the features.
 """
 import sys
 from pathlib import Path
 
-from agegender import cli
+from agegender import commands as cli
 from agegender.data.source import check_source
 from agegender.model.families import get_family
-from agegender.model.feature_spec import feature_spec, write_spec
 from agegender.model.weights import ensure_weights
-from agegender.params import load_params
+from agegender.model.families import load_family_params
+from agegender.training.feature_spec import feature_spec, write_spec
 
 # the whole output: constant, so that downstream stages see no change when params.yaml changes
 CHECKED = "params.yaml valid, raw data found (stages/check_params.py)\n"
@@ -36,12 +36,12 @@ def main(argv=None) -> int:
                         help="where to write what the cached features depend on (the features stage's dep)")
     args = parser.parse_args(argv)
     cli.setup_logging(args)
-    params = load_params(args.params)
+    params = load_family_params(args.params)
     # the README's missing-data message, here rather than DVC's missing-dependency error for ingest
     check_source(params.data.source)
     family = get_family(params.model)
     if family.pretrained:  # e.g. -S model=vgg19 offline: one line now, not after train's outputs are gone
-        ensure_weights(family.pretrained, params.recipe.network_settings(family)["weights"], family.name)
+        ensure_weights(family.pretrained, family.settings(params.recipe)["weights"], family.name)
     if args.features_spec:
         write_spec(args.features_spec, feature_spec(params))
     out = Path(args.out)

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from agegender import cli
+from agegender import commands as cli
 from agegender.data.arrays import load_split
 from agegender.evaluation import breakdown
 from agegender.evaluation.scoring import evaluate_model, rounded
-from agegender.model.summary import TrainSummary
 from agegender.params import load_params
+from agegender.training.summary import TrainSummary
 
 
 def main(argv=None) -> int:
@@ -29,7 +29,7 @@ def main(argv=None) -> int:
     cli.setup_logging(args)
     cfg = load_params(args.params).evaluate
 
-    from agegender.model.saved import load_model  # TensorFlow: after the params check
+    from agegender.serving.saved import load_model  # TensorFlow: after the params check
 
     model, info = load_model(args.model)
     images, _ = load_split(args.data_dir, "test")

@@ -7,7 +7,7 @@ skipped rows with their reasons. Run it with ``dvc repro external/dvc.yaml``.
 """
 import sys
 
-from agegender import cli
+from agegender import commands as cli
 from agegender.params import load_params
 
 

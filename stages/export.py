@@ -3,12 +3,12 @@ TensorFlow Lite file for deployment, and its model information beside it as JSON
 
     python -m stages.export --model models/model.keras --out models/model.tflite
 
-Writes ``--out`` and ``--out`` + ``.json`` (agegender/model/export.py); run the result as
+Writes ``--out`` and ``--out`` + ``.json`` (agegender/serving/export.py); run the result as
 docs/predict.md ("Deploying: TensorFlow Lite") shows.
 """
 import sys
 
-from agegender import cli
+from agegender import commands as cli
 
 
 def main(argv=None) -> int:
@@ -17,11 +17,11 @@ def main(argv=None) -> int:
     parser.add_argument("--out", required=True, help="the .tflite file to write")
     args = parser.parse_args(argv)
     cli.setup_logging(args)
-    from agegender.model.saved import read_info
+    from agegender.serving.saved import read_info
 
     read_info(args.model)  # a missing or foreign model is one line, before TensorFlow loads
 
-    from agegender.model.export import export_tflite, info_path
+    from agegender.serving.export import export_tflite, info_path
 
     info = export_tflite(args.model, args.out)
     print(f"export: {args.out} ({info.family}, {info.profile.name}, float32) and {info_path(args.out)}")

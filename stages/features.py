@@ -1,11 +1,11 @@
 """DVC stage features: the frozen base of a transfer family run once over every face of train and
-val and its mirror image (agegender/model/features.py); for a model that trains from images it
+val and its mirror image (agegender/training/features.py); for a model that trains from images it
 writes only its spec, at no cost."""
 import sys
 
-from agegender import cli
-from agegender.model.features import compute_features, read_spec
-from agegender.params import load_params
+from agegender import commands as cli
+from agegender.model.families import load_family_params
+from agegender.training.features import compute_features, read_spec
 
 
 def main(argv=None) -> int:
@@ -19,7 +19,7 @@ def main(argv=None) -> int:
     cli.setup_logging(args)
     spec = read_spec(args.spec)
     # params only for the weights file's path and the base's settings: the spec holds what matters
-    done = compute_features(load_params(args.params), args.data_dir, args.out_dir, spec, args.batch_size)
+    done = compute_features(load_family_params(args.params), args.data_dir, args.out_dir, spec, args.batch_size)
     if spec.get("backbone") is None:
         print("features: none needed (the model in use trains from images)")
     else:

@@ -3,7 +3,7 @@ the split, and the data-quality report (with the training-data coverage per race
 stage)."""
 import sys
 
-from agegender import cli
+from agegender import commands as cli
 from agegender.data.ingest import ingest
 from agegender.params import load_params
 

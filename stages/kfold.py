@@ -2,9 +2,9 @@
 mean and std over folds (agegender.evaluation.kfold)."""
 import sys
 
-from agegender import cli
+from agegender import commands as cli
 from agegender.evaluation.kfold import run_aggregate, run_cv
-from agegender.params import load_params
+from agegender.model.families import load_family_params
 
 
 def main(argv=None) -> int:
@@ -20,7 +20,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     cli.setup_logging(args)
     if args.step == "cv":
-        results = run_cv(load_params(args.params), args.data_dir, args.labels, args.folds_dir)
+        results = run_cv(load_family_params(args.params), args.data_dir, args.labels, args.folds_dir)
         print(f"kfold: {len(results)} folds done")
     else:
         result = run_aggregate(args.folds_dir, args.metrics_out, args.per_fold_out, args.summary_out)

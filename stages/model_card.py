@@ -1,9 +1,9 @@
 """DVC stage model_card: the model card, written from what the pipeline measured and params.yaml."""
 import sys
 
-from agegender import cli
+from agegender import commands as cli
 from agegender.evaluation.model_card import write_card
-from agegender.params import load_params
+from agegender.model.families import load_family_params
 
 
 def main(argv=None) -> int:
@@ -13,7 +13,7 @@ def main(argv=None) -> int:
         parser.add_argument(f"--{name}", required=True)
     args = parser.parse_args(argv)
     cli.setup_logging(args)
-    write_card(load_params(args.params), args.quality, args.labels, args.train_summary, args.metrics,
+    write_card(load_family_params(args.params), args.quality, args.labels, args.train_summary, args.metrics,
                args.breakdown, args.out)
     print(f"model_card: wrote {args.out}")
     return 0

@@ -1,7 +1,7 @@
 """DVC stage plot: every figure of agegender.evaluation.figures.FIGURES, as PNG files."""
 import sys
 
-from agegender import cli
+from agegender import commands as cli
 from agegender.evaluation.figures import draw_all
 
 

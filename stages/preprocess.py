@@ -2,10 +2,11 @@
 (with ``preprocess.faces: aligned``, each first cut as the predictor cuts a face)."""
 import sys
 
-from agegender import cli
+from agegender import commands as cli
 from agegender.data.preprocessing import write_arrays
+from agegender.faces.recut import Recutter
 from agegender.model.families import get_family
-from agegender.params import load_params
+from agegender.model.families import load_family_params
 
 
 def main(argv=None) -> int:
@@ -16,9 +17,10 @@ def main(argv=None) -> int:
     parser.add_argument("--faces-out", help="where to write which faces were found (JSON)")
     args = parser.parse_args(argv)
     cli.setup_logging(args)
-    params = load_params(args.params)
+    params = load_family_params(args.params)
     meta = write_arrays(params.data.source, args.labels, args.out_dir, get_family(params.model).profile,
-                        extra=params.data.extra, faces=params.preprocess.faces,
+                        extra=params.data.extra,
+                        recutter=Recutter("mtcnn") if params.preprocess.faces == "aligned" else None,
                         cut_splits=params.preprocess.splits, faces_out=args.faces_out)
     print(f"preprocess: {meta}")
     return 0

@@ -1,15 +1,15 @@
 """DVC stage train: fit the chosen model family on the cached arrays; save the model and a summary.
 
-The saved model carries its gender temperature (agegender/model/calibration.py) when it has
+The saved model carries its gender temperature (agegender/serving/calibration.py) when it has
 held-out faces: val in a validation run, the ``calibration_holdout`` share in a final fit."""
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 
-from agegender import cli
+from agegender import commands as cli
 from agegender.data.arrays import hold_out, load_split
-from agegender.params import load_params
+from agegender.model.families import load_family_params
 
 
 def main(argv=None) -> int:
@@ -26,14 +26,18 @@ def main(argv=None) -> int:
                         help="where an interrupted run keeps its last finished epoch (not an output)")
     args = parser.parse_args(argv)
     cli.setup_logging(args)
-    params = load_params(args.params)
+    params = load_family_params(args.params)
 
-    from agegender.model.hardware import is_chief  # TensorFlow: after the params check
-    from agegender.model.inference import fit_gender_calibration, gender_calibration
-    from agegender.model.saved import ModelInfo, save_model
-    from agegender.model.fit import train_model
-    from agegender.model.features import (FeatureCache, cached_gender_probability, feature_spec,
-                                          uses_cached_features)
+    from agegender.hardware import is_chief  # TensorFlow: after the params check
+    from agegender.serving.inference import fit_gender_calibration, gender_calibration
+    from agegender.serving.saved import ModelInfo, save_model
+    from agegender.training.features import (
+        FeatureCache,
+        cached_gender_probability,
+        feature_spec,
+        uses_cached_features,
+    )
+    from agegender.training.fit import train_model
 
     features = None
     if args.features_dir and uses_cached_features(params):  # computed for these very settings

@@ -45,7 +45,7 @@ def declared_figures(dvc_yaml: Path = ROOT / "dvc.yaml") -> list[str]:
     output and as plots (paths relative to the project, as params.yaml's ``paths`` give them)."""
     params = yaml.safe_load((dvc_yaml.parent / "params.yaml").read_text())
     folder = params["paths"]["figures"]
-    return [f"{folder}/{name}" for name in figures.FIGURES]
+    return [f"{folder}/{figure.name}" for figure in figures.FIGURES]
 
 
 def make_project(proj: Path) -> Path:

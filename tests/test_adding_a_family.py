@@ -87,12 +87,13 @@ def _params_file(folder: Path, block: dict) -> Path:
 
 
 def _check_params(path: Path) -> subprocess.CompletedProcess:
-    """load_params in a fresh interpreter that has the family, as one added to families.py has it
-    when agegender.params is imported (the per-family recipe types are made then)."""
+    """The stages' params check in a fresh interpreter that has the family, as one added to
+    families.py has it (load_family_params: params.yaml, then the check against the families)."""
     code = ("import json, sys; sys.path.insert(0, 'tests'); import test_adding_a_family as t; "
-            "t.register(); from agegender.params import load_params; p = load_params(sys.argv[1]); "
+            "t.register(); from agegender.model.families import load_family_params; "
+            "p = load_family_params(sys.argv[1]); "
             "print(json.dumps([p.model, type(p.recipe.architecture).__name__, "
-            "p.recipe.network_settings(t.FAMILY), p.recipe.epochs]))")
+            "t.FAMILY.settings(p.recipe), p.recipe.epochs]))")
     return subprocess.run([sys.executable, "-c", code, str(path)], cwd=ROOT, capture_output=True,
                           text=True, timeout=120)
 
@@ -127,11 +128,11 @@ def _faces(folder: Path, n: int, seed: int):
 
 def test_a_family_added_the_documented_way_trains_saves_evaluates_and_predicts(tmp_path, monkeypatch):
     from agegender.evaluation.scoring import evaluate_model
-    from agegender.model.fit import train_model
-    from agegender.model.inference import predict_outputs
-    from agegender.model.saved import ModelInfo, load_model, save_model
     from agegender.params import ParamsError, Recipe
     from agegender.prediction.predictor import Predictor
+    from agegender.serving.inference import predict_outputs
+    from agegender.serving.saved import ModelInfo, load_model, save_model
+    from agegender.training.fit import train_model
 
     register(monkeypatch)
     recipe = Recipe.model_validate(BLOCK)  # what load_params makes of step 4's block

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from agegender.model.batch_norm import FusedBatchNormalization
-from agegender.model.training import build_model
+from agegender.model.build import build_model
 from agegender.params import Recipe
 
 

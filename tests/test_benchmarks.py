@@ -51,12 +51,11 @@ def test_speed_benchmark_prints_training_and_inference_rates(capsys):
 @pytest.fixture(scope="module")
 def tiny_project(tmp_path_factory):
     """Synthetic UTKFace chips, their labels and an untrained saved model."""
-    from synthetic import make_utkface
-
     from agegender.data.ingest import ingest
-    from agegender.model.saved import ModelInfo, save_model
-    from agegender.model.training import build_model
+    from agegender.model.build import build_model
     from agegender.params import Recipe
+    from agegender.serving.saved import ModelInfo, save_model
+    from synthetic import make_utkface
 
     root = tmp_path_factory.mktemp("bench")
     make_utkface(root / "UTKFace", n=40, seed=2, defects=False)
@@ -145,9 +144,8 @@ def test_perturb_benchmark_prints_each_perturbation_against_the_clean_chips(tiny
 
 def test_peers_benchmark_scores_both_predictors_on_the_same_sets(tiny_project, tmp_path, capsys,
                                                                   monkeypatch):
-    from synthetic import make_labelled
-
     from fake_peer import install_fake_peer
+    from synthetic import make_labelled
 
     monkeypatch.setenv("PYTHONPATH", str(install_fake_peer(tmp_path / "fake")))
     make_labelled(tmp_path / "mine", n=6, seed=1)

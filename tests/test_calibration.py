@@ -9,10 +9,10 @@ from agegender.data.arrays import hold_out
 from agegender.data.bins import CUSTOM12
 from agegender.evaluation.metrics import expected_calibration_error, interval_metrics, reliability
 from agegender.evaluation.scoring import predictions_table, score
-from agegender.model import calibration as C
 from agegender.model.families import get_family
-from agegender.model.inference import decode_outputs
 from agegender.model.targets import AGES, AgeOutput
+from agegender.serving import calibration as C
+from agegender.serving.inference import decode_outputs
 
 
 def _calibrated(n: int, seed: int):
@@ -115,7 +115,7 @@ def test_evaluate_reports_interval_coverage_and_ece_before_and_after_the_tempera
 def test_the_temperature_travels_with_the_saved_model_and_an_older_file_has_none(tmp_path):
     import keras
 
-    from agegender.model.saved import ModelInfo, read_info, save_model
+    from agegender.serving.saved import ModelInfo, read_info, save_model
 
     inputs = keras.Input((4,))
     model = keras.Model(inputs, {"age": keras.layers.Dense(1, name="age")(inputs),
@@ -139,9 +139,9 @@ def _synthetic(n: int, seed: int):
 def test_a_model_gets_a_temperature_from_enough_held_out_faces_and_none_from_too_few():
     import keras
 
-    from agegender.model.inference import fit_gender_calibration
-    from agegender.model.training import build_model
+    from agegender.model.build import build_model
     from agegender.params import Recipe
+    from agegender.serving.inference import fit_gender_calibration
 
     keras.utils.set_random_seed(0)
     model = build_model("compact", Recipe(), seed=0, precision="float32")
@@ -157,8 +157,8 @@ def test_a_final_fit_with_a_calibration_holdout_saves_its_temperature(tmp_path):
     """The train stage holds the share out of the final fit and saves the temperature fitted on it."""
     import yaml
 
-    from agegender.model.saved import read_info
-    from agegender.model.summary import TrainSummary
+    from agegender.serving.saved import read_info
+    from agegender.training.summary import TrainSummary
     from stages import train as train_stage
 
     data = tmp_path / "arrays"

@@ -2,7 +2,7 @@
 time (so no stage downstream re-runs); a bad setting or missing data give one line and exit 1."""
 import yaml
 
-from agegender import cli
+from agegender import commands as cli
 from stages import check_params
 
 

@@ -38,14 +38,14 @@ def test_declared_code_deps_are_exactly_the_files_the_stage_imports(dvc_file, st
 def test_the_check_fails_on_a_missing_dep_and_on_one_the_stage_does_not_import():
     path = ROOT / "dvc.yaml"
     text = path.read_text()
-    assert "      - agegender/model/training.py\n" in text
-    mutated = text.replace("      - agegender/model/training.py\n", "", 1)  # features' (the first): now missing
+    assert "      - agegender/model/build.py\n" in text
+    mutated = text.replace("      - agegender/model/build.py\n", "", 1)  # features' (the first): now missing
     mutated = mutated.replace("      - stages/ingest.py\n",  # ingest runs no network code
                               "      - stages/ingest.py\n      - agegender/model/networks.py\n", 1)
     problems = deps.drift(path, mutated)
     assert problems == [
         "dvc.yaml:ingest: declares but does not import agegender/model/networks.py",
-        "dvc.yaml:features: imports but does not declare agegender/model/training.py",
+        "dvc.yaml:features: imports but does not declare agegender/model/build.py",
     ]
     # the rewrite puts back exactly what was there, data deps and comments included
     assert deps.sync_text(path, mutated) == text
@@ -81,7 +81,7 @@ def test_a_new_stage_gets_its_code_deps_after_its_data_deps():
 def test_the_walk_sees_function_level_and_nested_imports():
     # train imports TensorFlow-heavy modules inside main(); they must be counted
     files = deps.code_files("stages.train")
-    assert Path("agegender/model/training.py") in files and Path("agegender/model/saved.py") in files
+    assert Path("agegender/training/setup.py") in files and Path("agegender/serving/saved.py") in files
     assert Path("agegender/data/bins.py") in files  # via the age outputs of the families
     assert Path("agegender/__init__.py") in files and Path("agegender/model/__init__.py") in files
 
@@ -105,7 +105,7 @@ def test_stages_import_only_the_code_they_run():
     train = {p.as_posix() for p in deps.code_files("stages.train")}
     assert not train & {"agegender/data/labelled.py", "agegender/data/ingest.py", "agegender/data/source.py"}
     ingest = {p.as_posix() for p in deps.code_files("stages.ingest")}
-    assert not ingest & {"agegender/model/networks.py", "agegender/model/training.py",
+    assert not ingest & {"agegender/model/networks.py", "agegender/training/setup.py",
                          "agegender/data/arrays.py"}
 
 

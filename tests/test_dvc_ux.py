@@ -21,6 +21,7 @@ import yaml
 from dvc_project import DVC, GIT, ROOT
 from dvc_project import env as _env
 from dvc_project import run as _run
+
 HEADLINE = {"age.mae", "age.cs5", "gender.accuracy", "cost.train_seconds"}
 
 
@@ -50,9 +51,9 @@ def _default_metrics(tmp_path: Path) -> dict:
     experiment (another family's bins.* metrics, say) must not decide whether the suite passes."""
     import numpy as np
     import pandas as pd
-    from stages import evaluate
 
-    from agegender.model.summary import TrainSummary
+    from agegender.training.summary import TrainSummary
+    from stages import evaluate
 
     data, rng = tmp_path / "data", np.random.default_rng(0)
     data.mkdir()
@@ -223,3 +224,15 @@ def test_plain_runs_are_quiet_and_the_review_view_fits_120_columns(project):
     _run([*GIT, "commit", "-qm", "kfold"], project)
     _quiet(_run([*DVC, "checkout"], project))
     assert "Running stage" not in _run([*DVC, "repro", "kfold/dvc.yaml"], project)
+
+
+def test_the_trained_model_is_registered_as_a_dvc_artifact():
+    """`artifacts:` names the train stage's model file (params.yaml paths.model: DVC interpolates
+    no params there, so the two are kept equal here), as DVC reads it."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    code = ("import json; from dvc.repo import Repo; "  # a process of its own: DVC sets up logging
+            "print(json.dumps({k: [a.path, a.type] for k, a in Repo('.').artifacts.read()['dvc.yaml'].items()}))")
+    read = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert json.loads(read.stdout) == {"age-gender": [params["paths"]["model"], "model"]}
+    train = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["train"]
+    assert "${paths.model}" in train["outs"]

@@ -1,4 +1,4 @@
-"""The TFLite export (stages/export.py, agegender/model/export.py) predicts what the Keras model
+"""The TFLite export (stages/export.py, agegender/serving/export.py) predicts what the Keras model
 predicts: on 32 faces, ages within 0.1 years and P(female) within 0.005, decoded by the project's
 own decoder; a mixed-bfloat16 model is exported in float32.
 
@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agegender.model.inference import predict
-from agegender.model.saved import load_model
+from agegender.serving.inference import predict
+from agegender.serving.saved import load_model
 from synthetic import face
 
 MODEL = Path(__file__).parent / "fixtures" / "saved_compact.keras"
@@ -43,13 +43,12 @@ def _sharpen(model):
 
 
 def test_the_export_stage_writes_a_tflite_model_that_predicts_like_the_keras_one(tmp_path, capsys):
-    from agegender.model.export import TFLiteModel
-    from agegender.model.saved import save_model
-    from stages.export import main
-
     from dataclasses import replace
 
-    from agegender.model.calibration import GenderCalibration
+    from agegender.serving.calibration import GenderCalibration
+    from agegender.serving.export import TFLiteModel
+    from agegender.serving.saved import save_model
+    from stages.export import main
 
     fixture, fixture_info = load_model(MODEL)
     # a fitted gender temperature travels with the export and is applied as the Keras path does
@@ -76,7 +75,7 @@ def test_the_export_stage_writes_a_tflite_model_that_predicts_like_the_keras_one
 
 
 def test_the_export_stage_refuses_a_missing_model_in_one_line(tmp_path, capsys):
-    from agegender import cli
+    from agegender import commands as cli
     from stages.export import main
 
     assert cli.run("export", main, ["--model", str(tmp_path / "none.keras"), "--out",
@@ -92,10 +91,10 @@ def test_a_mixed_bfloat16_model_is_exported_in_float32(tmp_path):
     import keras
     import tensorflow as tf
 
-    from agegender.model.export import TFLiteModel, to_tflite
-    from agegender.model.saved import ModelInfo, as_float32
-    from agegender.model.training import build_model
+    from agegender.model.build import build_model
     from agegender.params import Recipe
+    from agegender.serving.export import TFLiteModel, to_tflite
+    from agegender.serving.saved import ModelInfo, as_float32
 
     keras.utils.set_random_seed(0)
     recipe = Recipe.model_validate({"architecture": {"stem_filters": 4, "stage_filters": [4, 8, 8, 8]}})

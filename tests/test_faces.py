@@ -9,10 +9,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from agegender.prediction.alignment import (ALIGN_TEMPLATE, CHIP_PIXELS, aligned_chip, cut_face,
-                                            similarity_transform)
-from agegender.prediction.detectors.mtcnn import MtcnnDetector
-from agegender.prediction.faces import Box, Face, make_detector
+from agegender.faces.alignment import (
+    ALIGN_TEMPLATE,
+    CHIP_PIXELS,
+    aligned_chip,
+    cut_face,
+    similarity_transform,
+)
+from agegender.faces.detector import Box, Face
+from agegender.faces.mtcnn import MtcnnDetector
+from agegender.faces.registry import make_detector
 
 
 def _similarity(angle_deg, scale, shift):

@@ -1,4 +1,4 @@
-"""Cached frozen features of the transfer families (agegender/model/features.py): what they depend
+"""Cached frozen features of the transfer families (agegender/training/features.py): what they depend
 on, how they are read (face or mirror image per face and epoch), and that a head trained from them
 is the frozen model trained on the images. Tiny synthetic arrays, random (weights=None) bases."""
 import json
@@ -9,11 +9,10 @@ import tensorflow as tf
 
 from agegender.data.arrays import ImageFiles, load_split
 from agegender.data.images import get_profile
-from agegender.model.datasets import make_dataset
-from agegender.model.families import get_family
-from agegender.model.features import (FeatureCache, FeaturesError, FlipPairs, compute_features,
-                                      feature_spec)
+from agegender.model.families import check_params, get_family
 from agegender.params import ParamsError, parse_params
+from agegender.training.datasets import make_dataset
+from agegender.training.features import FeatureCache, FeaturesError, FlipPairs, compute_features, feature_spec
 from synthetic import processed_arrays
 
 BASE = {"epochs": 1, "batch_size": 4, "learning_rate": 1e-3, "lr_schedule": "plateau",
@@ -53,7 +52,7 @@ def test_the_spec_holds_what_the_features_depend_on_and_nothing_else(tmp_path):
 
 def test_cached_features_are_refused_where_they_cannot_apply():
     with pytest.raises(ParamsError, match="models.compact.features: cached needs a transfer family"):
-        parse_params({"data": {"source": "x"}, "models": {"compact": {"features": "cached"}}})
+        check_params(parse_params({"data": {"source": "x"}, "models": {"compact": {"features": "cached"}}}))
     with pytest.raises(ParamsError, match="mixup"):
         params_for(mixup=0.2)
     with pytest.raises(ParamsError, match="calibration_holdout takes faces out"):
@@ -97,7 +96,7 @@ def test_training_batches_flip_at_random_per_face_and_epoch_and_repeat(tmp_path)
 
 
 def _train(data, tmp_path, params, features=None, live="live", backup=None):
-    from agegender.model.fit import train_model
+    from agegender.training.fit import train_model
 
     return train_model(params.model, params.recipe, params.train.seed, load_split(data, "train"),
                        load_split(data, "val"), tmp_path / live, verbose=0, features=features,
@@ -125,7 +124,7 @@ def test_a_head_trained_from_cached_features_is_the_frozen_model_trained_on_imag
     for key in ("age", "gender"):  # the same head training, but for float16 features
         np.testing.assert_allclose(a[key], b[key], atol=2e-3)
     # the saved model is the whole image model: what the features stage computed, then the head
-    from agegender.model.features import frozen_model, head_model
+    from agegender.training.features import frozen_model, head_model
 
     feats = frozen_model(cached).predict(x.astype("float32"), verbose=0)
     np.testing.assert_allclose(feats, np.load(tmp_path / "features" / "val_features.npy"),
@@ -133,8 +132,8 @@ def test_a_head_trained_from_cached_features_is_the_frozen_model_trained_on_imag
     np.testing.assert_allclose(head_model(cached).predict(feats, verbose=0)["age"], a["age"], atol=1e-5)
     # the gender temperature of a validation run is fitted on the head's reading of val's cached
     # features (face and mirror averaged): what the images give, without the base
-    from agegender.model.features import cached_gender_probability
-    from agegender.model.inference import predict_outputs
+    from agegender.serving.inference import predict_outputs
+    from agegender.training.features import cached_gender_probability
 
     np.testing.assert_allclose(cached_gender_probability(cached, cache.split("val"), batch_size=3),
                                predict_outputs(cached, x, 4, tta_flip=True)["gender"], atol=2e-3)
@@ -185,7 +184,7 @@ def test_features_of_other_settings_are_refused(tmp_path):
 def test_every_transfer_family_builds_under_mirrored_strategy(name, tmp_path):
     """The tf.distribute code path of the train stage (one CPU device: one replica), random base;
     the head from cached features trains a step under it."""
-    from agegender.model.training import setup_training
+    from agegender.training.setup import setup_training
 
     data = arrays(tmp_path / "data", name, n=(4, 2))
     params = params_for(name)

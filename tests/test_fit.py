@@ -1,14 +1,14 @@
-"""The fit engine's contract (agegender.model.fit): a request in, the model and a typed summary out."""
+"""The fit engine's contract (agegender.training.fit): a request in, the model and a typed summary out."""
 import io
 import json
 import warnings
 
 import numpy as np
 
-from agegender.model.fit import FitRequest, fit, keras_verbosity, train_model
-from agegender.model.summary import TrainSummary
-from agegender.model.training import setup_training
 from agegender.params import Recipe
+from agegender.training.fit import FitRequest, fit, keras_verbosity, train_model
+from agegender.training.setup import setup_training
+from agegender.training.summary import TrainSummary
 
 TINY = {"stem_filters": 4, "stage_filters": [4, 8, 8, 8], "stage_blocks": [1, 1, 1, 1]}
 

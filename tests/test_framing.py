@@ -2,10 +2,10 @@
 import numpy as np
 import pytest
 
+from agegender.model.build import build_model
 from agegender.model.networks import RandomFraming
-from agegender.model.saved import ModelInfo, load_model, save_model
-from agegender.model.training import build_model
 from agegender.params import Augment, Framing, Recipe
+from agegender.serving.saved import ModelInfo, load_model, save_model
 
 
 def _framed_images(n=64, size=40):

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from agegender.model import hardware
-from agegender.model.hardware import CPU, GPU, choose_precision, inference_precision
+from agegender import hardware
+from agegender.hardware import CPU, GPU, choose_precision, inference_precision
 
 BF16_CPU = CPU("Intel Xeon (Sapphire Rapids)", frozenset({"avx2", "fma", "avx512f", "avx512_bf16",
                                                            "amx_bf16"}), 2)
@@ -58,9 +58,9 @@ def test_this_machine_is_described():
 def test_a_bfloat16_model_loads_as_float32_when_asked(tmp_path, monkeypatch):
     """What load_model does on a CPU without BF16: same weights, float32 compute, same answers
     to within bfloat16's rounding."""
-    from agegender.model.saved import ModelInfo, load_model, save_model
-    from agegender.model.training import build_model
+    from agegender.model.build import build_model
     from agegender.params import Recipe
+    from agegender.serving.saved import ModelInfo, load_model, save_model
 
     model = build_model("compact", Recipe(architecture={"stage_blocks": [1, 1, 1, 1]}), 0,
                         precision="mixed_bfloat16")

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from agegender.data.arrays import ImageFiles, concat_images, image_chunks, load_split
-from agegender.data.preprocessing import write_arrays
 from agegender.data.ingest import ingest
-from agegender.model.datasets import make_dataset, targets
+from agegender.data.preprocessing import write_arrays
 from agegender.model.families import get_family
+from agegender.training.datasets import make_dataset, targets
 
 
 def _files(tmp_path, sizes=(23, 9)):

@@ -4,7 +4,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from agegender import cli
+from agegender import commands as cli
 from agegender.data import ingest, splits
 from agegender.data.bins import FIVE_YEAR
 from agegender.data.source import SourceError

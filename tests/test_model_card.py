@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from agegender.evaluation.model_card import model_section, split_section
-from agegender.model.summary import TrainSummary
 from agegender.params import parse_params
+from agegender.training.summary import TrainSummary
 
 PARAMS = parse_params({"data": {"source": "x"}, "split": {"seed": 42, "val_fraction": 0.1,
                                                           "test_fraction": 0.1}})
@@ -57,8 +57,12 @@ def test_the_card_shows_coverage_thin_cells_life_stages_interval_and_calibration
 
     from agegender.data.coverage import coverage
     from agegender.evaluation import breakdown as bd
-    from agegender.evaluation.model_card import (coverage_section, fairness_section,
-                                                 limitations_section, metrics_section)
+    from agegender.evaluation.model_card import (
+        coverage_section,
+        fairness_section,
+        limitations_section,
+        metrics_section,
+    )
 
     labels = pd.DataFrame({"age": [1, 30, 30, 70], "gender": [0, 1, 1, 0], "race": [0, 2, 2, 1],
                            "split": ["train", "train", "val", "test"]})

@@ -5,10 +5,11 @@ import pytest
 
 from agegender.data.images import get_profile
 from agegender.model import networks
-from agegender.model.datasets import make_dataset, targets
+from agegender.model.build import build_model
 from agegender.model.families import FAMILIES, get_family
-from agegender.model.training import build_model, compile_model
 from agegender.params import ParamsError, Recipe
+from agegender.training.datasets import make_dataset, targets
+from agegender.training.setup import compile_model
 
 # no network in tests: VGG bases start from random weights (ImageNet loading is tested offline
 # in test_variants.py)
@@ -73,12 +74,13 @@ def test_augmentation_is_inactive_at_inference():
 
 
 def test_unknown_model_lists_choices():
-    with pytest.raises(ValueError, match="compact"):
+    """A one-line user error (a stage run outside DVC, before check_params, ends with it)."""
+    with pytest.raises(ParamsError, match="model: unknown model family 'resnet9000'; choose one of .*compact"):
         get_family("resnet9000")
 
 
 def test_cosine_schedule_warms_up_then_decays_to_zero():
-    from agegender.model.training import learning_rate
+    from agegender.training.setup import learning_rate
 
     schedule = learning_rate(recipe(lr_schedule="cosine", learning_rate=0.01, epochs=10), 100)
     assert float(schedule(0)) == pytest.approx(0.001)
@@ -103,8 +105,8 @@ def test_compact_stage_blocks_add_residual_blocks():
 def test_mixed_bfloat16_builds_bfloat16_layers_with_float32_heads_and_survives_saving(tmp_path):
     """The policy part, on any CPU: layers in bfloat16, weights and heads float32, kept by saving;
     ``auto`` loading switches to float32 exactly where this CPU lacks native BF16."""
-    from agegender.model import hardware
-    from agegender.model.saved import ModelInfo, load_model, save_model
+    from agegender import hardware
+    from agegender.serving.saved import ModelInfo, load_model, save_model
 
     model = build_model("compact", recipe(architecture={"stage_blocks": [1, 1, 1, 1]},
                                           precision="mixed_bfloat16"), seed=0)
@@ -132,8 +134,8 @@ def test_mixed_bfloat16_builds_bfloat16_layers_with_float32_heads_and_survives_s
 def test_mixed_bfloat16_trains_and_predicts_the_same_after_saving(tmp_path):
     """The compute part: needs a CPU whose oneDNN runs bfloat16 natively (capped with
     ONEDNN_MAX_CPU_ISA=AVX2 it cannot even build a bfloat16 convolution)."""
-    from agegender.model import hardware
-    from agegender.model.saved import ModelInfo, load_model, save_model
+    from agegender import hardware
+    from agegender.serving.saved import ModelInfo, load_model, save_model
 
     if not hardware.cpu_info().native_bf16() or hardware.gpu_info():
         pytest.skip("needs a CPU with native BF16 (avx512_bf16 / amx_bf16, oneDNN not capped "
@@ -162,7 +164,7 @@ def test_unknown_architecture_key_is_refused_naming_it():
 
 
 def test_batches_per_epoch_counts_the_last_partial_batch():
-    from agegender.model.training import batches_per_epoch
+    from agegender.training.setup import batches_per_epoch
 
     assert batches_per_epoch(128, 64) == 2
     assert batches_per_epoch(129, 64) == 3
@@ -170,7 +172,7 @@ def test_batches_per_epoch_counts_the_last_partial_batch():
 
 
 def test_gender_accuracy_scores_blended_labels_by_the_larger_share():
-    from agegender.model.training import gender_accuracy
+    from agegender.training.setup import gender_accuracy
 
     pred = np.array([[0.2], [0.6], [0.7], [0.9], [0.4]], dtype=np.float32)
     hard = np.array([[0], [1], [0], [1], [1]], dtype=np.float32)

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agegender import cli
-from agegender.model.families import FAMILIES, Family
+from agegender import commands as cli
+from agegender.model.families import FAMILIES, Family, check_params
 from agegender.params import ParamsError, Recipe, load_params, parse_params
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,7 +68,7 @@ def test_a_bad_setting_is_refused_naming_the_key(edit, key, problem):
     raw = raw_params()
     edit(raw)
     with pytest.raises(ParamsError) as err:
-        parse_params(raw)
+        check_params(parse_params(raw))
     message = str(err.value)
     assert message.startswith(f"params.yaml: {key}: ") and problem in message, message
 
@@ -182,7 +182,7 @@ def test_the_recorded_architectures_reach_the_builders_unchanged():
     params = load_params(ROOT / "params.yaml")
     raw = raw_params()["models"]
     for name, recipe in params.models.items():
-        settings = recipe.network_settings(FAMILIES[name])
+        settings = FAMILIES[name].settings(recipe)
         expected = {**_builder_keywords(FAMILIES[name]), **raw[name].get("architecture", {})}
         assert {k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()} == \
             {k: list(v) if isinstance(v, tuple) else v for k, v in expected.items()}, name
@@ -190,13 +190,15 @@ def test_the_recorded_architectures_reach_the_builders_unchanged():
 
 def test_a_recipe_made_in_code_is_checked_when_a_network_is_built():
     with pytest.raises(ParamsError, match=r"^models\.compact\.architecture\.stage_block: unknown key"):
-        Recipe(architecture={"stage_block": [1]}).network_settings(FAMILIES["compact"])
-    assert Recipe().network_settings(FAMILIES["vgg16"])["weights"] == "imagenet"
+        FAMILIES["compact"].settings(Recipe(architecture={"stage_block": [1]}))
+    assert FAMILIES["vgg16"].settings(Recipe())["weights"] == "imagenet"
 
 
 def test_reading_params_imports_no_tensorflow():
-    """Every stage reads params, ingest and check_params included: the schemas beside the
-    families must not pull in TensorFlow or Keras."""
+    """Every stage reads params, ingest and check_params included: reading them imports no model
+    code, and checking them against the families (their schemas) no TensorFlow or Keras."""
     code = ("import sys; from agegender.params import load_params; load_params('params.yaml'); "
+            "model = [m for m in sys.modules if m.startswith('agegender.model')]; assert not model, model; "
+            "from agegender.model.families import load_family_params; load_family_params('params.yaml'); "
             "heavy = {'tensorflow', 'keras'} & set(sys.modules); assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)

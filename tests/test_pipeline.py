@@ -75,7 +75,7 @@ def _edits_rerun_exactly_the_stages_that_run_the_edited_code(project):
     dvc = [sys.executable, "-m", "dvc"]
 
     def networks():  # train builds the networks; evaluate, plot and model_card reach the saved
-        # model's custom layers / information (agegender/model/saved.py): all downstream of train
+        # model's custom layers / information (agegender/serving/saved.py): all downstream of train
         changed = changed_stages(project)
         assert changed == {"features", "train", "evaluate", "plot", "model_card"}, sorted(changed)
         dry = _run([*dvc, "repro", "--dry"], project)

@@ -1,8 +1,7 @@
 """The plot stage draws every figure of FIGURES into the folder dvc.yaml declares, for models with
 and without own bins."""
-from pathlib import Path
-
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -22,7 +21,8 @@ def test_dvc_yaml_declares_the_figures_folder_as_plots_and_as_the_plot_output():
     assert "${paths.figures}" in dvc["plots"]
     assert dvc["stages"]["plot"]["outs"] == ["${paths.figures}"]
     assert "--out-dir ${paths.figures}" in dvc["stages"]["plot"]["cmd"]
-    assert len(plot.FIGURES) == 18 and all(name.endswith(".png") for name in plot.FIGURES)
+    names = [figure.name for figure in plot.FIGURES]
+    assert len(set(names)) == len(names) == 18 and all(name.endswith(".png") for name in names)
 
 
 def _inputs(tmp_path: Path, n: int, own_bins: bool, channels: int = 3):
@@ -73,7 +73,7 @@ def _model_info_file(tmp_path: Path, family: str) -> Path:
     """A stand-in .keras file holding only the project's model information (all the plot reads)."""
     import zipfile
 
-    from agegender.model.saved import INFO_ENTRY, ModelInfo
+    from agegender.serving.saved import INFO_ENTRY, ModelInfo
 
     path = tmp_path / f"{family}.keras"
     with zipfile.ZipFile(path, "w") as z:

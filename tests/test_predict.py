@@ -16,16 +16,16 @@ import pytest
 from PIL import Image
 
 from agegender.data.images import to_array
-from agegender.model.saved import ModelInfo, save_model
-from agegender.model.training import build_model
+from agegender.faces.alignment import chip_box
+from agegender.faces.detector import Box, DetectorUnavailable
+from agegender.faces.haar import HaarDetector
+from agegender.model.build import build_model
 from agegender.params import Recipe
+from agegender.prediction import output as O
 from agegender.prediction import predictor as P
 from agegender.prediction.cli import console as predict_main
-from agegender.prediction import output as O
-from agegender.prediction.alignment import chip_box
-from agegender.prediction.detectors.haar import HaarDetector
-from agegender.prediction.faces import Box, DetectorUnavailable
 from agegender.prediction.inputs import Item
+from agegender.serving.saved import ModelInfo, save_model
 from synthetic import face
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,6 +48,13 @@ def model_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def predictor(model_dir):
     return P.Predictor(model_dir / "model.keras", batch_size=4, workers=2, tta=False)
+
+
+def _write_csv(records, out) -> None:
+    """Records as the command line writes them (the streaming Writer), to a text stream."""
+    writer = O.Writer(None, "csv", None, stream=out)
+    writer.write(records)
+    writer.close()
 
 
 def _face(seed, size=120, age=None):
@@ -323,7 +330,7 @@ def test_the_model_file_says_what_it_is_and_an_old_one_is_refused(model_dir, tmp
     import shutil
     import zipfile
 
-    from agegender.model.saved import ModelFileError, load_model
+    from agegender.serving.saved import ModelFileError, load_model
 
     pred = P.Predictor(model_dir / "model.keras")  # no params file anywhere: the file says it all
     assert pred.info.family == "compact" and pred.profile.name == "rgb72"
@@ -357,7 +364,7 @@ def test_default_detector_records_carry_confidence_and_landmarks(model_dir, port
         x, y, w, h = rec["box"]
         assert all(x <= px <= x + w and y <= py <= y + h for px, py in rec["landmarks"].values())
     out = io.StringIO()
-    O.write_records(records, "csv", out)
+    _write_csv(records, out)
     rows = list(csv.DictReader(io.StringIO(out.getvalue())))
     assert float(rows[1]["right_eye_x"]) == records[1]["landmarks"]["right_eye"][0]
     assert float(rows[0]["confidence"]) == records[0]["confidence"]
@@ -430,7 +437,7 @@ def _foreign_models(model_dir, folder):
 
     import keras
 
-    from agegender.model.saved import ModelInfo, save_model
+    from agegender.serving.saved import ModelInfo, save_model
 
     info = ModelInfo.for_family("compact", "float32")
     x = keras.Input((72, 72, 3))
@@ -646,7 +653,7 @@ def test_records_carry_the_age_interval_and_the_models_gender_temperature(model_
     temperature states a softer confidence of the same gender, one without states the network's."""
     from dataclasses import replace
 
-    from agegender.model.calibration import GenderCalibration, apply_temperature
+    from agegender.serving.calibration import GenderCalibration, apply_temperature
 
     faces = [_face(i) for i in range(4)]
     plain = P.Predictor(model_dir / "model.keras", tta=False)
@@ -660,6 +667,6 @@ def test_records_carry_the_age_interval_and_the_models_gender_temperature(model_
         # the confidence of the predicted gender is sigmoid(logit / T) of the network's
         assert b["gender_probability"] == pytest.approx(apply_temperature(a["gender_probability"], 3.0), abs=2e-4)
     buffer = io.StringIO()
-    O.write_records(plain.predict(faces[:1], detect=False), "csv", buffer)
+    _write_csv(plain.predict(faces[:1], detect=False), buffer)
     header, row = buffer.getvalue().splitlines()
     assert header.split(",")[header.split(",").index("age"):][:3] == ["age", "age_low", "age_high"]

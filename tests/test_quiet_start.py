@@ -1,4 +1,4 @@
-"""TensorFlow starts quietly in every command line (agegender.cli.setup_logging), unless -v, and its
+"""TensorFlow starts quietly in every command line (agegender.commands.setup_logging), unless -v, and its
 real errors still show."""
 import argparse
 import subprocess
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from agegender import cli
-from agegender.cli import start_noise
+from agegender import commands as cli
+from agegender.quiet_start import start_noise
 
 ROOT = Path(__file__).resolve().parents[1]
 CUINIT = ("E0000 00:00:1796157296.599638    5476 cuda_platform.cc:52] failed call to cuInit: "
@@ -24,7 +24,7 @@ def _run(code: str, *, extra_path: str | None = None, verbose: bool = False) -> 
     prelude = textwrap.dedent(f"""
         import argparse, sys
         sys.path[:0] = [p for p in ({extra_path!r}, {str(ROOT)!r}) if p]
-        from agegender import cli
+        from agegender import commands as cli
         cli.setup_logging(argparse.Namespace(verbose={verbose}, quiet=False))
         """)
     return subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(code)],

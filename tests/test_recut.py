@@ -9,12 +9,12 @@ import pytest
 import yaml
 from PIL import Image
 
-from agegender import cli
+from agegender import commands as cli
 from agegender.data.ingest import ingest
 from agegender.data.preprocessing import NO_FACE, write_arrays
-from agegender.prediction.alignment import CHIP_LANDMARKS, cut_face
-from agegender.prediction.faces import Box, Face
-from agegender.prediction.recut import CHIP_PAD, pick_face, recut
+from agegender.faces.alignment import CHIP_LANDMARKS, cut_face
+from agegender.faces.detector import Box, Face
+from agegender.faces.recut import CHIP_PAD, Recutter, pick_face, recut
 from stages import check_params
 
 ANGLE = 12.0  # degrees the fake face is turned: its aligned cut cannot be the chip
@@ -90,7 +90,7 @@ def _preprocess(utk_dir, tmp_path, out, **kw):
 
 def test_aligned_preprocess_cuts_found_faces_keeps_the_rest_and_records_which(utk_dir, tmp_path):
     labels = _preprocess(utk_dir, tmp_path, "chips")
-    _preprocess(utk_dir, tmp_path, "cuts", faces="aligned", detector=FakeDetector(),
+    _preprocess(utk_dir, tmp_path, "cuts", recutter=Recutter(FakeDetector()),
                 cut_splits=["train", "val"])
     report = json.loads((tmp_path / "cuts.json").read_text())
     assert report["faces"] == "aligned" and report["cut_splits"] == ["train", "val"]
@@ -119,7 +119,7 @@ def test_aligned_preprocess_cuts_found_faces_keeps_the_rest_and_records_which(ut
 
 def test_aligned_preprocess_is_deterministic(utk_dir, tmp_path):
     for out in ("a", "b"):
-        _preprocess(utk_dir, tmp_path, out, faces="aligned", detector=FakeDetector())
+        _preprocess(utk_dir, tmp_path, out, recutter=Recutter(FakeDetector()))
     for name in sorted(p.name for p in (tmp_path / "a").iterdir()):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
     assert (tmp_path / "a.json").read_bytes() == (tmp_path / "b.json").read_bytes()

@@ -43,8 +43,8 @@ def test_a_run_killed_after_epoch_1_of_3_resumes_and_ends_with_the_same_model(tm
     assert summary["train_seconds"] >= 9.0 and summary["train_seconds"] >= 0.85 * whole_seconds
     assert abs(summary["train_images_per_second"] - 40 * 3 / summary["train_seconds"]) < 0.2
     from agegender.evaluation.model_card import model_section
-    from agegender.model.summary import TrainSummary
     from agegender.params import parse_params
+    from agegender.training.summary import TrainSummary
 
     card = "\n".join(model_section(parse_params({"data": {"source": "x"}}),
                                     TrainSummary.read(tmp_path / "resumed" / "summary.json")))
@@ -67,9 +67,10 @@ def test_mirrored_over_two_logical_cpus_trains_a_model_evaluate_reads(tmp_path):
              "--epochs", "1"))
     summary = json.loads((tmp_path / "mirrored" / "summary.json").read_text())
     assert summary["strategy"] == "MirroredStrategy (2 replicas)"
-    from agegender.evaluation.scoring import evaluate_model
-    from agegender.model.saved import load_model
     import pandas as pd
+
+    from agegender.evaluation.scoring import evaluate_model
+    from agegender.serving.saved import load_model
 
     model, info = load_model(tmp_path / "mirrored" / "model.keras")
     sys.path.insert(0, str(JOB.parent))

@@ -2,15 +2,15 @@
 
 ``tests/fixtures/saved_compact.keras`` was made at commit 53e927c by
 ``tests/fixtures/make_saved_model.py`` (a tiny compact-family network, trained two epochs on
-synthetic faces, saved with :func:`agegender.model.saved.save_model`), with its raw outputs and
+synthetic faces, saved with :func:`agegender.serving.saved.save_model`), with its raw outputs and
 decoded predictions for six fixed faces in ``saved_compact_expected.npz``.
 """
 from pathlib import Path
 
 import numpy as np
 
-from agegender.model.inference import decode_outputs, predict_outputs
-from agegender.model.saved import load_model, read_info
+from agegender.serving.inference import decode_outputs, predict_outputs
+from agegender.serving.saved import load_model, read_info
 
 FIXTURES = Path(__file__).parent / "fixtures"
 MODEL = FIXTURES / "saved_compact.keras"

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from synthetic import face, make_labelled
 from dvc_project import env as _env
 from dvc_project import run as _run
+from synthetic import face, make_labelled
 
 pytestmark = pytest.mark.slow
 DVC = [sys.executable, "-m", "dvc"]
@@ -157,7 +157,7 @@ def test_evaluate_external_scores_a_labelled_folder(project):
     out = _run([*DVC, "repro", "export/dvc.yaml"], project)
     assert "Running stage 'train'" not in out
     assert "Running stage 'export/dvc.yaml:export_tflite'" in out
-    from agegender.model.export import TFLiteModel
+    from agegender.serving.export import TFLiteModel
 
     lite = TFLiteModel(project / "models" / "model.tflite")
     assert lite.info.family == "compact" and lite.info.precision == "float32"

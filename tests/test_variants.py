@@ -10,11 +10,12 @@ import pytest
 from agegender.data.arrays import load_split
 from agegender.data.images import get_profile
 from agegender.model import networks, weights
+from agegender.model.build import build_model
 from agegender.model.families import get_family
-from agegender.model.saved import ModelInfo, load_model, save_model
-from agegender.model.fit import train_model
-from agegender.model.training import build_model, set_trainable, training_phases
 from agegender.params import FineTune, Recipe
+from agegender.serving.saved import ModelInfo, load_model, save_model
+from agegender.training.fit import train_model
+from agegender.training.setup import set_trainable, training_phases
 from synthetic import processed_arrays
 
 FINE_TUNE = {"base": "vgg16", "frozen_epochs": 1, "unfreeze": ["block4_", "block5_"],
@@ -32,7 +33,7 @@ def test_missing_imagenet_weights_name_the_file_and_the_fixes(base, monkeypatch)
 
     monkeypatch.setattr(file_utils, "get_file", _fail_download)  # what Keras does offline
     with pytest.raises(weights.VGGWeightsError) as err:
-        networks.vgg_base(base, "imagenet", (70, 70, 3))
+        networks.transfer_base(base, "imagenet", (70, 70, 3))
     message = str(err.value)
     expected = weights.keras_cache_file(f"{base}_weights_tf_dim_ordering_tf_kernels_notop.h5")
     assert str(expected) in message and "models" in expected.parts
@@ -42,14 +43,14 @@ def test_missing_imagenet_weights_name_the_file_and_the_fixes(base, monkeypatch)
 
 def test_weights_path_that_does_not_exist_is_named(tmp_path):
     with pytest.raises(weights.VGGWeightsError, match="nope.h5"):
-        networks.vgg_base("vgg16", str(tmp_path / "nope.h5"), (64, 64, 3))
+        networks.transfer_base("vgg16", str(tmp_path / "nope.h5"), (64, 64, 3))
 
 
 def test_weights_from_a_local_file(tmp_path):
-    source = networks.vgg_base("vgg16", None, (32, 32, 3))
+    source = networks.transfer_base("vgg16", None, (32, 32, 3))
     path = tmp_path / "vgg16_notop.weights.h5"
     source.save_weights(path)
-    loaded = networks.vgg_base("vgg16", str(path), (32, 32, 3))
+    loaded = networks.transfer_base("vgg16", str(path), (32, 32, 3))
     assert all(np.array_equal(a, b) for a, b in zip(source.get_weights(), loaded.get_weights()))
 
 
@@ -133,7 +134,7 @@ def test_class_balanced_training_and_subsampling(tmp_path):
 
 def test_group_balance_weighs_both_losses_and_multiplies_class_balance():
     from agegender.model.targets import balanced_sample_weights, group_sample_weights
-    from agegender.model.training import training_dataset
+    from agegender.training.setup import training_dataset
 
     family = get_family("compact")
     images = np.arange(6, dtype=np.uint8)[:, None, None, None] * np.ones((1, 4, 4, 3), np.uint8)  # row i is all i
@@ -179,7 +180,7 @@ def test_the_default_precision_trains_deterministically_on_this_cpu(tmp_path):
     """Same params and data, same model, in the precision the default (``precision: auto``) picks
     on this CPU: bfloat16 compute where the CPU has native BF16, the documented float32 fallback
     where it has not (or oneDNN is capped below it); the saved model predicts in the same."""
-    from agegender.model import hardware
+    from agegender import hardware
 
     cpu, gpus = hardware.cpu_info(), hardware.gpu_info()
     expected = "mixed_bfloat16" if cpu.native_bf16() else "float32"
@@ -208,7 +209,7 @@ def test_the_train_stage_ends_with_one_line_when_imagenet_weights_are_missing(tm
     import yaml
     from keras.src.utils import file_utils
 
-    from agegender import cli
+    from agegender import commands as cli
     from stages import train as train_stage
 
     monkeypatch.setattr(file_utils, "get_file", _fail_download)  # what Keras does offline

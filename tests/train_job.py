@@ -59,9 +59,9 @@ def main() -> int:
         fit = keras.Model.fit
         keras.Model.fit = lambda self, *a, callbacks=(), **k: fit(self, *a, callbacks=[*callbacks, Job()], **k)
 
-    from agegender.model.saved import ModelInfo, save_model
-    from agegender.model.fit import train_model
     from agegender.params import Recipe
+    from agegender.serving.saved import ModelInfo, save_model
+    from agegender.training.fit import train_model
 
     recipe = Recipe(epochs=args.epochs, batch_size=8, architecture={"stage_blocks": [1, 1, 1, 1]},
                     final_fit=True, mixup=0.2, precision="float32",

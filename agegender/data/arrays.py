@@ -31,7 +31,7 @@ class ArraysError(UserError, FileNotFoundError):
 class ImageFiles:
     """uint8 images (N, S, S, C): the rows of one or more ``.npy`` files, one after another (or a
     chosen subset of them), read from disk only when :meth:`take` asks for them. The same for the
-    float16 feature maps (N, H, W, K) of the features stage (agegender/model/features.py).
+    float16 feature maps (N, H, W, K) of the features stage (agegender/training/features.py).
 
     Reads are positioned reads (``os.preadv``) into a fresh array, not a memory map: the pages read
     stay in the kernel's page cache, which the process' RSS does not count (a memory map's touched
@@ -133,7 +133,7 @@ def concat_images(parts: list) -> np.ndarray | ImageFiles:
     joined as a view."""
     if all(isinstance(p, np.ndarray) for p in parts):
         return np.concatenate(parts)
-    return type(parts[0]).concat(parts)  # ImageFiles, or agegender.model.features.FlipPairs
+    return type(parts[0]).concat(parts)  # ImageFiles, or agegender.training.features.FlipPairs
 
 
 def hold_out(train: tuple, val: tuple, fraction: float, seed: int) -> tuple[tuple, tuple, tuple]:
@@ -141,7 +141,7 @@ def hold_out(train: tuple, val: tuple, fraction: float, seed: int) -> tuple[tupl
     (N, 3))) off at random (``seed``): returns (train rest, val rest, held out = both shares, train's
     first). Images may be arrays or :class:`ImageFiles` (views, nothing read). The train stage
     holds faces out of a final fit this way to fit the gender temperature on
-    (``calibration_holdout``, :mod:`agegender.model.calibration`)."""
+    (``calibration_holdout``, :mod:`agegender.serving.calibration`)."""
     rng = np.random.default_rng(seed)
     rests, held = [], []
     for images, labels in (train, val):

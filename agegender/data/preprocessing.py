@@ -3,9 +3,10 @@ converted and resized once into ``{split}_images.npy`` (N, size, size, channels)
 ``{split}_labels.npy`` (N, 3) int16 [age, gender, race] in ``labels.csv`` row order and
 ``profile.json``. :mod:`agegender.data.arrays` reads them back.
 
-With a detector (``preprocess.faces: aligned``), each image of the splits named is first cut again
-as the predictor cuts a photo (:func:`agegender.prediction.recut.recut`: MTCNN, aligned; the chip
-itself where no face is found), and :func:`faces_report` says which were found.
+With a recutter (``preprocess.faces: aligned``: an :class:`agegender.faces.recut.Recutter`, given
+by the stage, so this data layer imports no face finding), each image of the splits named is first
+cut again as the predictor cuts a photo (MTCNN, aligned; the chip itself where no face is found),
+and :func:`faces_report` says which were found.
 """
 from __future__ import annotations
 
@@ -24,10 +25,8 @@ from tqdm import tqdm
 from agegender.data import labelled
 from agegender.data.arrays import LABEL_COLUMNS
 from agegender.data.images import Profile, decode, get_profile, load_array, to_array, to_mode
-from agegender.data.splits import SPLITS
 from agegender.data.source import SourceError, iter_images
-from agegender.prediction.faces import Detector, make_detector
-from agegender.prediction.recut import CHIP_PAD, recut
+from agegender.data.splits import SPLITS
 
 log = logging.getLogger(__name__)
 
@@ -52,38 +51,32 @@ def _create_npy(path: Path, shape: tuple[int, ...]) -> int:
 
 
 NO_FACE = "no face found"
-_detector: Detector | None = None  # the recutting detector of this process (_use_detector)
-_detector_error: Exception | None = None  # why a worker could not build it: raised by its first job
+_recutter = None  # the recutter of this process (_use_recutter)
+_recutter_error: Exception | None = None  # why a worker could not prepare it: raised by its first job
 
 
-def _use_detector(detector: Detector | str, threads: int | None = None) -> None:
-    """Set this process's detector: a callable, or a detector's name built here (each worker
-    process builds its own; ``threads``: TensorFlow threads per process, set before it starts)."""
-    global _detector, _detector_error
+def _use_recutter(recutter, threads: int | None = None) -> None:
+    """Set this process's recutter, prepared here (each worker process builds its own detector;
+    ``threads``: TensorFlow threads per process, set before it starts)."""
+    global _recutter, _recutter_error
     try:
-        if isinstance(detector, str):
-            if threads:
-                import tensorflow as tf
-
-                tf.config.threading.set_intra_op_parallelism_threads(threads)
-                tf.config.threading.set_inter_op_parallelism_threads(threads)
-            detector = make_detector(detector)
-        _detector = detector
+        recutter.prepare(threads)
+        _recutter = recutter
     except Exception as exc:  # raised in a pool's initializer it would respawn the worker forever
-        _detector_error = exc
+        _recutter_error = exc
 
 
 def _decode(job: tuple[str, bytes, Profile, bool]) -> tuple[str, np.ndarray, int | None, str | None]:
-    """One image as the profile's array; with ``cut``, recut first by this process's detector.
+    """One image as the profile's array; with ``cut``, recut first by this process's recutter.
     Returns (name, array, faces found or None when not cut, why it was kept as the chip or None)."""
     name, data, profile, cut = job
     if not cut:
         return name, load_array(data, profile, name), None, None
-    if _detector_error is not None:
-        raise _detector_error
+    if _recutter_error is not None:
+        raise _recutter_error
     img = to_mode(decode(data, name), profile.channels)  # as the predictor converts before detecting
     try:
-        face, found = recut(img, _detector)
+        face, found = _recutter(img)
     except Exception as exc:  # one image the detector fails on keeps its chip; the rest go on
         log.warning("%s: face detection failed (%s: %s): kept as the chip", name, type(exc).__name__, exc)
         return name, to_array(img, profile), 0, f"detector failed: {type(exc).__name__}: {exc}"
@@ -102,8 +95,7 @@ def _images(source, extra, wanted: set[str]):
 
 def build_arrays(source: str | Path, labels: pd.DataFrame, profile: Profile, out_dir: str | Path,
                  workers: int | None = None, extra: str | Path | None = None,
-                 detector: Detector | str | None = None,
-                 cut_splits: tuple[str, ...] = SPLITS) -> dict[str, tuple[int, str | None]]:
+                 recutter=None, cut_splits: tuple[str, ...] = SPLITS) -> dict[str, tuple[int, str | None]]:
     """Decode every image named in ``labels`` into ``out_dir/{split}_images.npy``, rows in
     ``labels`` order, each image written to its row as it is decoded (memory does not grow with
     the data). The files are byte for byte what ``np.save`` of the whole array writes.
@@ -112,13 +104,13 @@ def build_arrays(source: str | Path, labels: pd.DataFrame, profile: Profile, out
     labelled sets under ``extra``. Raises ``SourceError`` naming files listed in ``labels`` but in
     neither.
 
-    With ``detector`` (a name of :data:`~agegender.prediction.faces.DETECTORS`, built in each
-    worker process, or a callable, run in this process alone), every image of ``cut_splits`` is
-    recut as the predictor cuts a face (:func:`~agegender.prediction.recut.recut`). Returns, per
-    recut file, (faces found, why it was kept as the chip or None); {} without a detector.
+    With ``recutter`` (:class:`agegender.faces.recut.Recutter`: of a detector's name, prepared in
+    each worker process, or of a detector callable, run in this process alone), every image of
+    ``cut_splits`` is recut as the predictor cuts a face. Returns, per recut file, (faces found,
+    why it was kept as the chip or None); {} without a recutter.
     """
     wanted = set(labels["file"])
-    cut = set() if detector is None else set(labels.loc[labels["split"].isin(cut_splits), "file"])
+    cut = set() if recutter is None else set(labels.loc[labels["split"].isin(cut_splits), "file"])
     record = {}
     out, where = {}, {}  # split -> (fd, data offset); file name -> (split, row)
     try:
@@ -131,16 +123,16 @@ def build_arrays(source: str | Path, labels: pd.DataFrame, profile: Profile, out
         seen = set()
         workers = workers or os.cpu_count() or 1
         jobs = ((name, data, profile, name in cut) for name, data in _images(source, extra, wanted))
-        if detector is None:
+        if recutter is None:
             pool = Pool(workers)
-        elif isinstance(detector, str):  # TensorFlow in each worker: spawned, not forked
-            pool = get_context("spawn").Pool(workers, _use_detector, (detector, 1 if workers > 1 else None))
+        elif recutter.in_workers:  # TensorFlow in each worker: spawned, not forked
+            pool = get_context("spawn").Pool(workers, _use_recutter, (recutter, 1 if workers > 1 else None))
         else:
-            _use_detector(detector)
+            _use_recutter(recutter)
             pool = None
         with pool if pool is not None else nullcontext():
             done = map(_decode, jobs) if pool is None else \
-                pool.imap(_decode, jobs, chunksize=64 if detector is None else 8)
+                pool.imap(_decode, jobs, chunksize=64 if recutter is None else 8)
             for name, arr, found, reason in tqdm(done, total=len(wanted), mininterval=2,
                                                  desc=f"preprocess {profile.name}", unit="img",
                                                  disable=not log.isEnabledFor(logging.INFO)):
@@ -162,8 +154,8 @@ def build_arrays(source: str | Path, labels: pd.DataFrame, profile: Profile, out
     return record
 
 
-def faces_report(labels: pd.DataFrame, record: dict[str, tuple[int, str | None]], faces: str,
-                 detector: str | None, cut_splits) -> dict:
+def faces_report(labels: pd.DataFrame, record: dict[str, tuple[int, str | None]], recutter,
+                 cut_splits) -> dict:
     """What preprocess did to the faces (``paths.preprocess_faces``): per split the images, how
     many were recut and found, kept as the chip, or held several faces; then the files kept as
     chips with the reason and the files with several faces (labels order)."""
@@ -185,33 +177,30 @@ def faces_report(labels: pd.DataFrame, record: dict[str, tuple[int, str | None]]
                 several.append({"file": name, "split": split, "faces": found})
         counts["found_rate"] = round(counts["found"] / counts["cut"], 4) if counts["cut"] else None
         splits[split] = counts
-    report = {"faces": faces, "detector": detector, "cut_splits": list(cut_splits) if detector else [],
+    report = {"faces": "chips" if recutter is None else "aligned",
+              "detector": None if recutter is None else recutter.name,
+              "cut_splits": [] if recutter is None else list(cut_splits),
               "splits": splits, "kept_as_chip": kept, "several_faces": several}
-    if detector:
-        report["how"] = (f"each chip searched padded by {CHIP_PAD} grey px, the face whose box centre is "
-                         "nearest the chip centre cut aligned as predict cuts it (agegender/prediction/recut.py)")
+    if recutter is not None:
+        report["how"] = recutter.how()
     return report
 
 
 def write_arrays(source: str | Path, labels_csv: str | Path, out_dir: str | Path,
-                 profile_name: str, extra: str | Path | None = None, faces: str = "chips",
-                 cut_splits=SPLITS, faces_out: str | Path | None = None,
-                 detector: Detector | str = "mtcnn", workers: int | None = None) -> dict:
+                 profile_name: str, extra: str | Path | None = None, recutter=None,
+                 cut_splits=SPLITS, faces_out: str | Path | None = None, workers: int | None = None) -> dict:
     """Build the arrays of ``profile_name`` for every split into ``out_dir``; returns profile.json's
-    content. ``faces``: ``chips`` (the images as they are) or ``aligned`` (the images of
-    ``cut_splits`` recut by ``detector``); :func:`faces_report` goes to ``faces_out`` when given."""
-    if faces not in ("chips", "aligned"):
-        raise ValueError(f"faces: {faces!r}, expected chips or aligned")
+    content. The faces are the images as they are (UTKFace's chips), or with ``recutter`` (an
+    :class:`agegender.faces.recut.Recutter`) the images of ``cut_splits`` recut as the predictor
+    cuts a photo; :func:`faces_report` goes to ``faces_out`` when given."""
     profile = get_profile(profile_name)
     labels = pd.read_csv(labels_csv)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    detector = detector if faces == "aligned" else None
     record = build_arrays(source, labels, profile, out_dir, workers=workers, extra=extra,
-                          detector=detector, cut_splits=tuple(cut_splits))
+                          recutter=recutter, cut_splits=tuple(cut_splits))
     if faces_out is not None:
-        name = None if detector is None else detector if isinstance(detector, str) else type(detector).__name__
-        report = faces_report(labels, record, faces, name, cut_splits)
+        report = faces_report(labels, record, recutter, cut_splits)
         for split, c in report["splits"].items():
             if c["cut"]:
                 log.info("preprocess %s: face found in %d of %d recut images (%d kept as chips)",

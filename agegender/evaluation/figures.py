@@ -8,7 +8,9 @@ Every figure writes the number of faces beside what it shows. ``docs/evaluation.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import matplotlib
 
@@ -27,23 +29,6 @@ from agegender.live import read_live_metric
 LEARNING_CURVES = [("loss", "total loss"), ("age_loss", "age loss"),
                    ("age_mae", "age MAE (years)"), ("gender_accuracy", "gender accuracy")]
 GRID_FACES = 20
-# Every PNG the plot stage writes, whatever the model, with its title: the one list of figures.
-# dvc.yaml declares their folder as plots; the model card links each.
-FIGURES = {
-    "learning_curves.png": "learning curves, train vs validation",
-    "age_scatter.png": "predicted vs true age",
-    "age_sorted.png": "true and predicted age, faces sorted by true age",
-    "age_confusion_five_year_normalised.png": "five-year age-group confusion, normalised",
-    "age_confusion_five_year_counts.png": "five-year age-group confusion, counts",
-    "age_confusion_own_bins_normalised.png": "confusion over the model's own age bins, normalised",
-    "age_confusion_own_bins_counts.png": "confusion over the model's own age bins, counts",
-    "gender_confusion.png": "gender confusion",
-    "gender_reliability.png": "gender reliability diagram: stated confidence vs accuracy",
-    **{f"error_by_{b}.png": f"error by {TITLES[b].split(' (')[0].lower()}" for b in BREAKDOWNS},
-    "age_bin_distribution.png": "images per age bin and split",
-    "gender_by_age_group.png": "male and female images per age group",
-    "faces_grid.png": "20 test faces with predictions",
-}
 DPI = 110
 
 
@@ -186,7 +171,7 @@ def plot_no_own_bins(model_note: str, out: Path) -> None:
 def own_scheme(model) -> BinScheme | None:
     """The bin scheme of a bins model, from the saved model's information (agegender.json inside
     the .keras file ``model``); None for models without bins of their own."""
-    from agegender.model.saved import read_info  # no TensorFlow: reads the zip's JSON entry
+    from agegender.serving.saved import read_info  # no TensorFlow: reads the zip's JSON entry
 
     return read_info(model).age_output.scheme
 
@@ -313,50 +298,92 @@ def plot_error_by_group(full: dict, name: str, out: Path) -> None:
     _save(fig, out)
 
 
+def _own_bins_confusion(i: "Inputs", normalise: bool, out: Path) -> None:
+    if i.scheme is None:
+        plot_no_own_bins("This model predicts age in years and", out)
+    else:
+        plot_age_confusion(i.df["bin"], i.df["pred_bin"], i.scheme.labels(),
+                           f"the model's own bins ({i.scheme.name})", normalise, out)
+
+
+def _five_year_confusion(i: "Inputs", normalise: bool, out: Path) -> None:
+    plot_age_confusion(i.df["age_group"], i.df["pred_age_group"], FIVE_YEAR.labels(), "five-year groups",
+                       normalise, out)
+
+
+def _bin_distribution(i: "Inputs", out: Path) -> None:
+    schemes = [(FIVE_YEAR, "five-year groups (seed 004, every model is scored on them)"),
+               (CUSTOM12, "seed 000's 12 bins")]
+    if i.scheme is not None and i.scheme not in (FIVE_YEAR, CUSTOM12):
+        schemes.append((i.scheme, f"the model's own bins ({i.scheme.name})"))
+    plot_bin_distribution(i.labels, schemes, out)
+
+
+def _faces_grid(i: "Inputs", out: Path) -> None:
+    grid_labels = Path(i.test_images).with_name("test_labels.npy")  # written beside it by preprocess
+    plot_faces_grid(np.load(i.test_images), i.df, out, i.grid_seed,
+                    np.load(grid_labels) if grid_labels.is_file() else None)
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What every figure is drawn from, read once by :func:`draw_all`."""
+    df: pd.DataFrame  # reports/predictions.csv
+    full: dict  # reports/breakdown.json
+    labels: pd.DataFrame  # data/interim/labels.csv
+    live_dir: Path  # the train stage's DVCLive logs
+    test_images: Path  # the cached test arrays (the face grid)
+    scheme: BinScheme | None  # the model's own age bins, if any
+    grid_seed: int = 0
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One PNG of the plot stage: its file ``name``, the ``title`` the model card links it by,
+    and ``draw(inputs, out_path)``."""
+    name: str
+    title: str
+    draw: Callable[[Inputs, Path], None]
+
+
+# Every PNG the plot stage writes, whatever the model: the one list of figures (a new figure is a
+# row here). dvc.yaml declares their folder as plots; the model card links each, in this order.
+FIGURES: list[Figure] = [
+    Figure("learning_curves.png", "learning curves, train vs validation",
+           lambda i, out: plot_learning_curves(i.live_dir, out)),
+    Figure("age_scatter.png", "predicted vs true age", lambda i, out: plot_age_scatter(i.df, out)),
+    Figure("age_sorted.png", "true and predicted age, faces sorted by true age",
+           lambda i, out: plot_age_sorted(i.df, out)),
+    Figure("age_confusion_five_year_normalised.png", "five-year age-group confusion, normalised",
+           lambda i, out: _five_year_confusion(i, True, out)),
+    Figure("age_confusion_five_year_counts.png", "five-year age-group confusion, counts",
+           lambda i, out: _five_year_confusion(i, False, out)),
+    Figure("age_confusion_own_bins_normalised.png", "confusion over the model's own age bins, normalised",
+           lambda i, out: _own_bins_confusion(i, True, out)),
+    Figure("age_confusion_own_bins_counts.png", "confusion over the model's own age bins, counts",
+           lambda i, out: _own_bins_confusion(i, False, out)),
+    Figure("gender_confusion.png", "gender confusion", lambda i, out: plot_gender_confusion(i.df, out)),
+    Figure("gender_reliability.png", "gender reliability diagram: stated confidence vs accuracy",
+           lambda i, out: plot_gender_reliability(i.df, out)),
+    *(Figure(f"error_by_{b}.png", f"error by {TITLES[b].split(' (')[0].lower()}",
+             lambda i, out, b=b: plot_error_by_group(i.full, b, out)) for b in BREAKDOWNS),
+    Figure("age_bin_distribution.png", "images per age bin and split", _bin_distribution),
+    Figure("gender_by_age_group.png", "male and female images per age group",
+           lambda i, out: plot_gender_by_age_group(i.labels, out)),
+    Figure("faces_grid.png", "20 test faces with predictions", _faces_grid),
+]
+
+
 def draw_all(predictions_csv, live_dir, out_dir, breakdown_json, labels_csv, test_images, *,
              model, grid_seed: int = 0) -> list[Path]:
     """Draw every figure of :data:`FIGURES` into ``out_dir``; returns the paths written. ``model``:
     the trained .keras file (its own age bins, if any, come from its saved information)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    df = pd.read_csv(predictions_csv)
-    full = json.loads(Path(breakdown_json).read_text())
-    labels = pd.read_csv(labels_csv)
-    scheme = own_scheme(model)
-    schemes = [(FIVE_YEAR, "five-year groups (seed 004, every model is scored on them)"),
-               (CUSTOM12, "seed 000's 12 bins")]
-    if scheme is not None and scheme not in (FIVE_YEAR, CUSTOM12):
-        schemes.append((scheme, f"the model's own bins ({scheme.name})"))
-    five = FIVE_YEAR.labels()
-    grid_labels = Path(test_images).with_name("test_labels.npy")  # written beside it by preprocess
-    figures = {
-        "learning_curves.png": lambda p: plot_learning_curves(Path(live_dir), p),
-        "age_scatter.png": lambda p: plot_age_scatter(df, p),
-        "age_sorted.png": lambda p: plot_age_sorted(df, p),
-        "gender_confusion.png": lambda p: plot_gender_confusion(df, p),
-        "gender_reliability.png": lambda p: plot_gender_reliability(df, p),
-        "age_confusion_five_year_counts.png": lambda p: plot_age_confusion(
-            df["age_group"], df["pred_age_group"], five, "five-year groups", False, p),
-        "age_confusion_five_year_normalised.png": lambda p: plot_age_confusion(
-            df["age_group"], df["pred_age_group"], five, "five-year groups", True, p),
-        "age_bin_distribution.png": lambda p: plot_bin_distribution(labels, schemes, p),
-        "gender_by_age_group.png": lambda p: plot_gender_by_age_group(labels, p),
-        "faces_grid.png": lambda p: plot_faces_grid(
-            np.load(test_images), df, p, grid_seed,
-            np.load(grid_labels) if grid_labels.is_file() else None),
-        **{f"error_by_{b}.png": (lambda p, b=b: plot_error_by_group(full, b, p)) for b in BREAKDOWNS},
-    }
-    for kind, normalise in (("counts", False), ("normalised", True)):
-        if scheme is None:
-            figures[f"age_confusion_own_bins_{kind}.png"] = (
-                lambda p: plot_no_own_bins("This model predicts age in years and", p))
-        else:
-            figures[f"age_confusion_own_bins_{kind}.png"] = (
-                lambda p, n=normalise: plot_age_confusion(
-                    df["bin"], df["pred_bin"], scheme.labels(), f"the model's own bins ({scheme.name})", n, p))
-    assert sorted(figures) == sorted(FIGURES), "FIGURES and the drawing functions differ"
+    inputs = Inputs(pd.read_csv(predictions_csv), json.loads(Path(breakdown_json).read_text()),
+                    pd.read_csv(labels_csv), Path(live_dir), Path(test_images), own_scheme(model), grid_seed)
     written = []
-    for name, draw in figures.items():
-        draw(out_dir / name)
-        written.append(out_dir / name)
+    for figure in FIGURES:
+        figure.draw(inputs, out_dir / figure.name)
+        written.append(out_dir / figure.name)
     return written

@@ -9,7 +9,7 @@ cannot leak into the main evaluation. For each fold k:
    (``agegender.data.splits.stratified_split``, as ingest), into training and an inner validation set of the
    same share as the main pipeline's (it picks the best epoch and drives early stopping, exactly as
    in the ``train`` stage; the held-out fold never steers training);
-2. the model is trained with :func:`agegender.model.fit.train_model` and the same params as
+2. the model is trained with :func:`agegender.training.fit.train_model` and the same params as
    the main pipeline;
 3. it is scored on fold k with :func:`agegender.evaluation.scoring.evaluate_model` - the same
    metrics as the test split, headline fairness gaps included.
@@ -74,8 +74,8 @@ def run_fold(params: Params, k: int, images: ImageFiles, meta: pd.DataFrame, fol
     import keras
 
     from agegender.evaluation.scoring import evaluate_model, rounded
-    from agegender.model.saved import ModelInfo, load_model, save_model
-    from agegender.model.fit import train_model
+    from agegender.serving.saved import ModelInfo, load_model, save_model
+    from agegender.training.fit import train_model
 
     rest = meta[folds != k]
     s = params.split

@@ -17,8 +17,8 @@ from agegender.data.labels import GENDERS, RACE_NAMES, RACES, UNKNOWN_RACE
 from agegender.evaluation import breakdown as bd
 from agegender.evaluation.figures import FIGURES
 from agegender.model.families import get_family
-from agegender.model.summary import TrainSummary
 from agegender.params import Params
+from agegender.training.summary import TrainSummary
 
 REASONS = {
     "malformed_name": "the file name does not follow `age_gender_race_date.jpg.chip.jpg`, so its "
@@ -223,7 +223,7 @@ def limitations_section(full: dict, quality: dict | None = None,
 
 def figures_section() -> list[str]:
     lines = ["## Figures", "", "In `reports/figures/` (relative links from this file):", ""]
-    lines += [f"- [{title}](figures/{name})" for name, title in FIGURES.items()]
+    lines += [f"- [{f.title}](figures/{f.name})" for f in FIGURES]
     return lines + [""]
 
 

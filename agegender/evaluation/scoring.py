@@ -12,10 +12,17 @@ import pandas as pd
 
 from agegender.data.bins import FIVE_YEAR
 from agegender.evaluation import breakdown
-from agegender.evaluation.metrics import (ECE_BINS, age_metrics, bin_metrics, expected_calibration_error,
-                                          five_year_accuracy, gender_metrics, interval_metrics)
-from agegender.model.calibration import GenderCalibration
+from agegender.evaluation.metrics import (
+    ECE_BINS,
+    age_metrics,
+    bin_metrics,
+    expected_calibration_error,
+    five_year_accuracy,
+    gender_metrics,
+    interval_metrics,
+)
 from agegender.model.targets import AgeOutput
+from agegender.serving.calibration import GenderCalibration
 
 
 def predictions_table(labels: pd.DataFrame, decoded: dict, age_output: AgeOutput) -> pd.DataFrame:
@@ -77,7 +84,7 @@ def evaluate_model(model, age_output: AgeOutput, images, labels: pd.DataFrame,
     predictor applies it; ``metrics["gender"]["temperature"]`` names it (None: none)."""
     if len(images) != len(labels):
         raise ValueError(f"{len(images)} images but {len(labels)} label rows")
-    from agegender.model.inference import predict  # TensorFlow: only once there is a model to run
+    from agegender.serving.inference import predict  # TensorFlow: only once there is a model to run
 
     start = time.perf_counter()
     temperature = None if gender_calibration is None else gender_calibration.temperature

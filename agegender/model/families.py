@@ -1,22 +1,25 @@
 """The model families: name -> input profile, age output, network builder and its settings.
 
 ``params.yaml`` picks one with ``model:`` and holds its recipe under ``models.<name>``; this module
-is the only place that maps a name to code. It imports no TensorFlow, so reading params (every
-stage, ingest included) stays light: the builder is named here and looked up in
-:mod:`agegender.model.networks` when a network is built, and its keyword arguments are typed here
-(one schema per builder, ``models.<name>.architecture``), so params.yaml is checked when it is
-read, not when training starts. The schemas' fields and defaults are the builders' keyword
-arguments and defaults (tests/test_params.py compares them with the signatures).
+is the only place that maps a name to code, and :func:`check_params` the one place params are
+checked against the families (names, each ``models.<name>.architecture`` typed by its builder's
+schema, cached features only with a pretrained base): the check_params stage runs it before any
+other stage, so a bad setting stops ``dvc repro`` before any output is removed. No TensorFlow here,
+so that check stays light: the builder is named here and looked up in
+:mod:`agegender.model.networks` when a network is built. The schemas' fields and defaults are the
+builders' keyword arguments and defaults (tests/test_params.py compares them with the signatures).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from agegender.data.bins import CUSTOM12, FIVE_YEAR, RANGES10
 from agegender.model.targets import AgeOutput
+from agegender.params import DEFAULT_PARAMS, UNKNOWN_KEY, Params, ParamsError, Recipe, load_params, problems
 
 Count = Annotated[int, Field(ge=1)]  # filters, units, blocks, a stride
 Rate = Annotated[float, Field(ge=0, lt=1)]  # a dropout rate
@@ -106,6 +109,26 @@ class Family:
     # family: its recipe may train the head from cached features (Recipe.features).
     pretrained: str | None = None
 
+    def typed_architecture(self, recipe: Recipe) -> Architecture:
+        """``recipe``'s architecture validated by this family's schema (the builder's defaults for
+        the keys it leaves out). Raises :class:`ParamsError` naming
+        ``models.<family>.architecture.<key>``, and for an unknown key what the builder takes."""
+        arch = recipe.architecture
+        if isinstance(arch, self.architecture):
+            return arch
+        raw = arch.model_dump(exclude_unset=True) if isinstance(arch, BaseModel) else arch
+        try:
+            return self.architecture.model_validate(raw)
+        except ValidationError as exc:
+            takes = f"; {self.builder} takes {', '.join(sorted(self.architecture.model_fields))}"
+            found = [m + takes if m.endswith(UNKNOWN_KEY) else m
+                     for m in problems(exc, ("models", self.name, "architecture"))]
+            raise ParamsError("; ".join(found)) from None
+
+    def settings(self, recipe: Recipe) -> dict[str, Any]:
+        """The keyword arguments of this family's builder: :meth:`typed_architecture` as a dict."""
+        return self.typed_architecture(recipe).model_dump()
+
 
 FAMILIES: dict[str, Family] = {
     f.name: f
@@ -144,4 +167,36 @@ def get_family(name: str) -> Family:
     try:
         return FAMILIES[name]
     except KeyError:
-        raise ValueError(f"unknown model {name!r}; choose one of {sorted(FAMILIES)}") from None
+        raise ParamsError(f"model: unknown model family {name!r}; choose one of {sorted(FAMILIES)}") from None
+
+
+def check_params(params: Params, source: str = "params.yaml") -> Params:
+    """``params`` checked against the families: ``model`` and every ``models.<name>`` a family, each
+    block's architecture typed by its family's schema, ``features: cached`` only for a family with a
+    pretrained base. Returns the params with each block's architecture typed; raises
+    :class:`ParamsError` (``source: key: problem``) naming every bad key."""
+    found = []
+    if params.model not in FAMILIES:
+        found.append(f"model: unknown model family {params.model!r}; choose one of {sorted(FAMILIES)}")
+    typed = {}
+    for name, recipe in params.models.items():
+        if name not in FAMILIES:
+            found.append(f"models.{name}: unknown model family; choose one of {sorted(FAMILIES)}")
+            continue
+        family = FAMILIES[name]
+        try:
+            typed[name] = recipe.model_copy(update={"architecture": family.typed_architecture(recipe)})
+        except ParamsError as exc:
+            found.append(str(exc))
+        if recipe.features == "cached" and not family.pretrained:
+            found.append(f"models.{name}.features: cached needs a transfer family (one with a "
+                         f"pretrained base: {sorted(n for n, f in FAMILIES.items() if f.pretrained)})")
+    if found:
+        raise ParamsError(f"{source}: " + "; ".join(found))
+    return params.model_copy(update={"models": typed})
+
+
+def load_family_params(path: str | Path = DEFAULT_PARAMS) -> Params:
+    """:func:`agegender.params.load_params`, then :func:`check_params`: what a stage that builds,
+    trains or reads a model reads."""
+    return check_params(load_params(path), str(path))

@@ -340,7 +340,7 @@ def plain_cnn(input_shape, age_output: AgeOutput, augment: dict, seed: int,
 # --- transfer families: seeds 001 (model B) / 004 (VGG16 / VGG19) and EfficientNetV2-B0 ---------
 
 # The layer a transfer network's head starts with: its input is the frozen part's output (the conv
-# feature map the features stage caches, agegender/model/features.py), its output the head's.
+# feature map the features stage caches, agegender/training/features.py), its output the head's.
 HEAD_INPUT = "gap"
 
 
@@ -372,13 +372,6 @@ def transfer_base(base: str, weights, input_shape) -> keras.Model:
     return apps[base](include_top=False, weights=str(path), input_shape=input_shape, name=base)
 
 
-def vgg_base(base: str, weights, input_shape) -> keras.Model:
-    """The convolutional part of VGG16/VGG19: :func:`transfer_base` for a VGG."""
-    if base not in ("vgg16", "vgg19"):
-        raise ValueError(f"unknown VGG base {base!r}; choose one of ['vgg16', 'vgg19']")
-    return transfer_base(base, weights, input_shape)
-
-
 @keras.saving.register_keras_serializable(package="agegender")
 class VGGPreprocess(layers.Layer):
     """``keras.applications.vgg16.preprocess_input`` (RGB -> BGR, minus the ImageNet channel means;
@@ -407,9 +400,9 @@ def transfer_network(input_shape, age_output: AgeOutput, augment: dict, seed: in
     """Seed 001 model B (and seed 004's VGG19, and the EfficientNetV2-B0 family): augmentation, the
     base's preprocessing, the base without its top, then the head: global average pooling (layer
     :data:`HEAD_INPUT`) and dropout, an age and a gender branch of dense-BN-ReLU-dropout blocks and
-    their outputs. The base is the nested layer named ``base``; agegender.model.training freezes it
+    their outputs. The base is the nested layer named ``base``; agegender.training.setup freezes it
     (or unfreezes its last blocks for a ``fine_tune``), and a cached-features recipe trains the head
-    alone from the base's outputs (agegender.model.features.head_model)."""
+    alone from the base's outputs (agegender.training.features.head_model)."""
     if input_shape[-1] != 3:
         raise ValueError(f"{base} needs RGB input, got shape {input_shape}")
     inputs = keras.Input(input_shape, name="image")

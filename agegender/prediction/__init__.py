@@ -1,1 +1,2 @@
-"""Prediction on photos: face detectors, alignment, the Predictor API and its command line."""
+"""Prediction on photos: the Predictor API, safe input reading, streamed output, --annotate and the
+agegender-predict command line."""

@@ -17,13 +17,13 @@ from pathlib import Path
 
 from PIL import Image
 
-from agegender import cli
-from agegender.model.saved import read_info
+from agegender import commands as cli
+from agegender.faces.registry import DETECTORS, make_detector
 from agegender.prediction.annotate import Annotator, check_annotate
-from agegender.prediction.faces import DETECTORS, make_detector
 from agegender.prediction.inputs import MAX_FILE_MB, expand
 from agegender.prediction.output import FORMATS, ModelStamp, Writer, check_output, resume
 from agegender.prediction.predictor import DEFAULT_MODEL, Predictor
+from agegender.serving.saved import read_info
 
 log = logging.getLogger("predict")
 INTERRUPTED = 130  # the shell's status for a run stopped by Ctrl-C

@@ -26,7 +26,7 @@ from typing import TextIO
 
 from agegender.data.listing import is_image_name
 from agegender.errors import UserError
-from agegender.prediction.faces import LANDMARKS
+from agegender.faces.detector import LANDMARKS
 
 FORMATS = ("csv", "jsonl", "json")
 STAMP_FIELDS = ["model_family", "model_sha256"]
@@ -78,14 +78,6 @@ def csv_row(rec: dict, stamp: ModelStamp | None) -> dict:
     if stamp:
         row.update(stamp.fields())
     return {k: "" if v is None else v for k, v in row.items()}
-
-
-def write_records(records: list[dict], fmt: str, out: TextIO, stamp: ModelStamp | None = None) -> None:
-    """Write ``records`` in one go to a text stream (the library's way; the command line streams
-    with :class:`Writer`)."""
-    writer = Writer(None, fmt, stamp, stream=out)
-    writer.write(records)
-    writer.close()
 
 
 class Writer:

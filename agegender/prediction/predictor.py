@@ -3,12 +3,12 @@
 Files and folders (searched recursively for image files) go through the same decoding and pixel
 conversion as training (:mod:`agegender.data.images`). Photos are searched for faces and their
 landmarks with MTCNN and each face is cut out aligned like a UTKFace chip
-(:mod:`agegender.prediction.faces`, :mod:`agegender.prediction.alignment`); ``detect=False``
+(:mod:`agegender.faces.detector`, :mod:`agegender.faces.alignment`); ``detect=False``
 takes each image as a face crop already. One record per face, or one record with an ``error`` for
 an input that could not be used. Reading inputs: :mod:`agegender.prediction.inputs`; writing
 records to files: :mod:`agegender.prediction.output`.
 
-The saved model says what it is (family, input profile, age decoding; :mod:`agegender.model.saved`),
+The saved model says what it is (family, input profile, age decoding; :mod:`agegender.serving.saved`),
 so nothing else is needed::
 
     from agegender.prediction.predictor import predict, Predictor
@@ -30,10 +30,11 @@ from PIL import Image
 
 from agegender.data.bins import FIVE_YEAR
 from agegender.data.images import ImageDecodeError, Profile, to_array, to_mode
-from agegender.model.saved import ModelInfo, load_model
-from agegender.prediction.alignment import cut_face
-from agegender.prediction.faces import LANDMARKS, Box, Detector, DetectorUnavailable, Face, make_detector
+from agegender.faces.alignment import cut_face
+from agegender.faces.detector import LANDMARKS, Box, Detector, DetectorUnavailable, Face
+from agegender.faces.registry import make_detector
 from agegender.prediction.inputs import MAX_FILE_MB, Item, expand, open_item
+from agegender.serving.saved import ModelInfo, load_model
 
 DEFAULT_MODEL = "models/model.keras"
 FIELDS = ["file", "face", "box", "confidence", "landmarks", "age", "age_low", "age_high", "age_group",
@@ -96,7 +97,7 @@ class Predictor:
     Faces with landmarks are cut aligned like UTKFace's chips, boxes alone as a square around
     them; assign :attr:`detector` to switch detectors on a loaded model. ``batch_size`` faces go
     through the network at once, ``chunk`` faces per model call; files above ``max_file_mb`` are
-    per-file errors. Raises :class:`~agegender.model.saved.ModelFileError` for a missing, foreign
+    per-file errors. Raises :class:`~agegender.serving.saved.ModelFileError` for a missing, foreign
     or corrupt model file.
     """
 
@@ -120,7 +121,7 @@ class Predictor:
 
     @property
     def detector(self) -> Detector:
-        """The face detector in use. Assign a name (:data:`~agegender.prediction.faces.DETECTORS`)
+        """The face detector in use. Assign a name (:data:`~agegender.faces.registry.DETECTORS`)
         or a callable to switch (the model stays loaded)."""
         if isinstance(self._detector, str):  # built on first use: raises DetectorUnavailable with the fix
             self._detector = make_detector(self._detector)
@@ -169,7 +170,7 @@ class Predictor:
             pool.shutdown(wait=True, cancel_futures=True)
 
     def _run(self, pending: list[_Prepared]) -> Iterator[dict]:
-        from agegender.model.inference import predict
+        from agegender.serving.inference import predict
 
         arrays = [a for p in pending for a in p.arrays]
         decoded = {}

@@ -1,42 +1,38 @@
-"""The fit engine: a :class:`~agegender.model.training.Setup` trained phase by phase, resumable, with
+"""The fit engine: a :class:`~agegender.training.setup.Setup` trained phase by phase, resumable, with
 its per-epoch metrics in DVCLive (``dvc plots show`` draws the learning curves).
 
 Contract: :func:`fit` takes a :class:`FitRequest` (what to train, where its logs and backup go) and
-returns the trained model and a :class:`~agegender.model.summary.TrainSummary`, the typed form of ``train_summary.json``
+returns the trained model and a :class:`~agegender.training.summary.TrainSummary`, the typed form of ``train_summary.json``
 that evaluate, k-fold and the model card read by attribute. :func:`train_model` is the whole way
 from a recipe and the splits (setup, then fit).
 
 The weights of the best validation epoch are restored before returning; with ``final_fit`` the
 model trains on train+val for its fixed schedule and keeps the last epoch's weights. With a backup
-folder a run killed mid-way resumes from its last finished epoch (Keras' BackupAndRestore per
-phase, plus the layers' random generator states; a finished phase is not trained again). Keras'
-private API is used only through :mod:`agegender.model.keras_compat`.
+folder a run killed mid-way resumes from its last finished epoch (:mod:`agegender.training.resume`:
+Keras' BackupAndRestore per phase, plus the layers' random generator states; a finished phase is not
+trained again). Keras' private API is used only through :mod:`agegender.model.keras_compat`.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import shutil
 import sys
-import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from agegender.data.arrays import image_chunks
+from agegender import hardware
 from agegender.live import read_live_metric
-from agegender.model import hardware, keras_compat
-from agegender.model.summary import TrainSummary
-from agegender.model.training import Setup, compile_model, set_trainable, setup_training, training_phases
+from agegender.model import keras_compat
 from agegender.params import ParamsError, Recipe
+from agegender.training import resume
+from agegender.training.setup import Setup, compile_model, set_trainable, setup_training, training_phases
+from agegender.training.summary import TrainSummary
 
 log = logging.getLogger(__name__)
 MONITOR = "val_age_mae"  # early stopping, plateau schedule and the best epoch all watch this
-ELAPSED = "elapsed.json"  # in a backup folder: training seconds up to its last saved epoch
 
 
 @dataclass(frozen=True)
@@ -58,7 +54,7 @@ def train_model(family_name: str, recipe: Recipe, seed: int, train: tuple[np.nda
                 strategy: str = "auto", backup_dir: str | Path | None = None, features=None
                 ) -> tuple[keras.Model, TrainSummary]:
     """Train a family on (uint8 images (N, S, S, C), labels (N, 3)) splits: checks the splits,
-    :func:`~agegender.model.training.setup_training` (``features``: the features stage's
+    :func:`~agegender.training.setup.setup_training` (``features``: the features stage's
     ``FeatureCache`` for a ``features: cached`` recipe), then :func:`fit`."""
     if len(train[0]) == 0 or len(val[0]) == 0:
         raise ParamsError(f"train ({len(train[0])}) and val ({len(val[0])}) splits must both hold "
@@ -80,7 +76,7 @@ def fit(request: FitRequest) -> tuple[keras.Model, TrainSummary]:
     from dvclive import Live
 
     setup, model, recipe = request.setup, request.setup.model, request.setup.recipe
-    backup = _backup_folder(request.backup_dir, setup)
+    backup = resume.backup_folder(request.backup_dir, setup)
     verbose = keras_verbosity(request.verbose)
     early_stopping = keras.callbacks.EarlyStopping(
         monitor=MONITOR, patience=recipe.early_stopping_patience, mode="min",
@@ -95,7 +91,7 @@ def fit(request: FitRequest) -> tuple[keras.Model, TrainSummary]:
     best_value, best_weights = float("inf"), None
     with Live(str(backup / "live"), dvcyaml=None, save_dvc_exp=False, resume=True) as live:
         callbacks.append(_live_callback(live))
-        clock = _Clock(backup)
+        clock = resume.Clock(backup)
         initial_epoch, resumed = 0, False
         for i, (phase, end_epoch, phase_recipe) in enumerate(training_phases(recipe)):
             set_trainable(model, recipe.fine_tune, phase, setup.family.pretrained)
@@ -107,29 +103,25 @@ def fit(request: FitRequest) -> tuple[keras.Model, TrainSummary]:
                                   setup.steps_per_epoch)
             folder = backup / phase
             folder.mkdir(parents=True, exist_ok=True)
-            phase_best = _load_finished_phase(model, folder)
+            phase_best = resume.load_finished_phase(model, folder)
             if phase_best is not False:  # finished before an interruption: not trained again
                 log.info("phase %s: finished before, restored from %s", phase, folder)
                 resumed = True
             else:
-                first = _resume_epoch(folder, initial_epoch)  # the data starts where fit will
+                first = resume.resume_epoch(folder, initial_epoch)  # the data starts where fit will
                 resumed = resumed or first > initial_epoch
                 keras_compat.forget_restored_epoch(fitted)
                 log.info("phase %s: epochs %d-%d of %d training %s", phase, first + 1, end_epoch,
                          setup.train_images, "faces' cached features" if setup.from_features(phase) else "images")
-                backup_callback = keras_compat.BackupAndRestore(
-                    str(folder), after_save=lambda f: (_save_seed_states(fitted, f / "seed_states.npy"),
-                                                       clock.save()),
-                    after_load=lambda f: _load_seed_states(fitted, f / "seed_states.npy"),
-                    delete_checkpoint=False)
                 with keras_compat.multi_worker_fit(fitted, setup.strategy):
                     # shuffle=False: the dataset is shuffled already (Keras would warn otherwise)
                     fitted.fit(setup.train_data(first, end_epoch, phase), steps_per_epoch=setup.steps_per_epoch,
                                validation_data=setup.validation(phase), initial_epoch=initial_epoch,
                                epochs=end_epoch, verbose=verbose, shuffle=False,
-                               callbacks=[backup_callback, _ResumeLive(live), *callbacks])
+                               callbacks=[resume.backup_callback(fitted, folder, clock),
+                                          resume.ResumeLive(live), *callbacks])
                 phase_best = early_stopping.best if setup.val_data is not None else None
-                _save_finished_phase(model, folder, phase_best)
+                resume.save_finished_phase(model, folder, phase_best)
                 clock.save()
             # EarlyStopping restores the best epoch of this phase; keep the best over all phases
             if phase_best is not None and phase_best < best_value:
@@ -173,119 +165,6 @@ def _summary(setup: Setup, live_dir: Path, seconds: float, resumed: bool) -> Tra
         precision=setup.precision, precision_setting=setup.recipe.precision,
         device=setup.device, isa=" ".join(setup.isa),
         strategy=hardware.strategy_name(setup.strategy), resumed=resumed)
-
-
-class _Clock:
-    """Training seconds of a run across a resume: the seconds recorded in the backup folder by an
-    earlier, interrupted process (up to its last saved epoch) plus this process's."""
-
-    def __init__(self, backup: Path):
-        self.path = backup / ELAPSED
-        self.before = float(json.loads(self.path.read_text())["seconds"]) if self.path.is_file() else 0.0
-        self.start = time.perf_counter()
-
-    def seconds(self) -> float:
-        return self.before + time.perf_counter() - self.start
-
-    def save(self) -> None:
-        self.path.write_text(json.dumps({"seconds": self.seconds()}))
-
-
-def _seed_states(model: keras.Model) -> np.ndarray:
-    """The states of the model's random generators, stacked (G, 2); Keras' weights files leave
-    them out."""
-    states = [np.asarray(g.state.numpy()) for g in keras_compat.seed_generators(model)]
-    return np.stack(states) if states else np.zeros((0, 2))
-
-
-def _set_seed_states(model: keras.Model, states: np.ndarray) -> None:
-    for generator, state in zip(keras_compat.seed_generators(model), states):
-        generator.state.assign(state)
-
-
-def _save_seed_states(model: keras.Model, path: Path) -> None:
-    np.save(path, _seed_states(model))
-
-
-def _load_seed_states(model: keras.Model, path: Path) -> None:
-    if path.is_file():  # without it a resumed run would draw other augmentations
-        _set_seed_states(model, np.load(path))
-
-
-def _save_finished_phase(model: keras.Model, folder: Path, best: float | None) -> None:
-    """Mark a phase finished: its final weights (the best epoch's, after early stopping), its best
-    validation score and the random generators' states, so a resume does not train it again."""
-    np.savez(folder / "finished.npz", *model.get_weights())
-    np.save(folder / "finished_seed_states.npy", _seed_states(model))
-    (folder / "finished.json").write_text(json.dumps({"best": best}))
-
-
-def _load_finished_phase(model: keras.Model, folder: Path) -> float | None | bool:
-    """The best validation score of a phase finished before an interruption, with its weights
-    and generator states restored; ``False`` when the phase did not finish."""
-    if not (folder / "finished.json").is_file():
-        return False
-    with np.load(folder / "finished.npz") as weights:
-        model.set_weights([weights[f"arr_{i}"] for i in range(len(weights.files))])
-    _set_seed_states(model, np.load(folder / "finished_seed_states.npy"))
-    return json.loads((folder / "finished.json").read_text())["best"]
-
-
-class _ResumeLive(keras.callbacks.Callback):
-    """Puts DVCLive's step on the epoch a fit starts from, after BackupAndRestore may have moved
-    it: DVCLive's own resume starts over when only the first epoch was logged."""
-
-    def __init__(self, live):
-        super().__init__()
-        self.live = live
-
-    def on_train_begin(self, logs=None):
-        restored = keras_compat.restored_epoch(self.model)
-        if restored:  # restored from a backup: go on from its epoch
-            self.live.step = restored
-
-
-def _resume_epoch(phase_backup: Path, default: int) -> int:
-    """The epoch a phase resumes from: what its backup recorded (Keras' training_metadata.json),
-    else ``default``."""
-    meta = phase_backup / "training_metadata.json"
-    if meta.is_file() and (phase_backup / "latest.weights.h5").is_file():
-        return int(json.loads(meta.read_text())["epoch"])
-    return default
-
-
-def _fingerprint(setup: Setup) -> str:
-    """What a backup belongs to: the recipe, seed, precision, replicas and the training data's
-    content (images and labels). A backup of another run is discarded, never resumed."""
-    digest = hashlib.sha256(json.dumps(
-        [setup.family.name, setup.recipe.model_dump(), setup.seed, setup.precision,
-         setup.strategy.num_replicas_in_sync], sort_keys=True).encode())
-    images, labels = setup.train_split
-    for chunk in image_chunks(images):  # the same digest as of the whole array, read in parts
-        digest.update(chunk.data)
-    digest.update(np.ascontiguousarray(labels).data)
-    return digest.hexdigest()
-
-
-def _backup_folder(backup_dir: Path | None, setup: Setup) -> Path:
-    """The backup folder of this run: ``backup_dir`` (per worker under multi-worker training),
-    emptied first when it holds another run's backup; a temporary folder without ``backup_dir``."""
-    if backup_dir is None:
-        return Path(tempfile.mkdtemp(prefix="agegender_train_"))
-    folder = Path(backup_dir)
-    resolver = getattr(setup.strategy, "cluster_resolver", None)
-    if resolver is not None and resolver.task_type:
-        folder = folder / f"{resolver.task_type}_{resolver.task_id}"
-    stamp = folder / "run.json"
-    fingerprint = _fingerprint(setup)
-    if folder.exists() and (not stamp.is_file() or json.loads(stamp.read_text()) != fingerprint):
-        log.warning("%s holds the backup of another run (other settings or data): starting over", folder)
-        shutil.rmtree(folder)
-    if stamp.is_file():
-        log.info("resuming from the backup in %s", folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    stamp.write_text(json.dumps(fingerprint))
-    return folder
 
 
 def _live_callback(live):

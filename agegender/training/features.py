@@ -16,7 +16,7 @@ it saves, so a random base is the same base), and per split ``{split}_features.n
 ``{split}_features_flip.npy``: float16 (N, H, W, K), row i the face of ``{split}_labels.npy`` row i
 and its mirror image. Training reads them a batch at a time (:class:`FlipPairs`).
 
-The spec itself (:func:`feature_spec`) is agegender/model/feature_spec.py's, light for check_params.
+The spec itself (:func:`feature_spec`) is agegender/training/feature_spec.py's, light for check_params.
 """
 from __future__ import annotations
 
@@ -26,9 +26,15 @@ from pathlib import Path
 import numpy as np
 
 from agegender.data.arrays import ImageFiles, load_split
-from agegender.model.feature_spec import (NO_FEATURES, FeaturesError, feature_spec, read_spec,  # noqa: F401
-                                          uses_cached_features, write_spec)
 from agegender.model.families import get_family
+from agegender.training.feature_spec import (  # noqa: F401
+    NO_FEATURES,
+    FeaturesError,
+    feature_spec,
+    read_spec,
+    uses_cached_features,
+    write_spec,
+)
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val")  # evaluate scores the saved image model on test: no test features needed
@@ -75,8 +81,8 @@ def compute_features(params, data_dir: str | Path, out_dir: str | Path, spec: di
                             "writes it)")
     import time
 
-    from agegender.model import hardware
-    from agegender.model.training import build_model, seed_everything
+    from agegender import hardware
+    from agegender.model.build import build_model, seed_everything
 
     family = get_family(params.model)
     precision = hardware.choose_precision(spec["precision"], hardware.cpu_info(), hardware.gpu_info())
@@ -127,7 +133,7 @@ class FlipPairs:
     time: :meth:`take` picks, per row, the face's (flip 0) or the mirror's (flip 1). Indexing and
     :meth:`concat` act on both alike, so subsampling and a final fit's train + val see the pairs
     as the images."""
-    flip_pairs = True  # agegender.model.datasets.make_dataset: pick one of the pair per face
+    flip_pairs = True  # agegender.training.datasets.make_dataset: pick one of the pair per face
 
     def __init__(self, faces: ImageFiles, mirrors: ImageFiles):
         if faces.shape != mirrors.shape:

@@ -1,7 +1,7 @@
 """The ``haar`` detector: OpenCV's frontal-face Haar cascade (``haarcascade_frontalface_alt.xml``,
 inside the ``opencv-python-headless`` 4.x wheel; the 5.0 wheels dropped ``cv2.CascadeClassifier``,
 hence the pin). Boxes only, upright frontal faces only; faster than MTCNN. The chip is the square
-:func:`~agegender.prediction.alignment.chip_box` around the box; no rotation is corrected.
+:func:`~agegender.faces.alignment.chip_box` around the box; no rotation is corrected.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 from agegender.data.images import to_mode
-from agegender.prediction.faces import Box, DetectorUnavailable, Face, shrink_to
+from agegender.faces.detector import Box, DetectorUnavailable, Face, shrink_to
 
 CASCADE = "haarcascade_frontalface_alt.xml"
 # Photos are searched for faces at most this large: faces under 30 px there (3.75% of the

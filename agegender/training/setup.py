@@ -2,11 +2,11 @@
 losses and input pipeline, used alike by the train stage, k-fold and the benchmarks.
 
 :func:`setup_training` returns a :class:`Setup` (compiled model, datasets, what it runs on); the
-fit itself, resumable and logged to DVCLive, is :mod:`agegender.model.fit`'s. A recipe with
+fit itself, resumable and logged to DVCLive, is :mod:`agegender.training.fit`'s. A recipe with
 ``fine_tune`` trains in two phases (frozen base, then its last blocks unfrozen):
 :func:`training_phases` and :func:`set_trainable` say how. A transfer recipe with ``features:
 cached`` trains its frozen phases as the head alone, from the features stage's cache
-(:mod:`agegender.model.features`); its fine-tuning phase, if any, on the images.
+(:mod:`agegender.training.features`); its fine-tuning phase, if any, on the images.
 """
 from __future__ import annotations
 
@@ -17,44 +17,17 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from agegender import hardware
 from agegender.data.arrays import concat_images
 from agegender.data.images import get_profile
-from agegender.model import hardware, networks
-from agegender.model.datasets import make_dataset, targets
+from agegender.model import networks
+from agegender.model.build import build_model, seed_everything
 from agegender.model.families import Family, get_family
 from agegender.model.targets import balanced_sample_weights, group_sample_weights
 from agegender.params import FineTune, Recipe
+from agegender.training.datasets import make_dataset, targets
 
 log = logging.getLogger(__name__)
-
-
-def seed_everything(seed: int) -> None:
-    """Python, NumPy and TensorFlow seeds plus deterministic TF kernels: same params, same model."""
-    keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
-
-
-def build_model(family: str | Family, recipe: Recipe, seed: int, precision: str | None = None) -> keras.Model:
-    """The family's network (uncompiled), with the recipe's architecture, augmentation and precision.
-
-    ``precision`` (default: the recipe's, with ``auto`` resolved for this machine by
-    :func:`agegender.model.hardware.choose_precision`, the one resolver): under ``mixed_bfloat16`` /
-    ``mixed_float16`` layers compute in 16 bits with float32 weights, except the float32 heads;
-    the layers keep their policy when the model is saved. Raises :class:`agegender.params.ParamsError` for an
-    architecture key the family's builder does not take.
-    """
-    precision = precision or hardware.choose_precision(recipe.precision, hardware.cpu_info(),
-                                                       hardware.gpu_info())
-    family = get_family(family) if isinstance(family, str) else family
-    build = getattr(networks, family.builder)
-    architecture = recipe.network_settings(family)  # typed by the family's schema (families.py)
-    previous = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy(precision)  # layers take the policy when created
-    try:
-        return build(get_profile(family.profile).shape, family.age_output,
-                     recipe.augment.model_dump(), seed, **architecture)
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
 
 
 def make_optimizer(name: str, learning_rate, weight_decay: float = 0.0) -> keras.optimizers.Optimizer:
@@ -238,10 +211,10 @@ def setup_training(family_name: str, recipe: Recipe, seed: int, train: tuple[np.
     ``train`` and ``val`` are (uint8 images (N, S, S, C), labels (N, 3) [age, gender, race]);
     the images an array or ``ImageFiles`` (read from disk a batch at a time, never copied whole).
     With ``final_fit`` val joins the training data and no validation data is returned.
-    ``strategy`` names a :func:`agegender.model.hardware.make_strategy` choice; the recipe's
+    ``strategy`` names a :func:`agegender.hardware.make_strategy` choice; the recipe's
     ``batch_size`` is the global batch, split across its replicas.
 
-    ``features``: the features stage's :class:`~agegender.model.features.FeatureCache` of these
+    ``features``: the features stage's :class:`~agegender.training.features.FeatureCache` of these
     splits, for a ``features: cached`` recipe: its base's weights go into the model and the
     frozen phases train the head from it. Without it such a recipe trains the same frozen model
     on the images (slower; k-fold does so).
@@ -257,7 +230,7 @@ def setup_training(family_name: str, recipe: Recipe, seed: int, train: tuple[np.
         val_rows[0], targets(val_rows[1], family.age_output), recipe.batch_size)
     feature_split = val_features = None
     if cached:  # the same rows, of the features: the same subsample and final-fit join
-        from agegender.model.features import FeaturesError
+        from agegender.training.features import FeaturesError
 
         for name, split in (("train", train), ("val", val)):
             if split is not None and len(features.split(name)) != len(split[1]):
@@ -274,7 +247,7 @@ def setup_training(family_name: str, recipe: Recipe, seed: int, train: tuple[np.
         model = build_model(family, recipe, seed, precision)
         head = None
         if cached:
-            from agegender.model.features import head_model
+            from agegender.training.features import head_model
 
             features.load_base(model)  # the base the features came from (a random one too)
             head = head_model(model)

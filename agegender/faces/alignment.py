@@ -14,7 +14,7 @@ import math
 import numpy as np
 from PIL import Image
 
-from agegender.prediction.faces import Box, Face
+from agegender.faces.detector import Box, Face
 
 CHIP_SIDE = 1 / 1.04  # crop side / detected box side, measured on UTKFace chips
 CHIP_DROP = 0.083  # crop centre below box centre, in crop sides, measured on UTKFace chips

@@ -1,6 +1,6 @@
 """The typed train summary: what a training run did, as ``train_summary.json`` holds it.
 
-Written by the train stage (from :func:`agegender.model.fit.fit`), read by attribute by evaluate,
+Written by the train stage (from :func:`agegender.training.fit.fit`), read by attribute by evaluate,
 k-fold and the model card. No TensorFlow here, so the light stages can read it.
 """
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """What the cached features of a transfer family depend on, as the small file check_params writes
-and the features stage depends on instead of params (agegender/model/features.py says why). Light:
+and the features stage depends on instead of params (agegender/training/features.py says why). Light:
 no TensorFlow, so the first stage stays fast; it hashes the weights file, after ensure_weights.
 """
 from __future__ import annotations
@@ -31,7 +31,7 @@ def feature_spec(params) -> dict:
     if not uses_cached_features(params):
         return dict(NO_FEATURES)
     family, recipe = get_family(params.model), params.recipe
-    weights = recipe.network_settings(family)["weights"]
+    weights = family.settings(recipe)["weights"]
     spec = {"backbone": family.pretrained, "profile": family.profile, "precision": recipe.precision}
     path = weights_of.weights_file(family.pretrained, weights)
     if path is None:  # random initialisation: the seed decides the base

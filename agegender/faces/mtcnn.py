@@ -1,7 +1,7 @@
 """The ``mtcnn`` detector (the default): MTCNN (Zhang et al., 2016) from the ``mtcnn`` wheel (MIT
 licence), run on TensorFlow. It gives each face a box, a confidence and five landmarks (eyes,
 nose, mouth corners), from which the chip is cut aligned
-(:func:`~agegender.prediction.alignment.aligned_chip`). It finds faces turned in the picture's
+(:func:`~agegender.faces.alignment.aligned_chip`). It finds faces turned in the picture's
 plane by up to about 30 degrees, and partly turned away.
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 from agegender.data.images import to_mode
-from agegender.prediction.faces import Box, DetectorUnavailable, Face, shrink_to
+from agegender.faces.detector import Box, DetectorUnavailable, Face, shrink_to
 
 # Photos are searched at most this large: MTCNN finds faces down to 20 px there (3 % of the long
 # side: 40 px in a 1280 x 720 photo). Its own min_face_size lever is broken in mtcnn 1.0.0 (any

@@ -1,9 +1,9 @@
 """A face chip cut again the way the predictor cuts a photo: the chip searched by the predictor's
-detector and the face cut by its alignment (:func:`~agegender.prediction.alignment.cut_face`), so a
+detector and the face cut by its alignment (:func:`~agegender.faces.alignment.cut_face`), so a
 model can be trained, or scored, on what the predictor shows it.
 
-The one place this is done: preprocess (``preprocess.faces: aligned``) and the benchmarks that
-score chips both ways (``benchmarks/cuts.py``) call :func:`recut`.
+The one place this is done: preprocess (``preprocess.faces: aligned``, through a :class:`Recutter`)
+and the benchmarks that score chips both ways (``benchmarks/quality/cuts.py``) call :func:`recut`.
 
 - The chip is searched padded by :data:`CHIP_PAD` grey pixels on each side, as
   ``benchmarks/chip_margin.py`` measured the alignment template on (a face that fills its chip is
@@ -18,8 +18,9 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from agegender.prediction.alignment import cut_face
-from agegender.prediction.faces import Box, Detector, Face
+from agegender.faces.alignment import cut_face
+from agegender.faces.detector import Box, Detector, Face
+from agegender.faces.registry import make_detector
 
 CHIP_PAD = 50  # grey pixels around the chip while searching it (docs/data.md: why 50)
 PAD_GREY = (128, 128, 128)
@@ -63,3 +64,45 @@ def recut(chip: np.ndarray | Image.Image, detector: Detector, pad: int = CHIP_PA
     if face is None:
         return np.asarray(img, dtype=np.uint8), 0
     return np.asarray(cut_face(img, face), dtype=np.uint8), len(found)
+
+
+class Recutter:
+    """What preprocess is given to recut chips (``preprocess.faces: aligned``): :func:`recut` with
+    the detector ``detector``, a name of :data:`~agegender.faces.registry.DETECTORS` (built in each
+    worker process by :meth:`prepare`; the recutter pickles as the name alone) or a detector
+    callable (run in the calling process)."""
+
+    def __init__(self, detector: str | Detector = "mtcnn", pad: int = CHIP_PAD):
+        self.detector, self.pad = detector, pad
+        self._built = None if isinstance(detector, str) else detector
+
+    @property
+    def name(self) -> str:
+        return self.detector if isinstance(self.detector, str) else type(self.detector).__name__
+
+    @property
+    def in_workers(self) -> bool:
+        """Whether each worker process builds its own detector (a name: TensorFlow per process)."""
+        return isinstance(self.detector, str)
+
+    def how(self) -> str:
+        return (f"each chip searched padded by {self.pad} grey px, the face whose box centre is "
+                "nearest the chip centre cut aligned as predict cuts it (agegender/faces/recut.py)")
+
+    def prepare(self, threads: int | None = None) -> None:
+        """Build the detector in this process, with ``threads`` TensorFlow threads if given (set
+        before TensorFlow starts); nothing to do for a detector callable."""
+        if self._built is None:
+            if threads:
+                import tensorflow as tf
+
+                tf.config.threading.set_intra_op_parallelism_threads(threads)
+                tf.config.threading.set_inter_op_parallelism_threads(threads)
+            self._built = make_detector(self.detector)
+
+    def __call__(self, chip) -> tuple[np.ndarray, int]:
+        return recut(chip, self._built, self.pad)
+
+    def __getstate__(self):
+        return {"detector": self.detector, "pad": self.pad,
+                "_built": None if self.in_workers else self._built}

@@ -4,10 +4,15 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from agegender.model.calibration import (MIN_FACES, GenderCalibration, apply_temperature, fit_temperature,
-                                         logits)
-from agegender.model.datasets import make_dataset
 from agegender.model.targets import AgeOutput
+from agegender.serving.calibration import (
+    MIN_FACES,
+    GenderCalibration,
+    apply_temperature,
+    fit_temperature,
+    logits,
+)
+from agegender.training.datasets import make_dataset
 
 
 def predict_outputs(model, images, batch_size: int = 256,
@@ -28,7 +33,7 @@ def predict_outputs(model, images, batch_size: int = 256,
 def decode_outputs(outputs: dict[str, np.ndarray], age_output: AgeOutput,
                    gender_temperature: float | None = None) -> dict[str, np.ndarray]:
     """Raw outputs -> ``pred_age`` (years), ``gender_prob`` (P(female), divided in logit space by
-    ``gender_temperature`` when given: :mod:`agegender.model.calibration`), ``gender_prob_raw``
+    ``gender_temperature`` when given: :mod:`agegender.serving.calibration`), ``gender_prob_raw``
     (the network's own P(female)), ``age_low`` / ``age_high`` (the 10th and 90th percentile of the
     age distribution, years; absent for a regression output) and, for bins models, ``pred_bin``
     (arg-max bin of the model's own scheme). Every array is (N,)."""
@@ -56,7 +61,7 @@ def fit_gender_calibration(model, images, labels, held_out: str,
     """Fit the gender temperature of ``model`` on held-out uint8 ``images`` (N, S, S, C) with label
     rows ``labels`` (N, 3) [age, gender, race]: their P(female) averaged with the mirrored face's
     (as evaluate and the predictor predict by default), as logits, through
-    :func:`~agegender.model.calibration.fit_temperature`. None when fewer than ``MIN_FACES`` (100)
+    :func:`~agegender.serving.calibration.fit_temperature`. None when fewer than ``MIN_FACES`` (100)
     faces are held out."""
     if len(labels) < MIN_FACES:
         return None

@@ -2,7 +2,7 @@
 
 A ``.keras`` file is a zip archive; beside Keras' own entries it gets ``agegender.json``: the
 family, the input profile, how the age output is decoded, the precision it was trained in and,
-when one was fitted, the temperature of its gender output (:mod:`agegender.model.calibration`).
+when one was fitted, the temperature of its gender output (:mod:`agegender.serving.calibration`).
 The predictor reads that, so it needs no params file and cannot guess wrong. A file without a
 temperature (saved before it existed, or trained without held-out faces) predicts as the network
 says.
@@ -17,9 +17,9 @@ from pathlib import Path
 from agegender.data.bins import get_scheme
 from agegender.data.images import Profile, get_profile
 from agegender.errors import UserError
-from agegender.model.calibration import GenderCalibration
 from agegender.model.families import get_family
 from agegender.model.targets import AgeOutput
+from agegender.serving.calibration import GenderCalibration
 
 INFO_ENTRY = "agegender.json"
 INFO_VERSION = 1
@@ -115,7 +115,8 @@ def load_model(path: str | Path, precision: str = "auto"):
 
     import keras
 
-    from agegender.model import hardware, networks  # noqa: F401  networks registers custom layers
+    from agegender import hardware
+    from agegender.model import networks  # noqa: F401  networks registers custom layers
 
     info = read_info(path)
     try:

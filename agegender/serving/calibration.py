@@ -6,7 +6,7 @@ never trained on, ``sigmoid(z / T)``, makes the stated probability match how oft
 (``T > 1`` softens an over-confident head, ``T < 1`` sharpens a shy one). ``T > 0`` never moves a
 probability across 0.5, so accuracy, F1 and ROC AUC are unchanged; only the confidence changes.
 
-Which held-out faces (the train stage, with :func:`agegender.model.inference.fit_gender_calibration`):
+Which held-out faces (the train stage, with :func:`agegender.serving.inference.fit_gender_calibration`):
 
 - ``final_fit: false``: the val split, which that run never trains on (early stopping reads it,
   which does not touch the gender logits' scale);
@@ -16,8 +16,8 @@ Which held-out faces (the train stage, with :func:`agegender.model.inference.fit
   trains on the other ``1 - f``);
 - ``final_fit: true`` without a holdout: no temperature; the model behaves as before.
 
-The temperature travels inside the saved model (:mod:`agegender.model.saved`, ``gender_calibration``)
-and every prediction path applies it (:func:`agegender.model.inference.decode_outputs`).
+The temperature travels inside the saved model (:mod:`agegender.serving.saved`, ``gender_calibration``)
+and every prediction path applies it (:func:`agegender.serving.inference.decode_outputs`).
 """
 from __future__ import annotations
 

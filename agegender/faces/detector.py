@@ -1,23 +1,23 @@
-"""Finding faces in photos: what a face is (:class:`Face`, :class:`Box`), the detector interface,
-and choosing a detector by name (:func:`make_detector`).
+"""What a found face is (:class:`Face`, :class:`Box`) and the interface every detector meets
+(:class:`Detector`); detectors are chosen by name in :mod:`agegender.faces.registry`.
 
-Two detectors ship, each in its own module under :mod:`agegender.prediction.detectors`, both
-offline (their weights ship inside wheels that requirements.txt installs):
+Two detectors ship, each in its own module of :mod:`agegender.faces`, both offline (their weights
+ship inside wheels that requirements.txt installs):
 
-- ``mtcnn`` (the default, :mod:`~agegender.prediction.detectors.mtcnn`): boxes, a confidence and
+- ``mtcnn`` (the default, :mod:`~agegender.faces.mtcnn`): boxes, a confidence and
   five landmarks; the chip is cut **aligned** on them.
-- ``haar`` (:mod:`~agegender.prediction.detectors.haar`): OpenCV's frontal-face cascade; boxes
+- ``haar`` (:mod:`~agegender.faces.haar`): OpenCV's frontal-face cascade; boxes
   only, upright faces only; faster.
 
 How a found face becomes a UTKFace-like chip (the square around a box, or the alignment on the
-landmarks) is :mod:`agegender.prediction.alignment`. How the two compare on faces in photo-like
+landmarks) is :mod:`agegender.faces.alignment`. How the two compare on faces in photo-like
 pictures: ``benchmarks/photo_canvas.py`` and docs/predict.md. Any callable
 ``detector(image) -> list[Face]`` (or list of :class:`Box`) can stand in for them.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Protocol, Sequence
 
 import numpy as np
 from PIL import Image
@@ -49,9 +49,12 @@ class Face:
 
 # Image left and right, as the detector names them: "left_eye" is the eye on the left of the picture.
 LANDMARKS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
-# The interface every detector meets: a PIL image in, its faces out, left to right. Thread-safe:
-# the predictor calls it from several threads at once.
-Detector = Callable[[Image.Image], Sequence["Face | Box"]]
+class Detector(Protocol):
+    """The interface every detector meets: a PIL image in, its faces out, left to right.
+    Thread-safe: the predictor calls it from several threads at once. Any callable of this shape
+    (a function, a class of yours) can stand in for the shipped detectors."""
+
+    def __call__(self, image: Image.Image) -> Sequence[Face | Box]: ...
 
 
 class DetectorUnavailable(UserError):
@@ -66,21 +69,3 @@ def shrink_to(img: Image.Image, max_side: int) -> tuple[Image.Image, float]:
         img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))),
                          Image.Resampling.BOX)
     return img, scale
-
-
-DETECTORS = ("mtcnn", "haar")
-
-
-def make_detector(name: str = "mtcnn", max_side: int | None = None) -> Detector:
-    """The detector called ``name`` (:data:`DETECTORS`), searching photos shrunk to ``max_side``
-    pixels (default: the detector's own). Raises DetectorUnavailable when it cannot run here.
-    Each detector's module is imported only when it is chosen (mtcnn brings TensorFlow)."""
-    if name == "mtcnn":
-        from agegender.prediction.detectors.mtcnn import MTCNN_MAX_SIDE, MtcnnDetector
-
-        return MtcnnDetector(max_side or MTCNN_MAX_SIDE)
-    if name == "haar":
-        from agegender.prediction.detectors.haar import DETECT_MAX_SIDE, HaarDetector
-
-        return HaarDetector(max_side=max_side or DETECT_MAX_SIDE)
-    raise ValueError(f"unknown face detector {name!r}: choose one of {', '.join(DETECTORS)}")

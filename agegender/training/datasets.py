@@ -42,7 +42,7 @@ def make_dataset(images, target: dict[str, np.ndarray] | None, batch_size: int,
     ``images`` (N, S, S, C) uint8 is an array held in memory, or anything else with ``len``,
     ``shape``, ``dtype`` and ``take(indices) -> (B, S, S, C)`` (``ImageFiles``), read a batch at a
     time: the batches are the same either way, bit for bit. Cached features
-    (``agegender.model.features.FlipPairs``, float16) hold each face and its mirror image: with
+    (``agegender.training.features.FlipPairs``, float16) hold each face and its mirror image: with
     ``epochs`` and ``shuffle`` each face's row is the face's or the mirror's at random, from
     ``(seed, epoch, batch)`` alone (the flip of the cached path); otherwise always the face's.
     """

@@ -4,13 +4,13 @@ wheel (the optional ``export/dvc.yaml`` stage; docs/predict.md, "Deploying: Tens
 The ``.tflite`` file holds the network as it runs at inference: the augmentation layers are left
 out (traced with ``training=False``), the custom layers (``RandomFraming``, ``VGGPreprocess``)
 are plain ops, and every layer computes in float32: a mixed-precision model (``mixed_bfloat16``,
-``mixed_float16``) is converted to float32 first (:func:`agegender.model.saved.as_float32`), since
+``mixed_float16``) is converted to float32 first (:func:`agegender.serving.saved.as_float32`), since
 TFLite's builtin kernels have no bfloat16. Its one signature, ``serving_default``, takes
 ``image``: uint8 pixels (N, S, S, C) as :func:`agegender.data.images.to_array` makes them, and
 returns ``age`` (N, units) and ``gender`` (N, 1), the Keras model's raw outputs.
 
 What decodes them (family, profile, age decoding) is written beside it as JSON, the same
-:class:`~agegender.model.saved.ModelInfo` the ``.keras`` file carries, so :class:`TFLiteModel`
+:class:`~agegender.serving.saved.ModelInfo` the ``.keras`` file carries, so :class:`TFLiteModel`
 needs nothing else.
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from agegender.model.saved import ModelInfo, as_float32, load_model
+from agegender.serving.saved import ModelInfo, as_float32, load_model
 
 
 def to_tflite(model) -> bytes:
@@ -72,7 +72,7 @@ def export_tflite(keras_path: str | Path, out: str | Path) -> ModelInfo:
 
 class TFLiteModel:
     """An exported model run by the TFLite interpreter: :meth:`predict_outputs` and
-    :meth:`predict` give what :mod:`agegender.model.inference` gives for the Keras model."""
+    :meth:`predict` give what :mod:`agegender.serving.inference` gives for the Keras model."""
 
     def __init__(self, path: str | Path, info: ModelInfo | None = None, threads: int | None = None):
         import tensorflow as tf
@@ -99,8 +99,8 @@ class TFLiteModel:
                 tta_flip: bool = False) -> dict[str, np.ndarray]:
         """Decoded predictions (``pred_age`` years, ``gender_prob`` P(female) after the model's saved
         gender temperature, if any, ``pred_bin``) by the project's one decoder,
-        :func:`agegender.model.inference.decode_outputs`, as the Keras model is decoded."""
-        from agegender.model.inference import decode_outputs
+        :func:`agegender.serving.inference.decode_outputs`, as the Keras model is decoded."""
+        from agegender.serving.inference import decode_outputs
 
         return decode_outputs(self.predict_outputs(images, batch_size, tta_flip), self.info.age_output,
                               self.info.gender_temperature)
