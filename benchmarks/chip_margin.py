@@ -4,8 +4,8 @@
 
 Reads chips straight from the archive (or folder; nothing is written), pads each 200 x 200 chip
 by 100 px of grey so that a face filling the chip can still be found, and runs the detector of
-``agegender.prediction.detectors`` with its own settings (the figures feed
-``agegender.prediction.alignment``).
+``agegender.faces`` with its own settings (the figures feed
+``agegender.faces.alignment``).
 
 - ``haar``: prints the box side over the chip side and the box centre as fractions of the chip.
   ``CHIP_SIDE`` and ``CHIP_DROP`` come from these figures: crop side = box side / (box side /
@@ -29,11 +29,10 @@ from PIL import Image  # noqa: E402
 
 from agegender.data.images import decode  # noqa: E402
 from agegender.data.source import iter_images  # noqa: E402
-from agegender.prediction.alignment import (CHIP_DROP, CHIP_LANDMARKS, CHIP_SIDE,  # noqa: E402
-                                            similarity_transform)
-from agegender.prediction.detectors.haar import HaarDetector  # noqa: E402
-from agegender.prediction.detectors.mtcnn import MtcnnDetector  # noqa: E402
-from agegender.prediction.faces import LANDMARKS  # noqa: E402
+from agegender.faces.alignment import CHIP_DROP, CHIP_LANDMARKS, CHIP_SIDE, similarity_transform
+from agegender.faces.detector import LANDMARKS  # noqa: E402
+from agegender.faces.haar import HaarDetector  # noqa: E402
+from agegender.faces.mtcnn import MtcnnDetector  # noqa: E402
 
 PAD = 100
 

@@ -14,8 +14,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from agegender.data.images import decode  # noqa: E402
-from agegender.model.hardware import cpu_info  # noqa: E402
 from agegender.data.source import iter_images  # noqa: E402
+from agegender.hardware import cpu_info  # noqa: E402
 
 
 def load_chips(source, labels_csv, split: str, limit: int | None = None, seed: int = 0):

@@ -3,7 +3,7 @@
     python benchmarks/cuts.py [--model models/model.keras] [--split test] [--limit N]
                               [--detector mtcnn|haar] [--no-tta]
 
-Each chip of the split is recut by :func:`agegender.prediction.recut.recut` (the predictor's
+Each chip of the split is recut by :func:`agegender.faces.recut.recut` (the predictor's
 detector on the chip padded by 50 grey pixels, the face nearest the centre cut as predict cuts a
 photo; the chip itself where no face is found): what ``preprocess.faces: aligned`` trains on.
 Both sets go through the model as face crops (``detect=False``: the same decoding, mirrored
@@ -25,15 +25,15 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from chips import add_split_arguments, load_chips, machine  # noqa: E402
+from PIL import Image  # noqa: E402
 
 from agegender.data.bins import LIFE_STAGES  # noqa: E402
 from agegender.data.images import to_array, to_mode  # noqa: E402
 from agegender.evaluation.breakdown import group_scores  # noqa: E402
-from agegender.prediction.faces import DETECTORS, make_detector  # noqa: E402
+from agegender.faces.recut import recut  # noqa: E402
+from agegender.faces.registry import DETECTORS, make_detector  # noqa: E402
 from agegender.prediction.predictor import Predictor  # noqa: E402
-from agegender.prediction.recut import recut  # noqa: E402
-from PIL import Image  # noqa: E402
+from chips import add_split_arguments, load_chips, machine  # noqa: E402
 
 
 def cut_all(chips, detector, channels: int) -> tuple[list[np.ndarray], np.ndarray, float]:
@@ -50,7 +50,7 @@ def cut_all(chips, detector, channels: int) -> tuple[list[np.ndarray], np.ndarra
 
 def predictions(predictor: Predictor, faces, labels: pd.DataFrame, tta: bool) -> pd.DataFrame:
     """``labels`` with ``pred_age`` and ``gender_prob`` (P(female)) of ``faces`` as face crops."""
-    from agegender.model.inference import predict
+    from agegender.serving.inference import predict
 
     arrays = np.stack([to_array(Image.fromarray(f), predictor.profile) for f in faces])
     decoded = predict(predictor.model, predictor.info.age_output, arrays, predictor.batch_size, tta)

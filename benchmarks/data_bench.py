@@ -37,7 +37,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def _cpu_line() -> str:
-    from agegender.model.hardware import cpu_info
+    from agegender.hardware import cpu_info
 
     cpu = cpu_info()
     return f"cpu: {cpu.model}, {cpu.cores} cores"
@@ -91,7 +91,7 @@ def speed(data_dir: str | None, n_images: int | None, rounds: int, batch_size: i
     from agegender.data.arrays import load_split
     from agegender.data.images import get_profile
     from agegender.model.families import get_family
-    from agegender.model.training import setup_training
+    from agegender.training.setup import setup_training
 
     print(_cpu_line())
     model_name, recipe = _recipe(batch_size)
@@ -160,7 +160,7 @@ def epoch(data_dir: str, way: str, batch_size: int | None) -> None:
 
     from agegender.data.arrays import load_split
     from agegender.model.families import get_family
-    from agegender.model.training import batches_per_epoch, compile_model, training_dataset
+    from agegender.training.setup import batches_per_epoch, compile_model, training_dataset
 
     model_name, recipe = _recipe(batch_size)
     family = get_family(model_name)

@@ -24,10 +24,9 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from chips import add_split_arguments, load_chips, machine, score  # noqa: E402
-
-from agegender.prediction.faces import make_detector  # noqa: E402
+from agegender.faces.registry import make_detector  # noqa: E402
 from agegender.prediction.predictor import Predictor  # noqa: E402
+from chips import add_split_arguments, load_chips, machine, score  # noqa: E402
 
 
 def background(rng: np.random.Generator, w: int, h: int) -> Image.Image:

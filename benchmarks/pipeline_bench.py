@@ -133,10 +133,9 @@ def speed(model_name: str | None, n_images: int, batch_size: int | None,
         tf.config.threading.set_intra_op_parallelism_threads(threads[0])
         tf.config.threading.set_inter_op_parallelism_threads(threads[1])
 
-    from hardware_limits import theoretical_peak
-
-    from agegender.model import hardware
+    from agegender import hardware
     from agegender.params import Recipe, load_params
+    from hardware_limits import theoretical_peak
 
     params = load_params(ROOT / "params.yaml")
     names = (FROM_SCRATCH if model_name == "all" else model_name.split(",")) if model_name else [params.model]
@@ -204,14 +203,14 @@ def _train_data(setup, lever: str):
 
 def _speed_one(name, base, n_images, batch_size, precisions, strategy, framings, levers, peaks):
     import tensorflow as tf
-    from hardware_limits import forward_flops, train_step_flops
 
+    from agegender import hardware
     from agegender.data.arrays import ImageFiles
     from agegender.data.images import get_profile
-    from agegender.model import hardware
     from agegender.model.families import get_family
-    from agegender.model.inference import predict_outputs
-    from agegender.model.training import setup_training
+    from agegender.serving.inference import predict_outputs
+    from agegender.training.setup import setup_training
+    from hardware_limits import forward_flops, train_step_flops
 
     family = get_family(name)
     x, labels = _images(get_profile(family.profile).shape, n_images)
@@ -311,12 +310,11 @@ def print_table(rows: list[Row]) -> None:
 def breakdown(model_name: str | None, n_images: int, batch_size: int | None = None) -> None:
     """Where one slice of training goes: a profiler trace of one epoch of ``n_images`` random
     faces grouped by kind of work, and ablation timings of the same slice."""
-    from op_profile import ORDER, profile_fit
-
     from agegender.data.images import get_profile
     from agegender.model.families import get_family
-    from agegender.model.training import setup_training
     from agegender.params import Recipe, load_params
+    from agegender.training.setup import setup_training
+    from op_profile import ORDER, profile_fit
 
     params = load_params(ROOT / "params.yaml")
     name = model_name or params.model

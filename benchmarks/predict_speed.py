@@ -26,11 +26,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from agegender.model.saved import ModelInfo  # noqa: E402
-from agegender.model.training import build_model  # noqa: E402
+from agegender.faces.registry import make_detector  # noqa: E402
+from agegender.model.build import build_model  # noqa: E402
 from agegender.params import Recipe, load_params  # noqa: E402
-from agegender.prediction.faces import make_detector  # noqa: E402
 from agegender.prediction.predictor import Predictor  # noqa: E402
+from agegender.serving.saved import ModelInfo  # noqa: E402
 
 
 def _portrait():

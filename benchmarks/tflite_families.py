@@ -4,7 +4,7 @@
 
 Per family: the network as its builder makes it (random weights, float32; the VGG bases without
 ImageNet weights; heads x30 so random images get distinct outputs), converted by
-agegender.model.export.to_tflite, then 32 random uint8 images through both, decoded by the
+agegender.serving.export.to_tflite, then 32 random uint8 images through both, decoded by the
 project's decoder: the largest age difference (years) and P(female) difference, the spread of the
 Keras ages (a spread near 0 means the age check says little), file size, conversion time and
 images/s of each runtime (one pass, no TTA). Figures only; tests/test_export.py holds the bounds.
@@ -31,12 +31,12 @@ def main() -> None:
     warnings.simplefilter("ignore")
     import keras
 
-    from agegender.model import hardware
-    from agegender.model.export import TFLiteModel, to_tflite
-    from agegender.model.inference import predict
-    from agegender.model.saved import ModelInfo
-    from agegender.model.training import build_model
+    from agegender import hardware
+    from agegender.model.build import build_model
     from agegender.params import Recipe
+    from agegender.serving.export import TFLiteModel, to_tflite
+    from agegender.serving.inference import predict
+    from agegender.serving.saved import ModelInfo
 
     cpu = hardware.cpu_info()
     print(f"cpu: {cpu.model}, {cpu.cores} cores")

@@ -38,7 +38,7 @@ CANDIDATES = {"vgg16": ("VGG16", 128), "vgg19": ("VGG19", 70), "efficientnetv2-b
 
 
 def machine() -> str:
-    from agegender.model import hardware
+    from agegender import hardware
 
     cpu = hardware.cpu_info()
     return (f"{hardware.device_name(cpu, hardware.gpu_info())}; ISA {' '.join(hardware.isa_flags(cpu))}; "
@@ -115,9 +115,9 @@ def features(source: Path, n: int, models: list[str]) -> None:
     from agegender.data.arrays import load_split
     from agegender.data.images import decode, get_profile, to_array
     from agegender.model.families import get_family
-    from agegender.model.features import FeatureCache, compute_features, feature_spec
-    from agegender.model.fit import train_model
     from agegender.params import load_params, parse_params
+    from agegender.training.features import FeatureCache, compute_features, feature_spec
+    from agegender.training.fit import train_model
 
     print(machine())
     with tempfile.TemporaryDirectory() as tmp:
