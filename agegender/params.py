@@ -47,7 +47,7 @@ class Framing(_Section):
     min_scale: float = Field(0.65, gt=0)
     max_scale: float = Field(1.2, gt=0)
     # warp only the re-framed faces, each once, instead of the whole batch twice (one per border):
-    # the same output bit for bit (tests/test_framing.py), less warping, but no training speed-up
+    # the same output bit for bit (tests/unit/test_framing.py), less warping, but no training speed-up
     # measurable on 2 cores (docs/scaling.md, "Levers"); data-dependent sub-batches, not for XLA
     warp_once: bool = False
 
@@ -66,7 +66,7 @@ class Augment(_Section):
     translation: float = Field(0.0, ge=0)
     contrast: float = Field(0.0, ge=0)
     framing: Framing = Framing()
-    # light and lens (benchmarks/perturb.py measures what each costs): brightness shifts every
+    # light and lens (benchmarks/quality/perturb.py measures what each costs): brightness shifts every
     # pixel by up to +-this fraction of 255; grayscale: the share of faces turned gray (3 equal
     # channels); noise: Gaussian pixel noise, sigma as a fraction of 255 (10/255 = 0.04)
     brightness: float = Field(0.0, ge=0, le=1)

@@ -6,7 +6,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent / "helpers"))  # synthetic data, DVC project, fakes
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from synthetic import make_utkface  # noqa: E402
@@ -36,7 +36,7 @@ def portrait():
 @pytest.fixture
 def project(tmp_path):
     """A copy of this project (code, dvc.yaml files, params.yaml) in a fresh git + DVC repo, on 80
-    synthetic UTKFace images, 1 epoch (tests/dvc_project.py)."""
+    synthetic UTKFace images, 1 epoch (tests/helpers/dvc_project.py)."""
     from dvc_project import make_project
 
     return make_project(tmp_path / "proj")

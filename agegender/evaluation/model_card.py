@@ -216,8 +216,8 @@ def limitations_section(full: dict, quality: dict | None = None,
     lines.append("- **Test faces are UTKFace's aligned chips.** Photos reach the model through the "
                  "predictor's face finding and alignment; faces framed looser or tighter than the "
                  "chips and faces in turned, photo-like pictures are measured by "
-                 "`benchmarks/framing.py` and `benchmarks/photo_canvas.py` (README), other image "
-                 "sources and poses were not evaluated here.")
+                 "`benchmarks/quality/framing.py` and `benchmarks/quality/photo_canvas.py` "
+                 "(docs/results.md, docs/predict.md), other image sources and poses were not evaluated here.")
     return lines + [""]
 
 

