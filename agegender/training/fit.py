@@ -15,7 +15,6 @@ trained again). Keras' private API is used only through :mod:`agegender.model.ke
 from __future__ import annotations
 
 import logging
-import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,32 +74,16 @@ def fit(request: FitRequest) -> tuple[keras.Model, TrainSummary]:
     whole."""
     from dvclive import Live
 
-    setup, model, recipe = request.setup, request.setup.model, request.setup.recipe
+    setup, model = request.setup, request.setup.model
     backup = resume.backup_folder(request.backup_dir, setup)
-    verbose = keras_verbosity(request.verbose)
-    early_stopping = keras.callbacks.EarlyStopping(
-        monitor=MONITOR, patience=recipe.early_stopping_patience, mode="min",
-        restore_best_weights=True, verbose=1)
-    callbacks = []
-    if recipe.lr_schedule == "plateau":
-        callbacks.append(keras.callbacks.ReduceLROnPlateau(
-            monitor=MONITOR, factor=recipe.reduce_lr.factor, patience=recipe.reduce_lr.patience,
-            mode="min", verbose=1))
-    if setup.val_data is not None:
-        callbacks.append(early_stopping)
+    early_stopping, callbacks = _callbacks(setup)
     best_value, best_weights = float("inf"), None
     with Live(str(backup / "live"), dvcyaml=None, save_dvc_exp=False, resume=True) as live:
         callbacks.append(_live_callback(live))
         clock = resume.Clock(backup)
         initial_epoch, resumed = 0, False
-        for i, (phase, end_epoch, phase_recipe) in enumerate(training_phases(recipe)):
-            set_trainable(model, recipe.fine_tune, phase, setup.family.pretrained)
-            fitted = setup.phase_model(phase)  # the head alone in a phase from cached features
-            if i > 0:  # the first phase was compiled by setup_training; a cosine schedule spans its phase
-                with setup.strategy.scope():
-                    compile_model(fitted, setup.family,
-                                  phase_recipe.model_copy(update={"epochs": end_epoch - initial_epoch}),
-                                  setup.steps_per_epoch)
+        for i, (phase, end_epoch, phase_recipe) in enumerate(training_phases(setup.recipe)):
+            fitted = _phase_model(setup, i, phase, phase_recipe, end_epoch - initial_epoch)
             folder = backup / phase
             folder.mkdir(parents=True, exist_ok=True)
             phase_best = resume.load_finished_phase(model, folder)
@@ -117,7 +100,7 @@ def fit(request: FitRequest) -> tuple[keras.Model, TrainSummary]:
                     # shuffle=False: the dataset is shuffled already (Keras would warn otherwise)
                     fitted.fit(setup.train_data(first, end_epoch, phase), steps_per_epoch=setup.steps_per_epoch,
                                validation_data=setup.validation(phase), initial_epoch=initial_epoch,
-                               epochs=end_epoch, verbose=verbose, shuffle=False,
+                               epochs=end_epoch, verbose=keras_verbosity(request.verbose), shuffle=False,
                                callbacks=[resume.backup_callback(fitted, folder, clock),
                                           resume.ResumeLive(live), *callbacks])
                 phase_best = early_stopping.best if setup.val_data is not None else None
@@ -131,14 +114,38 @@ def fit(request: FitRequest) -> tuple[keras.Model, TrainSummary]:
     if best_weights is not None:
         model.set_weights(best_weights)
     live_dir = Path(request.live_dir)
-    if live_dir.exists():
-        shutil.rmtree(live_dir)
-    shutil.copytree(backup / "live", live_dir)
-    shutil.rmtree(backup)  # finished: nothing to resume
-    parent = request.backup_dir
-    if parent and backup != parent and not any(parent.iterdir()):
-        parent.rmdir()  # the per-worker folder's parent, now empty
+    resume.finish(backup, request.backup_dir, live_dir)
     return model, _summary(setup, live_dir, seconds, resumed)
+
+
+def _callbacks(setup: Setup) -> tuple[keras.callbacks.EarlyStopping, list]:
+    """Early stopping on val (when there is val) and the plateau schedule (when the recipe asks)."""
+    recipe = setup.recipe
+    early_stopping = keras.callbacks.EarlyStopping(
+        monitor=MONITOR, patience=recipe.early_stopping_patience, mode="min",
+        restore_best_weights=True, verbose=1)
+    callbacks = []
+    if recipe.lr_schedule == "plateau":
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(
+            monitor=MONITOR, factor=recipe.reduce_lr.factor, patience=recipe.reduce_lr.patience,
+            mode="min", verbose=1))
+    if setup.val_data is not None:
+        callbacks.append(early_stopping)
+    return early_stopping, callbacks
+
+
+def _phase_model(setup: Setup, i: int, phase: str, phase_recipe: Recipe, epochs: int) -> keras.Model:
+    """The model phase ``i`` fits (the head alone in a phase from cached features), its layers'
+    trainability set (before a finished phase's weights are restored: they are saved and read in
+    that phase's layout); compiled here after the first phase (setup_training compiled the first),
+    so a cosine schedule spans its own phase's ``epochs``."""
+    set_trainable(setup.model, setup.recipe.fine_tune, phase, setup.family.pretrained)
+    fitted = setup.phase_model(phase)
+    if i > 0:
+        with setup.strategy.scope():
+            compile_model(fitted, setup.family, phase_recipe.model_copy(update={"epochs": epochs}),
+                          setup.steps_per_epoch)
+    return fitted
 
 
 def keras_verbosity(requested: int | str, stdout=None) -> int:

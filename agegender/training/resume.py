@@ -146,3 +146,15 @@ def backup_callback(fitted: keras.Model, folder: Path, clock: Clock) -> keras.ca
     return keras_compat.BackupAndRestore(
         str(folder), after_save=lambda f: (save_seed_states(fitted, f / "seed_states.npy"), clock.save()),
         after_load=lambda f: load_seed_states(fitted, f / "seed_states.npy"), delete_checkpoint=False)
+
+
+def finish(backup: Path, backup_dir: Path | None, live_dir: Path) -> None:
+    """A run finished: its DVCLive logs copied from the backup to ``live_dir`` (replacing what was
+    there), then the backup removed (nothing to resume), and the per-worker folder's parent too
+    when it is left empty."""
+    if live_dir.exists():
+        shutil.rmtree(live_dir)
+    shutil.copytree(backup / "live", live_dir)
+    shutil.rmtree(backup)
+    if backup_dir and backup != backup_dir and not any(backup_dir.iterdir()):
+        backup_dir.rmdir()
