@@ -39,7 +39,9 @@ def main(argv=None) -> int:
                                        info.gender_calibration)
     summary = TrainSummary.read(args.train_summary)
     metrics["cost"] = {"parameters": int(model.count_params()),
-                       "train_seconds": summary.train_seconds, **metrics["cost"],
+                       "train_seconds": summary.train_seconds,
+                       # FLOPs counted from the model (CPU-independent): what dvc exp show compares
+                       "train_tflop": summary.train_tflop, **metrics["cost"],
                        # what training ran on, and the precision evaluation predicted in
                        "precision": summary.precision, "device": summary.device,
                        "strategy": summary.strategy, "inference_precision": info.precision}

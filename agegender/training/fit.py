@@ -27,6 +27,7 @@ from agegender.live import read_live_metric
 from agegender.model import keras_compat
 from agegender.params import ParamsError, Recipe
 from agegender.training import resume
+from agegender.training.flops import train_step_flops
 from agegender.training.setup import Setup, compile_model, set_trainable, setup_training, training_phases
 from agegender.training.summary import TrainSummary
 
@@ -81,13 +82,13 @@ def fit(request: FitRequest) -> tuple[keras.Model, TrainSummary]:
     with Live(str(backup / "live"), dvcyaml=None, save_dvc_exp=False, resume=True) as live:
         callbacks.append(_live_callback(live))
         clock = resume.Clock(backup)
-        initial_epoch, resumed = 0, False
+        initial_epoch, resumed, phases = 0, False, []
         for i, (phase, end_epoch, phase_recipe) in enumerate(training_phases(setup.recipe)):
             fitted = _phase_model(setup, i, phase, phase_recipe, end_epoch - initial_epoch)
             folder = backup / phase
             folder.mkdir(parents=True, exist_ok=True)
-            phase_best = resume.load_finished_phase(model, folder)
-            if phase_best is not False:  # finished before an interruption: not trained again
+            finished = resume.load_finished_phase(model, folder)
+            if finished is not None:  # finished before an interruption: not trained again
                 log.info("phase %s: finished before, restored from %s", phase, folder)
                 resumed = True
             else:
@@ -98,24 +99,28 @@ def fit(request: FitRequest) -> tuple[keras.Model, TrainSummary]:
                          setup.train_images, "faces' cached features" if setup.from_features(phase) else "images")
                 with keras_compat.multi_worker_fit(fitted, setup.strategy):
                     # shuffle=False: the dataset is shuffled already (Keras would warn otherwise)
-                    fitted.fit(setup.train_data(first, end_epoch, phase), steps_per_epoch=setup.steps_per_epoch,
+                    history = fitted.fit(setup.train_data(first, end_epoch, phase), steps_per_epoch=setup.steps_per_epoch,
                                validation_data=setup.validation(phase), initial_epoch=initial_epoch,
                                epochs=end_epoch, verbose=keras_verbosity(request.verbose), shuffle=False,
                                callbacks=[resume.backup_callback(fitted, folder, clock),
                                           resume.ResumeLive(live), *callbacks])
-                phase_best = early_stopping.best if setup.val_data is not None else None
-                resume.save_finished_phase(model, folder, phase_best)
+                finished = resume.FinishedPhase(
+                    early_stopping.best if setup.val_data is not None else None,
+                    _flops_per_face(fitted, setup.recipe.batch_size),
+                    first - initial_epoch + len(history.epoch))  # epochs before a resume, and these
+                resume.save_finished_phase(model, folder, finished)
                 clock.save()
+            phases.append(finished)
             # EarlyStopping restores the best epoch of this phase; keep the best over all phases
-            if phase_best is not None and phase_best < best_value:
-                best_value, best_weights = phase_best, model.get_weights()
+            if finished.best is not None and finished.best < best_value:
+                best_value, best_weights = finished.best, model.get_weights()
             initial_epoch = end_epoch
         seconds = clock.seconds()
     if best_weights is not None:
         model.set_weights(best_weights)
     live_dir = Path(request.live_dir)
     resume.finish(backup, request.backup_dir, live_dir)
-    return model, _summary(setup, live_dir, seconds, resumed)
+    return model, _summary(setup, live_dir, seconds, resumed, _train_tflop(phases, setup.train_images))
 
 
 def _callbacks(setup: Setup) -> tuple[keras.callbacks.EarlyStopping, list]:
@@ -158,7 +163,26 @@ def keras_verbosity(requested: int | str, stdout=None) -> int:
     return 1 if getattr(stdout, "isatty", lambda: False)() else 2
 
 
-def _summary(setup: Setup, live_dir: Path, seconds: float, resumed: bool) -> TrainSummary:
+def _flops_per_face(model: keras.Model, batch_size: int) -> float | None:
+    """FLOPs of one training step of ``model`` (forward, losses, gradients, the optimizer's update)
+    per face of a ``batch_size`` batch, counted from its traced graph (nothing runs); None where the
+    graph cannot be traced outside the fit (logged)."""
+    try:
+        return train_step_flops(model, batch_size).total / batch_size
+    except Exception as exc:  # e.g. a distribution strategy's replica context; the cost is then unknown
+        log.warning("training FLOPs not counted (%s: %s)", type(exc).__name__, exc)
+        return None
+
+
+def _train_tflop(phases: list[resume.FinishedPhase], faces_per_epoch: int) -> float | None:
+    """The run's training cost in TFLOP: per phase, FLOPs per trained face x faces x epochs run."""
+    if any(p.flops_per_face is None or p.epochs is None for p in phases):
+        return None
+    return round(sum(p.flops_per_face * faces_per_epoch * p.epochs for p in phases) / 1e12, 6)
+
+
+def _summary(setup: Setup, live_dir: Path, seconds: float, resumed: bool,
+             train_tflop: float | None) -> TrainSummary:
     val_mae = read_live_metric(live_dir, "age_mae").get("val")
     epochs_run = len(read_live_metric(live_dir, "loss")["train"])  # every epoch, across a resume
     return TrainSummary(
@@ -171,7 +195,7 @@ def _summary(setup: Setup, live_dir: Path, seconds: float, resumed: bool) -> Tra
         parameters=int(setup.model.count_params()),
         precision=setup.precision, precision_setting=setup.recipe.precision,
         device=setup.device, isa=" ".join(setup.isa),
-        strategy=hardware.strategy_name(setup.strategy), resumed=resumed)
+        strategy=hardware.strategy_name(setup.strategy), resumed=resumed, train_tflop=train_tflop)
 
 
 def _live_callback(live):

@@ -15,6 +15,7 @@ import logging
 import shutil
 import tempfile
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import keras
@@ -64,23 +65,33 @@ def load_seed_states(model: keras.Model, path: Path) -> None:
         set_seed_states(model, np.load(path))
 
 
-def save_finished_phase(model: keras.Model, folder: Path, best: float | None) -> None:
-    """Mark a phase finished: its final weights (the best epoch's, after early stopping), its best
-    validation score and the random generators' states, so a resume does not train it again."""
+@dataclass(frozen=True)
+class FinishedPhase:
+    """What a finished phase leaves for the run: its best validation score (None without val), the
+    FLOPs one trained face cost in it and the epochs it ran (None when they were not counted)."""
+    best: float | None
+    flops_per_face: float | None = None
+    epochs: int | None = None
+
+
+def save_finished_phase(model: keras.Model, folder: Path, finished: FinishedPhase) -> None:
+    """Mark a phase finished: its final weights (the best epoch's, after early stopping), its
+    :class:`FinishedPhase` record and the random generators' states, so a resume does not train it
+    again."""
     np.savez(folder / "finished.npz", *model.get_weights())
     np.save(folder / "finished_seed_states.npy", seed_states(model))
-    (folder / "finished.json").write_text(json.dumps({"best": best}))
+    (folder / "finished.json").write_text(json.dumps(asdict(finished)))
 
 
-def load_finished_phase(model: keras.Model, folder: Path) -> float | None | bool:
-    """The best validation score of a phase finished before an interruption, with its weights
-    and generator states restored; ``False`` when the phase did not finish."""
+def load_finished_phase(model: keras.Model, folder: Path) -> FinishedPhase | None:
+    """The record of a phase finished before an interruption, with its weights and generator
+    states restored; None when the phase did not finish."""
     if not (folder / "finished.json").is_file():
-        return False
+        return None
     with np.load(folder / "finished.npz") as weights:
         model.set_weights([weights[f"arr_{i}"] for i in range(len(weights.files))])
     set_seed_states(model, np.load(folder / "finished_seed_states.npy"))
-    return json.loads((folder / "finished.json").read_text())["best"]
+    return FinishedPhase(**json.loads((folder / "finished.json").read_text()))
 
 
 class ResumeLive(keras.callbacks.Callback):

@@ -19,8 +19,6 @@ import tensorflow as tf
 
 from agegender import hardware
 from agegender.data.arrays import concat_images
-from agegender.data.images import get_profile
-from agegender.model import networks
 from agegender.model.build import build_model, seed_everything
 from agegender.model.families import Family, get_family
 from agegender.model.targets import balanced_sample_weights, group_sample_weights

@@ -6,7 +6,7 @@ k-fold and the model card. No TensorFlow here, so the light stages can read it.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 
 from agegender.errors import UserError
@@ -34,6 +34,9 @@ class TrainSummary:
     isa: str
     strategy: str
     resumed: bool
+    # FLOPs counted from the model: per phase, one training step's FLOPs per face x faces x epochs
+    # run (agegender.training.flops); None in summaries written before it was counted
+    train_tflop: float | None = None
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -42,10 +45,11 @@ class TrainSummary:
     def from_json(cls, data: dict) -> "TrainSummary":
         """From the parsed file; raises ValueError naming missing or unknown keys."""
         names = [f.name for f in fields(cls)]
-        missing, unknown = [n for n in names if n not in data], sorted(set(data) - set(names))
+        required = [f.name for f in fields(cls) if f.default is MISSING]
+        missing, unknown = [n for n in required if n not in data], sorted(set(data) - set(names))
         if missing or unknown:
             raise ValueError(f"train summary: missing keys {missing}, unknown keys {unknown}")
-        return cls(**{n: data[n] for n in names})
+        return cls(**{n: data[n] for n in names if n in data})
 
     @classmethod
     def read(cls, path: str | Path) -> "TrainSummary":

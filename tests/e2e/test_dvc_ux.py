@@ -22,7 +22,7 @@ from dvc_project import DVC, GIT, ROOT
 from dvc_project import env as _env
 from dvc_project import run as _run
 
-HEADLINE = {"age.mae", "age.cs5", "gender.accuracy", "cost.train_seconds"}
+HEADLINE = {"age.mae", "age.cs5", "gender.accuracy", "cost.train_tflop"}
 
 
 def review_command() -> list[str]:
@@ -63,7 +63,7 @@ def _default_metrics(tmp_path: Path) -> dict:
     np.save(data / "test_labels.npy", labels[["age", "gender", "race"]].to_numpy(np.int16))
     labels.to_csv(tmp_path / "labels.csv", index=False)
     TrainSummary("compact", 1, None, True, 1.0, 40, 40.0, 1, "float32", "auto", "CPU", "", "one device",
-                 False).write(tmp_path / "summary.json")
+                 False, 0.03).write(tmp_path / "summary.json")
     out = {name: tmp_path / f"{name}.out" for name in ("metrics", "predictions", "breakdown", "csv")}
     assert evaluate.main(["--model", str(ROOT / "tests/helpers/fixtures/saved_compact.keras"), "--data-dir",
                           str(data), "--labels", str(tmp_path / "labels.csv"), "--train-summary",

@@ -4,6 +4,7 @@ import json
 import warnings
 
 import numpy as np
+import pytest
 
 from agegender.params import Recipe
 from agegender.training.fit import FitRequest, fit, keras_verbosity, train_model
@@ -46,7 +47,7 @@ def test_a_fit_returns_the_typed_summary_the_file_holds_and_warns_of_nothing(tmp
     assert list(json.loads((tmp_path / "s.json").read_text())) == [
         "model", "epochs_run", "best_val_age_mae", "final_fit", "train_seconds", "train_images",
         "train_images_per_second", "parameters", "precision", "precision_setting", "device", "isa",
-        "strategy", "resumed"]  # train_summary.json's keys, in its order
+        "strategy", "resumed", "train_tflop"]  # train_summary.json's keys, in its order
     assert (tmp_path / "live" / "plots" / "metrics" / "train" / "loss.tsv").is_file()
 
 
@@ -57,3 +58,28 @@ def test_fit_takes_a_request_built_from_a_setup(tmp_path):
     model, summary = fit(FitRequest(setup, tmp_path / "live", verbose=0, backup_dir=tmp_path / "backup"))
     assert model is setup.model and summary.train_images == 16 and summary.best_val_age_mae is None
     assert not (tmp_path / "backup").exists()  # a finished run leaves no backup
+
+
+def test_the_training_cost_is_the_counted_step_flops_per_face_times_faces_times_epochs(tmp_path):
+    """cost.train_tflop: one training step's FLOPs per face of the model as trained, counted from
+    its graph, x the faces of an epoch x the epochs run; summed over phases; the same on every CPU."""
+    from agegender.training.flops import train_step_flops
+
+    recipe = Recipe(epochs=2, batch_size=8, architecture=TINY, precision="float32", final_fit=True,
+                    augment={"flip": True})
+    setup = setup_training("compact", recipe, 0, _split(8, 0), _split(8, 1))
+    per_face = train_step_flops(setup.model, 8).total / 8
+    assert per_face > 1e6  # a real count: the tiny network's convolutions, forward and backward
+    _, summary = fit(FitRequest(setup, tmp_path / "live", verbose=0))
+    assert summary.train_tflop == pytest.approx(per_face * 16 * 2 / 1e12, abs=1e-6) and summary.epochs_run == 2
+    assert summary.train_tflop > 1e-5  # not rounded away
+
+
+def test_a_summary_written_before_the_cost_was_counted_still_reads(tmp_path):
+    recipe = Recipe(epochs=1, batch_size=8, architecture=TINY, precision="float32", final_fit=True,
+                    augment={"flip": False})
+    _, summary = train_model("compact", recipe, 0, _split(8, 0), _split(8, 1), tmp_path / "live", verbose=0)
+    old = summary.to_json()
+    del old["train_tflop"]
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    assert TrainSummary.read(tmp_path / "old.json").train_tflop is None

@@ -38,6 +38,9 @@ def test_a_run_killed_after_epoch_1_of_3_resumes_and_ends_with_the_same_model(tm
     assert np.array_equal(whole, resumed)  # bit for bit: order, augmentation, mixup, optimizer
     summary = json.loads((tmp_path / "resumed" / "summary.json").read_text())
     assert summary["resumed"] is True and summary["epochs_run"] == 3
+    # the training cost counts the epochs of the killed process too: the same as uninterrupted
+    uninterrupted = json.loads((tmp_path / "whole" / "summary.json").read_text())
+    assert summary["train_tflop"] == uninterrupted["train_tflop"] > 0
     # the time of every epoch, the one before the kill included (not only the resumed two)
     whole_seconds = json.loads((tmp_path / "whole" / "summary.json").read_text())["train_seconds"]
     assert summary["train_seconds"] >= 9.0 and summary["train_seconds"] >= 0.85 * whole_seconds
