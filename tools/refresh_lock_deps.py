@@ -7,14 +7,20 @@ this stage recorded, or (new) takes the hash another stage recorded for that out
 
     python tools/refresh_lock_deps.py [STAGE ...]
 """
+import argparse
 import sys
 
 from dvc.repo import Repo
 
+parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+parser.add_argument("stages", nargs="*", metavar="STAGE", help="only these stages (default: every stage)")
+only = set(parser.parse_args().stages)
 repo = Repo(".")
-only = set(sys.argv[1:])
 with repo.lock:
     stages = [s for s in repo.index.stages if s.cmd]
+    unknown = sorted(only - {s.name for s in stages})
+    if unknown:
+        sys.exit(f"refresh_lock_deps: no stage named {', '.join(unknown)}; nothing re-hashed")
     recorded = {str(out): out.hash_info for s in stages for out in s.outs if out.hash_info}
     for stage in stages:
         if only and stage.name not in only:

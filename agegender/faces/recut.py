@@ -101,6 +101,8 @@ class Recutter:
             self._built = make_detector(self.detector)
 
     def __call__(self, chip) -> tuple[np.ndarray, int]:
+        if self._built is None:  # not prepared in this process (e.g. just unpickled): build it now
+            self.prepare()
         return recut(chip, self._built, self.pad)
 
     def __getstate__(self):

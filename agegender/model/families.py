@@ -173,7 +173,8 @@ def get_family(name: str) -> Family:
 def check_params(params: Params, source: str = "params.yaml") -> Params:
     """``params`` checked against the families: ``model`` and every ``models.<name>`` a family, each
     block's architecture typed by its family's schema, ``features: cached`` only for a family with a
-    pretrained base. Returns the params with each block's architecture typed; raises
+    pretrained base. Returns the params with the architecture of each block params.yaml holds typed
+    (a family without a block builds with its builder's defaults, checked when it is built); raises
     :class:`ParamsError` (``source: key: problem``) naming every bad key."""
     found = []
     if params.model not in FAMILIES:

@@ -39,7 +39,12 @@ class TrainSummary:
     train_tflop: float | None = None
 
     def to_json(self) -> dict:
-        return asdict(self)
+        """The file's content; a summary read from a file written before the cost was counted
+        writes back as it was (no train_tflop key)."""
+        data = asdict(self)
+        if data["train_tflop"] is None:
+            del data["train_tflop"]
+        return data
 
     @classmethod
     def from_json(cls, data: dict) -> "TrainSummary":

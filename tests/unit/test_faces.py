@@ -1,7 +1,7 @@
 """Finding faces with landmarks and cutting them out aligned like UTKFace's chips.
 
 No face image is made here; the one real photograph is the portrait that ships inside
-matplotlib (Grace Hopper, public domain, US Navy), as in test_predict.
+matplotlib (Grace Hopper, public domain, US Navy), as in the test_predict_* files.
 """
 import math
 

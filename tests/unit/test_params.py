@@ -202,3 +202,12 @@ def test_reading_params_imports_no_tensorflow():
             "from agegender.model.families import load_family_params; load_family_params('params.yaml'); "
             "heavy = {'tensorflow', 'keras'} & set(sys.modules); assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
+
+
+def test_a_params_file_that_is_not_yaml_is_one_line_naming_where(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("data:\n  source: x\nmodel: [\n")
+    with pytest.raises(ParamsError) as err:
+        load_params(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}: not valid YAML at line ") and "\n" not in message, message

@@ -1,0 +1,80 @@
+"""The library's layers: every import (inside functions too) goes to the same layer or a lower one,
+and no modules import each other in a circle. Bottom to top: the settings and plumbing
+(params, errors, hardware, live, quiet_start, commands), data, faces, model, training, serving,
+then evaluation and prediction; stages and benchmarks sit on top and are not checked here."""
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+LAYERS = [("params", "errors", "hardware", "live", "quiet_start", "commands"), ("data",), ("faces",),
+          ("model",), ("training",), ("serving",), ("evaluation", "prediction")]
+
+
+def _layer(module: str) -> int:
+    part = module.split(".")[1] if "." in module else ""
+    for i, names in enumerate(LAYERS):
+        if part in names:
+            return i
+    raise AssertionError(f"{module}: in no layer; add it to LAYERS (and to the README's layout)")
+
+
+def _imports() -> dict[str, set[str]]:
+    """module -> the agegender modules it imports (a package import names the package's module)."""
+    graph = {}
+    for path in sorted((ROOT / "agegender").rglob("*.py")):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        module = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("agegender"):
+                for alias in node.names:  # from agegender.model import networks: the submodule
+                    sub = f"{node.module}.{alias.name}"
+                    exists = (ROOT / Path(*sub.split("."))).with_suffix(".py").is_file()
+                    found.add(sub if exists else node.module)
+            elif isinstance(node, ast.Import):
+                found |= {a.name for a in node.names if a.name.startswith("agegender")}
+        graph[module] = found - {module}
+    return graph
+
+
+def _up(graph) -> list[str]:
+    return [f"{m} -> {t}" for m, targets in graph.items() if m != "agegender"
+            for t in targets if t != "agegender" and _layer(t) > _layer(m)]
+
+
+def _circles(graph) -> list[list[str]]:
+    circles, state = [], {}
+
+    def visit(module, path):
+        state[module] = "open"
+        for target in sorted(graph.get(module, ())):
+            if state.get(target) == "open":
+                circles.append(path[path.index(target):] + [target])
+            elif target not in state:
+                visit(target, path + [target])
+        state[module] = "done"
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+    return circles
+
+
+def test_no_import_runs_up_a_layer():
+    assert not _up(_imports())
+
+
+def test_no_modules_import_each_other_in_a_circle():
+    assert not _circles(_imports())
+
+
+def test_the_checks_see_an_import_up_and_a_circle():
+    """Not vacuous: the graph holds the real imports (function-level ones too), and the checks
+    catch the two faults this layout removed (data importing face finding; features <-> setup)."""
+    graph = _imports()
+    assert "agegender.model.families" in graph["agegender.training.feature_spec"]
+    assert "agegender.training.features" in graph["agegender.training.setup"]  # inside a function
+    fake = {**graph, "agegender.data.preprocessing": graph["agegender.data.preprocessing"] | {"agegender.faces.recut"},
+            "agegender.training.features": graph["agegender.training.features"] | {"agegender.training.setup"}}
+    assert _up(fake) == ["agegender.data.preprocessing -> agegender.faces.recut"]
+    assert [set(c) for c in _circles(fake)] == [{"agegender.training.features", "agegender.training.setup"}]
