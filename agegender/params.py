@@ -113,6 +113,11 @@ class Recipe(_Section):
     early_stopping_patience: int = Field(10, ge=0)  # epochs without a better val age MAE
     loss_weights: LossWeights = LossWeights()
     gender_label_smoothing: float = Field(0.0, ge=0, lt=1)
+    # weight averaging: the weights kept are an exponential moving average of the trained ones
+    # with this momentum per step (Keras' optimizer use_ema; e.g. 0.999 averages about the last
+    # 1,000 steps), swapped in at the end of each phase; 0 = off. The per-epoch val curves score
+    # the raw weights, and a validation run keeps the average, not its best raw epoch.
+    ema: float = Field(0.0, ge=0, lt=1)
     augment: Augment = Augment(translation=0.06, framing=Framing(probability=0.5))
     mixup: float = Field(0.0, ge=0)  # Beta(alpha, alpha) blend of faces and labels; 0 = off
     # auto (by the hardware: mixed_float16 on NVIDIA GPUs of compute capability >= 7.0,

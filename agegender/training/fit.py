@@ -124,11 +124,13 @@ def fit(request: FitRequest) -> tuple[keras.Model, TrainSummary]:
 
 
 def _callbacks(setup: Setup) -> tuple[keras.callbacks.EarlyStopping, list]:
-    """Early stopping on val (when there is val) and the plateau schedule (when the recipe asks)."""
+    """Early stopping on val (when there is val) and the plateau schedule (when the recipe asks).
+    With weight averaging (``ema``) the average is the model kept: early stopping still stops, but
+    restores no raw best epoch over it."""
     recipe = setup.recipe
     early_stopping = keras.callbacks.EarlyStopping(
         monitor=MONITOR, patience=recipe.early_stopping_patience, mode="min",
-        restore_best_weights=True, verbose=1)
+        restore_best_weights=not recipe.ema, verbose=1)
     callbacks = []
     if recipe.lr_schedule == "plateau":
         callbacks.append(keras.callbacks.ReduceLROnPlateau(

@@ -28,10 +28,15 @@ from agegender.training.datasets import make_dataset, targets
 log = logging.getLogger(__name__)
 
 
-def make_optimizer(name: str, learning_rate, weight_decay: float = 0.0) -> keras.optimizers.Optimizer:
+def make_optimizer(name: str, learning_rate, weight_decay: float = 0.0,
+                   ema: float = 0.0) -> keras.optimizers.Optimizer:
+    """The optimizer ``name``; with ``ema`` > 0 it keeps an exponential moving average of the
+    weights (that momentum per step), which Keras swaps into the model when a fit ends."""
     optimizers = {"adam": keras.optimizers.Adam, "adamw": keras.optimizers.AdamW,
                   "rmsprop": keras.optimizers.RMSprop, "sgd": keras.optimizers.SGD}
     kwargs = {"weight_decay": weight_decay} if name == "adamw" else {}
+    if ema:
+        kwargs.update(use_ema=True, ema_momentum=ema)
     return optimizers[name](learning_rate=learning_rate, **kwargs)
 
 
@@ -69,7 +74,7 @@ def compile_model(model: keras.Model, family: Family, recipe: Recipe, steps_per_
     the age-MAE / gender-accuracy metrics the training curves show."""
     model.compile(
         optimizer=make_optimizer(recipe.optimizer, learning_rate(recipe, steps_per_epoch),
-                                 recipe.weight_decay),
+                                 recipe.weight_decay, recipe.ema),
         loss={"age": family.age_output.loss,
               "gender": keras.losses.BinaryCrossentropy(label_smoothing=recipe.gender_label_smoothing)},
         loss_weights=recipe.loss_weights.model_dump(),
