@@ -175,3 +175,29 @@ def test_peers_benchmark_scores_both_predictors_on_the_same_sets(tiny_project, t
     assert set(scores) == {"chips", "blur_2px", "mine"}
     peer = scores["mine"]["peer detect"]["summary"]
     assert peer["images"] == 6 and peer["missed"] == 0 and peer["gender_accuracy"] == 0.5
+
+
+def test_score_split_scores_a_cached_split_with_the_runs_training_cost(tiny_project, tmp_path, capsys):
+    """The val score of issue 32's curve: the split's cached arrays through evaluate's scoring,
+    flip averaging on by default, the train summary's cost beside it."""
+    import json
+
+    import pandas as pd
+
+    from agegender.data.preprocessing import write_arrays
+    from agegender.training.summary import TrainSummary
+
+    write_arrays(tiny_project / "UTKFace", tiny_project / "labels.csv", tmp_path / "arrays", "rgb72")
+    TrainSummary("compact", 3, 9.5, False, 12.0, 24, 6.0, 1, "float32", "float32", "CPU test", "", "one device",
+                 False, 0.125).write(tmp_path / "summary.json")
+    argv = ["--model", str(tiny_project / "model.keras"), "--data-dir", str(tmp_path / "arrays"),
+            "--labels", str(tiny_project / "labels.csv"), "--summary", str(tmp_path / "summary.json")]
+    assert _load("score_split").main(argv + ["--json-out", str(tmp_path / "flip.json")]) == 0
+    assert _load("score_split").main(argv + ["--no-tta", "--json-out", str(tmp_path / "plain.json")]) == 0
+    flip, plain = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("flip", "plain"))
+    labels = pd.read_csv(tiny_project / "labels.csv")
+    assert flip["faces"] == plain["faces"] == (labels["split"] == "val").sum() > 0
+    assert flip["tta_flip"] and not plain["tta_flip"] and flip["age_mae"] != plain["age_mae"]
+    assert flip["train_tflop"] == 0.125 and flip["device"] == "CPU test"
+    assert re.search(r"^val \(\d+ faces, flip on\): MAE [\d.]+, CS@5 [\d.]+ %, gender [\d.]+ %; training "
+                     r"0\.125 TFLOP, 12\.0 s, 3 epochs on CPU test in float32$", capsys.readouterr().out, re.M)
