@@ -37,6 +37,7 @@ def main() -> int:
     parser.add_argument("--kill-after-epoch", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--epoch-seconds", type=float, default=0.0)
+    parser.add_argument("--ema", type=float, default=0.0, help="the recipe's weight averaging momentum")
     args = parser.parse_args()
 
     import keras
@@ -64,7 +65,7 @@ def main() -> int:
     from agegender.training.fit import train_model
 
     recipe = Recipe(epochs=args.epochs, batch_size=8, architecture={"stage_blocks": [1, 1, 1, 1]},
-                    final_fit=True, mixup=0.2, precision="float32",
+                    final_fit=True, mixup=0.2, precision="float32", ema=args.ema,
                     augment={"flip": True, "translation": 0.06})
     args.out.mkdir(parents=True, exist_ok=True)
     model, summary = train_model("compact", recipe, 0, synthetic(32, 0), synthetic(8, 1),

@@ -57,6 +57,18 @@ def test_a_run_killed_after_epoch_1_of_3_resumes_and_ends_with_the_same_model(tm
     assert [line.split("\t")[0] for line in loss.splitlines()[1:]] == ["0", "1", "2"]
 
 
+def test_weight_averaging_resumes_to_the_same_average(tmp_path):
+    """ema: the average is optimizer state, kept in the backup: killed after epoch 1 and resumed,
+    the run ends with the same averaged weights as uninterrupted, bit for bit."""
+    _ok(_job(tmp_path / "whole", "--ema", "0.9"))
+    assert _job(tmp_path / "resumed", "--ema", "0.9", "--kill-after-epoch", "1").returncode == 3
+    _ok(_job(tmp_path / "resumed", "--ema", "0.9"))
+    plain = _ok(_job(tmp_path / "plain"))  # without the average: other weights
+    assert plain.returncode == 0
+    whole, resumed, raw = (np.load(tmp_path / run / "weights.npy") for run in ("whole", "resumed", "plain"))
+    assert np.array_equal(whole, resumed) and not np.array_equal(whole, raw)
+
+
 def test_a_backup_of_other_settings_is_not_resumed(tmp_path):
     killed = _job(tmp_path / "run", "--kill-after-epoch", "1")
     assert killed.returncode == 3
