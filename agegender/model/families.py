@@ -177,8 +177,10 @@ def check_params(params: Params, source: str = "params.yaml") -> Params:
     (a family without a block builds with its builder's defaults, checked when it is built); raises
     :class:`ParamsError` (``source: key: problem``) naming every bad key."""
     found = []
-    if params.model not in FAMILIES:
-        found.append(f"model: unknown model family {params.model!r}; choose one of {sorted(FAMILIES)}")
+    try:
+        get_family(params.model)
+    except ParamsError as exc:
+        found.append(str(exc))
     typed = {}
     for name, recipe in params.models.items():
         if name not in FAMILIES:
