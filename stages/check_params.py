@@ -17,11 +17,10 @@ and DVC does not recompute the features.
 import sys
 from pathlib import Path
 
-from agegender import commands as cli
+from agegender import commands
 from agegender.data.source import check_source
-from agegender.model.families import get_family
+from agegender.model.families import get_family, load_family_params
 from agegender.model.weights import ensure_weights
-from agegender.model.families import load_family_params
 from agegender.training.feature_spec import feature_spec, write_spec
 
 # the whole output: constant, so that downstream stages see no change when params.yaml changes
@@ -29,13 +28,13 @@ CHECKED = "params.yaml valid, raw data found (stages/check_params.py)\n"
 
 
 def main(argv=None) -> int:
-    parser = cli.parser("check_params", __doc__.split("\n\n")[0])
+    parser = commands.parser("check_params", __doc__.split("\n\n")[0])
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--out", required=True, help="the constant file every other stage depends on")
     parser.add_argument("--features-spec", default=None,
                         help="where to write what the cached features depend on (the features stage's dep)")
     args = parser.parse_args(argv)
-    cli.setup_logging(args)
+    commands.setup_logging(args)
     params = load_family_params(args.params)
     # the README's missing-data message, here rather than DVC's missing-dependency error for ingest
     check_source(params.data.source)
@@ -52,4 +51,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(cli.run("check_params", main))
+    sys.exit(commands.run("check_params", main))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from agegender import commands as cli
+from agegender import commands
 from agegender.data.arrays import load_split
 from agegender.evaluation import breakdown
 from agegender.evaluation.scoring import evaluate_model, rounded
@@ -20,13 +20,13 @@ from agegender.training.summary import TrainSummary
 
 
 def main(argv=None) -> int:
-    parser = cli.parser("evaluate", __doc__.splitlines()[0])
+    parser = commands.parser("evaluate", __doc__.splitlines()[0])
     parser.add_argument("--params", default="params.yaml")
     for name in ("model", "data-dir", "labels", "train-summary", "metrics-out", "predictions-out",
                  "breakdown-out", "breakdown-csv-out"):
         parser.add_argument(f"--{name}", required=True)
     args = parser.parse_args(argv)
-    cli.setup_logging(args)
+    commands.setup_logging(args)
     cfg = load_params(args.params).evaluate
 
     from agegender.serving.saved import load_model  # TensorFlow: after the params check
@@ -55,4 +55,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(cli.run("evaluate", main))
+    sys.exit(commands.run("evaluate", main))

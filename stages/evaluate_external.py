@@ -7,17 +7,17 @@ skipped rows with their reasons. Run it with ``dvc repro external/dvc.yaml``.
 """
 import sys
 
-from agegender import commands as cli
+from agegender import commands
 from agegender.params import load_params
 
 
 def main(argv=None) -> int:
-    parser = cli.parser("evaluate_external", __doc__.splitlines()[0])
+    parser = commands.parser("evaluate_external", __doc__.splitlines()[0])
     parser.add_argument("--params", default="params.yaml")
     for name in ("model", "metrics-out", "predictions-out", "skipped-out"):
         parser.add_argument(f"--{name}", required=True)
     args = parser.parse_args(argv)
-    cli.setup_logging(args)
+    commands.setup_logging(args)
     cfg = load_params(args.params).external
 
     from agegender.evaluation.external import evaluate_folder, write  # TensorFlow: after the check
@@ -31,4 +31,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(cli.run("evaluate_external", main))
+    sys.exit(commands.run("evaluate_external", main))

@@ -8,15 +8,15 @@ docs/predict.md ("Deploying: TensorFlow Lite") shows.
 """
 import sys
 
-from agegender import commands as cli
+from agegender import commands
 
 
 def main(argv=None) -> int:
-    parser = cli.parser("export", __doc__.splitlines()[0])
+    parser = commands.parser("export", __doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="saved .keras model")
     parser.add_argument("--out", required=True, help="the .tflite file to write")
     args = parser.parse_args(argv)
-    cli.setup_logging(args)
+    commands.setup_logging(args)
     from agegender.serving.saved import read_info
 
     read_info(args.model)  # a missing or foreign model is one line, before TensorFlow loads
@@ -29,4 +29,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(cli.run("export", main))
+    sys.exit(commands.run("export", main))

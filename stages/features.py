@@ -3,20 +3,20 @@ val and its mirror image (agegender/training/features.py); for a model that trai
 writes only its spec, at no cost."""
 import sys
 
-from agegender import commands as cli
+from agegender import commands
 from agegender.model.families import load_family_params
 from agegender.training.features import compute_features, read_spec
 
 
 def main(argv=None) -> int:
-    parser = cli.parser("features", __doc__.split("\n\n")[0])
+    parser = commands.parser("features", __doc__.split("\n\n")[0])
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--spec", required=True, help="check_params' features spec (this stage's dep)")
     parser.add_argument("--data-dir", required=True, help="the preprocess stage's arrays")
     parser.add_argument("--out-dir", required=True)
     parser.add_argument("--batch-size", type=int, default=64)
     args = parser.parse_args(argv)
-    cli.setup_logging(args)
+    commands.setup_logging(args)
     spec = read_spec(args.spec)
     # params only for the weights file's path and the base's settings: the spec holds what matters
     done = compute_features(load_family_params(args.params), args.data_dir, args.out_dir, spec, args.batch_size)
@@ -30,4 +30,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(cli.run("features", main))
+    sys.exit(commands.run("features", main))

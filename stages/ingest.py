@@ -3,18 +3,18 @@ the split, and the data-quality report (with the training-data coverage per race
 stage)."""
 import sys
 
-from agegender import commands as cli
+from agegender import commands
 from agegender.data.ingest import ingest
 from agegender.params import load_params
 
 
 def main(argv=None) -> int:
-    parser = cli.parser("ingest", __doc__)
+    parser = commands.parser("ingest", __doc__)
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--labels-out", required=True)
     parser.add_argument("--report-out", required=True)
     args = parser.parse_args(argv)
-    cli.setup_logging(args)
+    commands.setup_logging(args)
     params = load_params(args.params)
     s = params.split
     report = ingest(params.data.source, args.labels_out, args.report_out, s.val_fraction,
@@ -28,4 +28,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(cli.run("ingest", main))
+    sys.exit(commands.run("ingest", main))

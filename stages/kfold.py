@@ -2,13 +2,13 @@
 mean and std over folds (agegender.evaluation.kfold)."""
 import sys
 
-from agegender import commands as cli
+from agegender import commands
 from agegender.evaluation.kfold import run_aggregate, run_cv
 from agegender.model.families import load_family_params
 
 
 def main(argv=None) -> int:
-    parser = cli.parser("kfold", __doc__.splitlines()[0])
+    parser = commands.parser("kfold", __doc__.splitlines()[0])
     steps = parser.add_subparsers(dest="step", required=True)
     cv = steps.add_parser("cv")
     cv.add_argument("--params", default="params.yaml")
@@ -18,7 +18,7 @@ def main(argv=None) -> int:
     for name in ("folds-dir", "metrics-out", "per-fold-out", "summary-out"):
         agg.add_argument(f"--{name}", required=True)
     args = parser.parse_args(argv)
-    cli.setup_logging(args)
+    commands.setup_logging(args)
     if args.step == "cv":
         results = run_cv(load_family_params(args.params), args.data_dir, args.labels, args.folds_dir)
         print(f"kfold: {len(results)} folds done")
@@ -30,4 +30,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(cli.run("kfold", main))
+    sys.exit(commands.run("kfold", main))

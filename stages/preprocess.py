@@ -2,21 +2,20 @@
 (with ``preprocess.faces: aligned``, each first cut as the predictor cuts a face)."""
 import sys
 
-from agegender import commands as cli
+from agegender import commands
 from agegender.data.preprocessing import write_arrays
 from agegender.faces.recut import Recutter
-from agegender.model.families import get_family
-from agegender.model.families import load_family_params
+from agegender.model.families import get_family, load_family_params
 
 
 def main(argv=None) -> int:
-    parser = cli.parser("preprocess", __doc__)
+    parser = commands.parser("preprocess", __doc__)
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--labels", required=True)
     parser.add_argument("--out-dir", required=True)
     parser.add_argument("--faces-out", help="where to write which faces were found (JSON)")
     args = parser.parse_args(argv)
-    cli.setup_logging(args)
+    commands.setup_logging(args)
     params = load_family_params(args.params)
     meta = write_arrays(params.data.source, args.labels, args.out_dir, get_family(params.model).profile,
                         extra=params.data.extra,
@@ -27,4 +26,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(cli.run("preprocess", main))
+    sys.exit(commands.run("preprocess", main))

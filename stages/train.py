@@ -7,13 +7,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-from agegender import commands as cli
+from agegender import commands
 from agegender.data.arrays import hold_out, load_split
 from agegender.model.families import load_family_params
 
 
 def main(argv=None) -> int:
-    parser = cli.parser("train", __doc__)
+    parser = commands.parser("train", __doc__)
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--model-out", required=True)
@@ -25,7 +25,7 @@ def main(argv=None) -> int:
     parser.add_argument("--backup-dir", default=None,
                         help="where an interrupted run keeps its last finished epoch (not an output)")
     args = parser.parse_args(argv)
-    cli.setup_logging(args)
+    commands.setup_logging(args)
     params = load_family_params(args.params)
 
     from agegender.hardware import is_chief  # TensorFlow: after the params check
@@ -79,4 +79,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(cli.run("train", main))
+    sys.exit(commands.run("train", main))

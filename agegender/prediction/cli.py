@@ -17,7 +17,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from agegender import commands as cli
+from agegender import commands
 from agegender.faces.registry import DETECTORS, make_detector
 from agegender.prediction.annotate import Annotator, check_annotate
 from agegender.prediction.inputs import MAX_FILE_MB, expand
@@ -43,7 +43,7 @@ def _positive(kind):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = cli.parser(
+    parser = commands.parser(
         "agegender-predict",
         "Predict age and gender for the faces in images (files, or folders searched recursively). "
         "Exit status: 0 all files used, 1 some file failed, 2 nothing could run, 130 interrupted.")
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.resume and not args.output:
         build_parser().error("--resume needs --output (the file to continue)")
-    cli.setup_logging(args)
+    commands.setup_logging(args)
     info = read_info(args.model)  # no TensorFlow yet: a missing or foreign file is said at once
     stamp = ModelStamp.of(args.model, info.family)
     items = expand(args.paths)
@@ -208,7 +208,7 @@ def console(argv: list[str] | None = None) -> int:
     detector, a refused output) ends with its message and exit status 2; Ctrl-C before the first
     record with status 130 and one line."""
     try:
-        return cli.run("predict", main, argv, error_status=2)
+        return commands.run("predict", main, argv, error_status=2)
     except KeyboardInterrupt:
         print("predict: interrupted", file=sys.stderr)
         return INTERRUPTED

@@ -2,7 +2,7 @@
 time (so no stage downstream re-runs); a bad setting or missing data give one line and exit 1."""
 import yaml
 
-from agegender import commands as cli
+from agegender import commands
 from stages import check_params
 
 
@@ -21,7 +21,7 @@ def test_a_valid_params_file_gives_the_same_output_whatever_it_holds(tmp_path):
     for epochs in (1, 2):
         path = _params(tmp_path, lambda p: p["models"]["compact"].update(epochs=epochs))
         out = tmp_path / f"ok{epochs}"
-        assert cli.run("check_params", check_params.main, ["--params", str(path), "--out", str(out)]) == 0
+        assert commands.run("check_params", check_params.main, ["--params", str(path), "--out", str(out)]) == 0
         outputs.append(out.read_bytes())
     assert outputs[0] == outputs[1] == check_params.CHECKED.encode()
 
@@ -29,7 +29,7 @@ def test_a_valid_params_file_gives_the_same_output_whatever_it_holds(tmp_path):
 def test_a_typo_is_one_line_naming_the_key(tmp_path, capsys):
     path = _params(tmp_path, lambda p: p["models"]["compact"]["architecture"].update(wieghts=None))
     out = tmp_path / "ok"
-    assert cli.run("check_params", check_params.main, ["--params", str(path), "--out", str(out)]) == 1
+    assert commands.run("check_params", check_params.main, ["--params", str(path), "--out", str(out)]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "models.compact.architecture.wieghts: unknown key" in err
     assert not out.exists()
@@ -37,7 +37,7 @@ def test_a_typo_is_one_line_naming_the_key(tmp_path, capsys):
 
 def test_missing_raw_data_is_the_readmes_message(tmp_path, capsys):
     path = _params(tmp_path, source=tmp_path / "data" / "raw" / "UTKFace.tar.gz")
-    assert cli.run("check_params", check_params.main, ["--params", str(path), "--out", str(tmp_path / "ok")]) == 1
+    assert commands.run("check_params", check_params.main, ["--params", str(path), "--out", str(tmp_path / "ok")]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("check_params: error: raw data not found at ") and len(err.splitlines()) == 1
     assert "see README 'Getting the data'" in err
@@ -58,7 +58,7 @@ def test_a_transfer_family_whose_imagenet_weights_cannot_be_had_stops_here(tmp_p
     assert not cached.exists()  # this machine has no ImageNet weights (the premise of the test)
     out = tmp_path / "ok"
     path = _params(tmp_path, lambda p: p.update(model="vgg19"))
-    assert cli.run("check_params", check_params.main, ["--params", str(path), "--out", str(out)]) == 1
+    assert commands.run("check_params", check_params.main, ["--params", str(path), "--out", str(out)]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("check_params: error: ImageNet weights for vgg19")
     assert str(cached) in err and "models.vgg19.architecture.weights" in err and not out.exists()
@@ -66,11 +66,11 @@ def test_a_transfer_family_whose_imagenet_weights_cannot_be_had_stops_here(tmp_p
     # a local weights file that is not there is named; null (random initialisation) passes
     path = _params(tmp_path, lambda p: p.update(model="vgg19") or p["models"]["vgg19"].setdefault(
         "architecture", {}).update(weights=str(tmp_path / "nope.h5")))
-    assert cli.run("check_params", check_params.main, ["--params", str(path), "--out", str(out)]) == 1
+    assert commands.run("check_params", check_params.main, ["--params", str(path), "--out", str(out)]) == 1
     assert "nope.h5" in capsys.readouterr().err
     path = _params(tmp_path, lambda p: p.update(model="vgg19") or p["models"]["vgg19"].setdefault(
         "architecture", {}).update(weights=None))
-    assert cli.run("check_params", check_params.main, ["--params", str(path), "--out", str(out)]) == 0
+    assert commands.run("check_params", check_params.main, ["--params", str(path), "--out", str(out)]) == 0
 
 
 def test_imagenet_weights_in_keras_cache_pass_without_a_download(tmp_path, monkeypatch):

@@ -75,10 +75,10 @@ def test_the_export_stage_writes_a_tflite_model_that_predicts_like_the_keras_one
 
 
 def test_the_export_stage_refuses_a_missing_model_in_one_line(tmp_path, capsys):
-    from agegender import commands as cli
+    from agegender import commands
     from stages.export import main
 
-    assert cli.run("export", main, ["--model", str(tmp_path / "none.keras"), "--out",
+    assert commands.run("export", main, ["--model", str(tmp_path / "none.keras"), "--out",
                                     str(tmp_path / "m.tflite")]) == 1
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(err) == 1 and "model file not found" in err[0]

@@ -4,7 +4,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from agegender import commands as cli
+from agegender import commands
 from agegender.data import ingest, splits
 from agegender.data.bins import FIVE_YEAR
 from agegender.data.source import SourceError
@@ -87,7 +87,7 @@ def test_missing_or_empty_source_is_a_clear_error(tmp_path, make, capsys):
         ingest.ingest(source, tmp_path / "l.csv", tmp_path / "q.json", 0.1, 0.1, seed=1)
     params = tmp_path / "params.yaml"
     params.write_text(f"data: {{source: {source}}}\nsplit: {{seed: 1, val_fraction: 0.1, test_fraction: 0.1}}\n")
-    assert cli.run("ingest", ingest_stage.main, ["--params", str(params), "--labels-out", str(tmp_path / "l.csv"),
+    assert commands.run("ingest", ingest_stage.main, ["--params", str(params), "--labels-out", str(tmp_path / "l.csv"),
                                                   "--report-out", str(tmp_path / "q.json")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("ingest: error: ") and str(source) in err

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agegender import commands as cli
+from agegender import commands
 from agegender.model.families import FAMILIES, Family, check_params
 from agegender.params import ParamsError, Recipe, load_params, parse_params
 
@@ -89,7 +89,7 @@ def test_a_bad_params_file_ends_a_stage_with_one_line_and_no_traceback(tmp_path,
     raw["train"]["epochs"] = 2
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(raw))
-    assert cli.run("ingest", ingest.main, ["--params", str(path), "--labels-out", "l.csv",
+    assert commands.run("ingest", ingest.main, ["--params", str(path), "--labels-out", "l.csv",
                                            "--report-out", "q.json"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("ingest: error: ") and "models.compact.epochs" in err
@@ -101,7 +101,7 @@ def test_a_bug_keeps_its_traceback():
         raise KeyError("a real bug")
 
     with pytest.raises(KeyError):
-        cli.run("x", buggy)
+        commands.run("x", buggy)
 
 
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from agegender import commands as cli
+from agegender import commands
 from agegender.quiet_start import start_noise
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -20,12 +20,12 @@ INFO = ("I0000 00:00:1796157294.930343    5476 cudart_stub.cc:31] Could not find
 
 
 def _run(code: str, *, extra_path: str | None = None, verbose: bool = False) -> subprocess.CompletedProcess:
-    """``code`` after the project's command-line set-up (cli.setup_logging), in a fresh process."""
+    """``code`` after the project's command-line set-up (commands.setup_logging), in a fresh process."""
     prelude = textwrap.dedent(f"""
         import argparse, sys
         sys.path[:0] = [p for p in ({extra_path!r}, {str(ROOT)!r}) if p]
-        from agegender import commands as cli
-        cli.setup_logging(argparse.Namespace(verbose={verbose}, quiet=False))
+        from agegender import commands
+        commands.setup_logging(argparse.Namespace(verbose={verbose}, quiet=False))
         """)
     return subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(code)],
                           capture_output=True, text=True, timeout=300)
@@ -79,7 +79,7 @@ def test_real_tensorflow_on_this_machine_starts_without_the_cuinit_line():
 
 
 def test_no_stage_imports_tensorflow_before_its_logging_is_set_up():
-    """The quiet start is installed by cli.setup_logging in main(): TensorFlow must come later."""
+    """The quiet start is installed by commands.setup_logging in main(): TensorFlow must come later."""
     stages = sorted(p.stem for p in (ROOT / "stages").glob("*.py") if p.stem != "__init__")
     code = f"""
         import importlib, sys
@@ -119,7 +119,7 @@ def test_log_messages_follow_stderr_after_it_is_swapped_and_closed(monkeypatch):
 
     first, second = io.StringIO(), io.StringIO()
     monkeypatch.setattr(sys, "stderr", first)
-    cli.setup_logging(argparse.Namespace(verbose=True, quiet=False))
+    commands.setup_logging(argparse.Namespace(verbose=True, quiet=False))
     try:
         logging.getLogger("agegender.test").info("one")
         first.close()

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from agegender import commands as cli
+from agegender import commands
 from agegender.data.ingest import ingest
 from agegender.data.preprocessing import NO_FACE, write_arrays
 from agegender.faces.alignment import CHIP_LANDMARKS, cut_face
@@ -135,7 +135,7 @@ def test_an_unknown_preprocess_setting_is_one_line(tmp_path, capsys, key, value,
     raw["preprocess"][key] = value
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(raw))
-    assert cli.run("check_params", check_params.main, ["--params", str(path), "--out", str(tmp_path / "ok")]) == 1
+    assert commands.run("check_params", check_params.main, ["--params", str(path), "--out", str(tmp_path / "ok")]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and problem in err, err
 
@@ -152,7 +152,7 @@ def test_the_stage_recuts_the_splits_params_name_with_mtcnn_in_worker_processes(
     raw["data"].update(source=str(folder), extra=None)
     raw["preprocess"] = {"faces": "aligned", "splits": ["test"]}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
-    assert cli.run("preprocess", preprocess.main, [
+    assert commands.run("preprocess", preprocess.main, [
         "--params", str(tmp_path / "params.yaml"), "--labels", str(tmp_path / "l.csv"),
         "--out-dir", str(tmp_path / "cuts"), "--faces-out", str(tmp_path / "faces.json")]) == 0
     write_arrays(folder, tmp_path / "l.csv", tmp_path / "chips", "rgb72")

@@ -209,7 +209,7 @@ def test_the_train_stage_ends_with_one_line_when_imagenet_weights_are_missing(tm
     import yaml
     from keras.src.utils import file_utils
 
-    from agegender import commands as cli
+    from agegender import commands
     from stages import train as train_stage
 
     monkeypatch.setattr(file_utils, "get_file", _fail_download)  # what Keras does offline
@@ -217,7 +217,7 @@ def test_the_train_stage_ends_with_one_line_when_imagenet_weights_are_missing(tm
     params = yaml.safe_load((Path(__file__).resolve().parents[2] / "params.yaml").read_text())
     params["model"] = "vgg19"
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    code = cli.run("train", train_stage.main, [
+    code = commands.run("train", train_stage.main, [
         "--params", str(tmp_path / "params.yaml"), "--data-dir", str(data), "--model-out",
         str(tmp_path / "m.keras"), "--live-dir", str(tmp_path / "live"), "--summary-out",
         str(tmp_path / "s.json")])
