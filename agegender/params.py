@@ -96,6 +96,12 @@ class FineTune(_Section):
     weight_decay: float = Field(0.0, ge=0)
 
 
+class Resize(_Section):
+    """One step of progressive resizing: ``epochs`` epochs trained on faces resized to ``size`` px."""
+    size: int = Field(ge=8)
+    epochs: int = Field(ge=1)
+
+
 class Recipe(_Section):
     """How one model family trains: ``models.<name>`` in params.yaml.
 
@@ -118,6 +124,10 @@ class Recipe(_Section):
     # 1,000 steps), swapped in at the end of each phase; 0 = off. The per-epoch val curves score
     # the raw weights, and a validation run keeps the average, not its best raw epoch.
     ema: float = Field(0.0, ge=0, lt=1)
+    # progressive resizing: the first epochs train on the faces resized down (each step's
+    # ``epochs`` at its ``size`` px, in order), the rest at the profile's size; the model keeps
+    # its input size (agegender/training/resizing.py). [] = off.
+    progressive: list[Resize] = []
     augment: Augment = Augment(translation=0.06, framing=Framing(probability=0.5))
     mixup: float = Field(0.0, ge=0)  # Beta(alpha, alpha) blend of faces and labels; 0 = off
     # auto (by the hardware: mixed_float16 on NVIDIA GPUs of compute capability >= 7.0,
@@ -145,6 +155,17 @@ class Recipe(_Section):
     # (augment.flip; rotation, zoom, translation, framing and contrast apply to image phases only);
     # "images": every phase reads the images through the model's augmentation (the seeds' recipe)
     features: Literal["cached", "images"] = "images"
+
+    @model_validator(mode="after")
+    def _progressive_ends_at_full_size(self):
+        low = sum(step.epochs for step in self.progressive)
+        if self.progressive and low >= self.epochs:
+            raise ValueError(f"progressive resizing takes {low} of the {self.epochs} epochs: leave at "
+                             "least the last epoch at the profile's size (the size the model predicts at)")
+        if self.progressive and self.features == "cached":
+            raise ValueError("progressive resizing resizes images; with features: cached the head "
+                             "reads features: leave progressive empty or set features to images")
+        return self
 
     @model_validator(mode="after")
     def _cached_features_are_not_blended(self):

@@ -18,6 +18,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from agegender.data.bins import CUSTOM12, FIVE_YEAR, RANGES10
+from agegender.data.images import get_profile
 from agegender.model.targets import AgeOutput
 from agegender.params import DEFAULT_PARAMS, UNKNOWN_KEY, Params, ParamsError, Recipe, load_params, problems
 
@@ -191,6 +192,10 @@ def check_params(params: Params, source: str = "params.yaml") -> Params:
             typed[name] = recipe.model_copy(update={"architecture": family.typed_architecture(recipe)})
         except ParamsError as exc:
             found.append(str(exc))
+        side = get_profile(family.profile).size
+        if [s for s in recipe.progressive if s.size >= side]:
+            found.append(f"models.{name}.progressive: sizes {[s.size for s in recipe.progressive]} "
+                         f"must each be smaller than the {side} px faces of profile {family.profile}")
         if recipe.features == "cached" and not family.pretrained:
             found.append(f"models.{name}.features: cached needs a transfer family (one with a "
                          f"pretrained base: {sorted(n for n, f in FAMILIES.items() if f.pretrained)})")

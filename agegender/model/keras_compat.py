@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 import keras
+from keras.src.models.functional import Functional
 
 # The Keras releases this adapter was run against (the test suite, resume and multi-worker tests
 # included): 3.15.1. pyproject.toml's range says the same; widen both after testing another one.
@@ -111,6 +112,29 @@ def multi_worker_fit(model: keras.Model, strategy):
     finally:  # back to the class's own steps and the model's strategy (is_chief reads it)
         del model.train_step, model.test_step
         model._distribute_strategy = saved
+
+
+@contextlib.contextmanager
+def any_input_size(model: keras.Model):
+    """Within it, the functional ``model`` may be called on images of another height and width
+    (a convolutional network up to its global pooling runs at any size): Keras checks a call's
+    shape against the ``Input`` of the model and of each model nested in it (a Sequential through
+    its inner functional model) and has no public switch for it."""
+    nested = [m for m in model._flatten_layers(include_self=True, recursive=True) if isinstance(m, keras.Model)]
+    nested += [m._functional for m in nested if getattr(m, "_functional", None) is not None]
+    # a functional model derives its spec from its Input unless one was set (_manual_input_spec)
+    derived = [m for m in nested if isinstance(m, Functional) and "_manual_input_spec" not in vars(m)]
+    before = {id(m): m.input_spec for m in nested if m not in derived}
+    for m in nested:
+        m.input_spec = None  # no check
+    try:
+        yield model
+    finally:
+        for m in nested:
+            if m in derived:
+                del m._manual_input_spec
+            else:
+                m.input_spec = before[id(m)]
 
 
 def keras_home() -> str:

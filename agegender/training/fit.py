@@ -26,7 +26,7 @@ from agegender import hardware
 from agegender.live import read_live_metric
 from agegender.model import keras_compat
 from agegender.params import ParamsError, Recipe
-from agegender.training import resume
+from agegender.training import resizing, resume
 from agegender.training.flops import train_step_flops
 from agegender.training.setup import Setup, compile_model, set_trainable, setup_training, training_phases
 from agegender.training.summary import TrainSummary
@@ -85,6 +85,7 @@ def fit(request: FitRequest) -> tuple[keras.Model, TrainSummary]:
         initial_epoch, resumed, phases = 0, False, []
         for i, (phase, end_epoch, phase_recipe) in enumerate(training_phases(setup.recipe)):
             fitted = _phase_model(setup, i, phase, phase_recipe, end_epoch - initial_epoch)
+            sizes = [resizing.SizeSchedule(setup.epoch_sizes)] if fitted is setup.resized else []
             folder = backup / phase
             folder.mkdir(parents=True, exist_ok=True)
             finished = resume.load_finished_phase(model, folder)
@@ -103,11 +104,11 @@ def fit(request: FitRequest) -> tuple[keras.Model, TrainSummary]:
                                validation_data=setup.validation(phase), initial_epoch=initial_epoch,
                                epochs=end_epoch, verbose=keras_verbosity(request.verbose), shuffle=False,
                                callbacks=[resume.backup_callback(fitted, folder, clock),
-                                          resume.ResumeLive(live), *callbacks])
+                                          resume.ResumeLive(live), *sizes, *callbacks])
+                run = range(initial_epoch, first + len(history.epoch))  # epochs before a resume, and these
                 finished = resume.FinishedPhase(
                     early_stopping.best if setup.val_data is not None else None,
-                    _flops_per_face(fitted, setup.recipe.batch_size),
-                    first - initial_epoch + len(history.epoch))  # epochs before a resume, and these
+                    _phase_flops_per_face(setup, fitted, run), len(run))
                 resume.save_finished_phase(model, folder, finished)
                 clock.save()
             phases.append(finished)
@@ -163,6 +164,23 @@ def keras_verbosity(requested: int | str, stdout=None) -> int:
         return int(requested)
     stdout = sys.stdout if stdout is None else stdout
     return 1 if getattr(stdout, "isatty", lambda: False)() else 2
+
+
+def _phase_flops_per_face(setup: Setup, fitted: keras.Model, epochs: range) -> float | None:
+    """FLOPs per trained face of a phase's training step, averaged over the ``epochs`` it ran: with
+    progressive resizing each epoch's is counted on the model at that epoch's size."""
+    if fitted is not setup.resized:
+        return _flops_per_face(fitted, setup.recipe.batch_size)
+    sizes = [setup.epoch_sizes[e] for e in epochs]
+    per_size = {}
+    for side in sorted(set(sizes)):
+        with keras_compat.any_input_size(setup.model), setup.strategy.scope():
+            counted = resizing.at_size(setup.model, side)
+            compile_model(counted, setup.family, setup.recipe, setup.steps_per_epoch)
+            per_size[side] = _flops_per_face(counted, setup.recipe.batch_size)
+    if None in per_size.values() or not sizes:
+        return None
+    return sum(per_size[side] for side in sizes) / len(sizes)
 
 
 def _flops_per_face(model: keras.Model, batch_size: int) -> float | None:

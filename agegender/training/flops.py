@@ -59,7 +59,7 @@ def train_step_flops(model, batch: int) -> FlopCount:
     model.optimizer.build(model.trainable_variables)  # no variable may be created while tracing
     specs = [tf.TensorSpec((batch, *shape[1:]), tf.float32) for shape in _output_shapes(model)]
     if isinstance(model.output, dict):  # targets shaped like the outputs: a dict, or one tensor
-        y = dict(zip(model.output_names, specs, strict=True))
+        y = dict(zip(model.output, specs, strict=True))
     else:
         y = specs[0] if len(specs) == 1 else specs
     fn = tf.function(lambda x, y: model.train_step((x, y)))
@@ -69,5 +69,5 @@ def train_step_flops(model, batch: int) -> FlopCount:
 def _output_shapes(model):
     out = model.output
     if isinstance(out, dict):
-        return [tuple(out[k].shape) for k in model.output_names]
+        return [tuple(out[k].shape) for k in out]
     return [tuple(o.shape) for o in (out if isinstance(out, list | tuple) else [out])]

@@ -6,7 +6,8 @@ fit itself, resumable and logged to DVCLive, is :mod:`agegender.training.fit`'s.
 ``fine_tune`` trains in two phases (frozen base, then its last blocks unfrozen):
 :func:`training_phases` and :func:`set_trainable` say how. A transfer recipe with ``features:
 cached`` trains its frozen phases as the head alone, from the features stage's cache
-(:mod:`agegender.training.features`); its fine-tuning phase, if any, on the images.
+(:mod:`agegender.training.features`); its fine-tuning phase, if any, on the images. A recipe with
+``progressive`` resizing fits the model behind a resize layer (:mod:`agegender.training.resizing`).
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from agegender.model.families import Family, get_family
 from agegender.model.targets import balanced_sample_weights, group_sample_weights
 from agegender.params import FineTune, Recipe
 from agegender.training.datasets import make_dataset, targets
+from agegender.training.resizing import epoch_sizes, resizable
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +169,12 @@ class Setup:
     head: keras.Model | None = None
     feature_split: object | None = None  # FlipPairs of the training rows, as train_split's images
     val_features: tf.data.Dataset | None = None
+    resized: keras.Model | None = None  # progressive resizing: the model behind its resize layer
+
+    @property
+    def epoch_sizes(self) -> list[int]:
+        """The side each epoch trains the images at (progressive resizing; else the input's)."""
+        return epoch_sizes(self.recipe, self.model.input_shape[1])
 
     @property
     def train_images(self) -> int:
@@ -177,8 +185,11 @@ class Setup:
         return self.head is not None and phase != "fine_tune"
 
     def phase_model(self, phase: str) -> keras.Model:
-        """The model a phase fits: the head alone from cached features, else the whole model."""
-        return self.head if self.from_features(phase) else self.model
+        """The model a phase fits: the head alone from cached features, else the whole model
+        (behind its resize layer with progressive resizing)."""
+        if self.from_features(phase):
+            return self.head
+        return self.resized or self.model
 
     def validation(self, phase: str) -> tf.data.Dataset | None:
         return self.val_features if self.from_features(phase) else self.val_data
@@ -254,7 +265,8 @@ def setup_training(family_name: str, recipe: Recipe, seed: int, train: tuple[np.
 
             features.load_base(model)  # the base the features came from (a random one too)
             head = head_model(model)
-        first = head if cached and phase != "fine_tune" else model
+        resized = resizable(model) if recipe.progressive else None
+        first = head if cached and phase != "fine_tune" else (resized or model)
         compile_model(first, family, first_recipe.model_copy(update={"epochs": first_end}), steps)
     device = hardware.device_name(cpu, gpus)
     how = {(True, True): " (head from cached features)", (True, False): " (features: cached but no "
@@ -262,4 +274,4 @@ def setup_training(family_name: str, recipe: Recipe, seed: int, train: tuple[np.
     log.info("training %s in %s on %s with %s%s", family.name, precision, device,
              hardware.strategy_name(dist), how)
     return Setup(family, recipe, model, (x_train, y_train), val_data, seed, steps, dist, precision,
-                 device, hardware.isa_flags(cpu), head, feature_split, val_features)
+                 device, hardware.isa_flags(cpu), head, feature_split, val_features, resized)

@@ -1,7 +1,7 @@
 """A training run in its own process, for the tests of resuming and of tf.distribute strategies.
 
     python tests/helpers/train_job.py OUT_DIR [--strategy S] [--logical-cpus N] [--kill-after-epoch K]
-                              [--epoch-seconds T]
+                              [--epoch-seconds T] [--epochs E] [--ema M] [--progressive SIZE:EPOCHS]
 
 Trains the compact family for 3 epochs (final fit) on small synthetic arrays with a backup in
 OUT_DIR/backup, saves OUT_DIR/model.keras, the summary and the predictions on fixed faces
@@ -38,6 +38,7 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--epoch-seconds", type=float, default=0.0)
     parser.add_argument("--ema", type=float, default=0.0, help="the recipe's weight averaging momentum")
+    parser.add_argument("--progressive", default="", help="SIZE:EPOCHS, the recipe's progressive resizing")
     args = parser.parse_args()
 
     import keras
@@ -66,6 +67,8 @@ def main() -> int:
 
     recipe = Recipe(epochs=args.epochs, batch_size=8, architecture={"stage_blocks": [1, 1, 1, 1]},
                     final_fit=True, mixup=0.2, precision="float32", ema=args.ema,
+                    progressive=[dict(zip(("size", "epochs"), map(int, args.progressive.split(":"))))]
+                    if args.progressive else [],
                     augment={"flip": True, "translation": 0.06})
     args.out.mkdir(parents=True, exist_ok=True)
     model, summary = train_model("compact", recipe, 0, synthetic(32, 0), synthetic(8, 1),

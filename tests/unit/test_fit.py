@@ -107,3 +107,41 @@ def test_weight_averaging_keeps_the_average_of_the_trained_weights_deterministic
     raw, averaged, again = trained(), trained(ema=0.999), trained(ema=0.999)
     assert moved(raw) > 0 and moved(averaged) < 0.5 * moved(raw)
     assert all(np.array_equal(a, b) for a, b in zip(averaged, again))
+
+
+def test_progressive_resizing_trains_the_first_epochs_smaller_and_counts_each_epochs_cost(tmp_path):
+    """progressive: epochs 1-2 train on faces resized to 32 px, epoch 3 at the profile's 72 px;
+    the saved model keeps its 72 px input (and still refuses another size), the cost is each
+    epoch's step counted at its size, and the same seed trains the same weights."""
+    import keras
+
+    from agegender.model import keras_compat
+    from agegender.training.flops import train_step_flops
+    from agegender.training.resizing import at_size, epoch_sizes
+    from agegender.training.setup import compile_model
+
+    recipe = Recipe(epochs=3, batch_size=8, architecture=TINY, precision="float32", final_fit=True,
+                    augment={"flip": True, "translation": 0.06}, progressive=[{"size": 32, "epochs": 2}])
+    assert epoch_sizes(recipe, 72) == [32, 32, 72]
+    setup = setup_training("compact", recipe, 0, _split(8, 0), _split(8, 1))
+
+    def counted(side):
+        with keras_compat.any_input_size(setup.model):
+            model = at_size(setup.model, side)
+            compile_model(model, setup.family, recipe, setup.steps_per_epoch)
+            return train_step_flops(model, 8).total / 8
+
+    small, full = counted(32), counted(72)
+    assert 0.1 < small / full < 0.35  # about (32 / 72)^2 = 0.2 of the convolutions' work
+    model, summary = fit(FitRequest(setup, tmp_path / "live", verbose=0))
+    assert summary.train_tflop == pytest.approx((2 * small + full) * 16 / 1e12, abs=1e-6)
+    assert model.input_shape == (None, 72, 72, 3)
+    with pytest.raises(ValueError, match="incompatible"):
+        model(keras.ops.zeros((1, 32, 32, 3)))  # the size check is back after counting
+
+    again, _ = train_model("compact", recipe, 0, _split(8, 0), _split(8, 1), tmp_path / "live2", verbose=0)
+    plain, _ = train_model("compact", recipe.model_copy(update={"progressive": []}), 0, _split(8, 0),
+                           _split(8, 1), tmp_path / "live3", verbose=0)
+    faces = _split(4, 2)[0]
+    out = [m.predict(faces, verbose=0)["age"] for m in (model, again, plain)]
+    assert np.array_equal(out[0], out[1]) and not np.array_equal(out[0], out[2])

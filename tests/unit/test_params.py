@@ -51,6 +51,13 @@ def test_the_projects_params_file_is_valid_and_typed():
     (lambda p: p["models"]["compact"].update(final_fit=False, calibration_holdout=0.1), "models.compact",
      "calibration_holdout is for a final fit"),
     (lambda p: p["data"].update(coverage_min_faces=0), "data.coverage_min_faces", "greater than or equal to 1"),
+    # progressive resizing: smaller than the profile, and the last epoch at its size
+    (lambda p: p["models"]["compact"].update(progressive=[{"size": 48, "epochs": 26}]), "models.compact",
+     "progressive resizing takes 26 of the 26 epochs: leave at least the last epoch"),
+    (lambda p: p["models"]["compact"].update(progressive=[{"size": 48, "epochs": 9}, {"size": 72, "epochs": 9}]),
+     "models.compact.progressive", "sizes [48, 72] must each be smaller than the 72 px faces of profile rgb72"),
+    (lambda p: p["models"]["compact"].update(progressive=[{"size": 4, "epochs": 9}]),
+     "models.compact.progressive.0.size", "greater than or equal to 8"),
     # architecture: typed per family (agegender/model/families.py), checked when params load
     (lambda p: p["models"]["compact"]["architecture"].update(wieghts=None),
      "models.compact.architecture.wieghts", "unknown key (a typo, or a setting this section does "

@@ -69,6 +69,20 @@ def test_weight_averaging_resumes_to_the_same_average(tmp_path):
     assert np.array_equal(whole, resumed) and not np.array_equal(whole, raw)
 
 
+def test_progressive_resizing_resumes_at_the_size_of_each_epoch(tmp_path):
+    """Killed after epoch 1 of 2 at 40 px and resumed, the run trains epoch 2 at 40 px and epoch 3
+    at 72 px as uninterrupted: the same model bit for bit, and another than without resizing."""
+    _ok(_job(tmp_path / "whole", "--progressive", "40:2"))
+    assert _job(tmp_path / "resumed", "--progressive", "40:2", "--kill-after-epoch", "1").returncode == 3
+    _ok(_job(tmp_path / "resumed", "--progressive", "40:2"))
+    _ok(_job(tmp_path / "plain"))
+    whole, resumed, plain = (np.load(tmp_path / run / "predictions.npy") for run in ("whole", "resumed", "plain"))
+    assert np.array_equal(whole, resumed) and not np.array_equal(whole, plain)
+    cost = {run: json.loads((tmp_path / run / "summary.json").read_text())["train_tflop"]
+            for run in ("whole", "resumed", "plain")}
+    assert cost["whole"] == cost["resumed"] < cost["plain"]
+
+
 def test_a_backup_of_other_settings_is_not_resumed(tmp_path):
     killed = _job(tmp_path / "run", "--kill-after-epoch", "1")
     assert killed.returncode == 3
