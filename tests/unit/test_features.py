@@ -180,7 +180,7 @@ def test_features_of_other_settings_are_refused(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["vgg16", "vgg19", "efficientnetv2_b0"])
+@pytest.mark.parametrize("name", ["vgg16", "vgg19", "efficientnetv2_b0", "face_mobilenet"])
 def test_every_transfer_family_builds_under_mirrored_strategy(name, tmp_path):
     """The tf.distribute code path of the train stage (one CPU device: one replica), random base;
     the head from cached features trains a step under it."""

@@ -13,7 +13,8 @@ from agegender.training.setup import compile_model
 
 # no network in tests: VGG bases start from random weights (ImageNet loading is tested offline
 # in test_variants.py)
-ARCHITECTURE = {"vgg16": {"weights": None}, "vgg19": {"weights": None}, "efficientnetv2_b0": {"weights": None}}
+ARCHITECTURE = {"vgg16": {"weights": None}, "vgg19": {"weights": None}, "efficientnetv2_b0": {"weights": None},
+                "face_mobilenet": {"weights": None}}
 
 
 def recipe(**settings) -> Recipe:

