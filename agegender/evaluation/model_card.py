@@ -91,6 +91,8 @@ def model_section(params: Params, summary: TrainSummary | None) -> list[str]:
     lines = ["## Model and parameters", "",
              f"`{name}`: {spec.summary}. Input profile `{spec.profile}`, age output `{spec.age_output.kind}`"
              + (f" over bins `{spec.age_output.scheme.name}`" if spec.age_output.scheme else "") + ".", ""]
+    if spec.provenance:
+        lines += [f"Pretrained base: {spec.provenance}.", ""]
     if summary is not None:  # train_seconds counts every epoch, across a resume
         lines += [f"Trained {summary.epochs_run} epochs in {summary.train_seconds} s; "
                   + ("on train + val (final fit: no validation score); " if summary.final_fit

