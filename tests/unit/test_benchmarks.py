@@ -211,3 +211,18 @@ def test_score_split_scores_a_cached_split_with_the_runs_training_cost(tiny_proj
     assert flip["train_tflop"] == 0.125 and flip["device"] == "CPU test"
     assert re.search(r"^val \(\d+ faces, flip on\): MAE [\d.]+, CS@5 [\d.]+ %, gender [\d.]+ %; training "
                      r"0\.125 TFLOP, 12\.0 s, 3 epochs on CPU test in float32$", capsys.readouterr().out, re.M)
+
+
+def test_fusion_sweeps_model_as_weight_for_age_and_gender_apart():
+    """fusion.py: w x A + (1 - w) x B for every w of 0, 0.1 .. 1, age and P(female) scored apart."""
+    import pandas as pd
+
+    fusion = _load("fusion")
+    truth = pd.DataFrame({"age": [20.0, 40.0, 60.0, 30.0], "gender": [0, 1, 1, 0]})
+    a = truth.assign(pred_age=[30.0, 50.0, 70.0, 40.0], gender_prob=[0.1, 0.9, 0.9, 0.1])  # 10 years over, sure
+    b = truth.assign(pred_age=[10.0, 30.0, 50.0, 20.0], gender_prob=[0.6, 0.4, 0.4, 0.6])  # 10 under, wrong
+    table = fusion.sweep(a, b).set_index("w")
+    assert list(table.index) == [round(0.1 * k, 1) for k in range(11)]
+    assert table.loc[0.5, "age_mae"] == pytest.approx(0.0) and table.loc[1.0, "age_mae"] == pytest.approx(10.0)
+    assert table.loc[0.0, "gender_accuracy"] == 0.0 and table.loc[1.0, "gender_accuracy"] == 1.0
+    assert table.loc[0.1, "gender_accuracy"] == 0.0 and table.loc[0.3, "gender_accuracy"] == 1.0  # 0.3*0.9+0.7*0.4 > 0.5

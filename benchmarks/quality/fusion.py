@@ -1,0 +1,131 @@
+"""Fusion of two trained models by their outputs: age and P(female) averaged with weights chosen on val.
+
+    python benchmarks/quality/fusion.py --models A.keras B.keras --data-dirs DIR_A DIR_B
+        [--labels data/interim/labels.csv] [--split val] [--weights WA,WG]
+        [--external PATH] [--markdown] [--json-out FILE]
+
+Each model scores the split from its own cached arrays (its profile's; the same label rows), as
+the evaluate stage does (flip averaging). Without ``--weights`` every weight w of model A from 0
+to 1 in steps of 0.1 is tried, for age (w A + (1 - w) B) and for gender (the same on P(female))
+separately, and the best of each on the split is printed: choose on ``--split val``. With
+``--weights WA,WG`` those are applied and the split scored (``--split test`` to report), and with
+``--external`` a labelled photo set too: each model through its predictor with detection (MTCNN,
+the aligned cut its profile takes), the largest face of each photo, fused with those weights; the
+tables by life stage and gender as ``peers.py`` prints them.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks" / "common"))
+sys.path.insert(0, str(ROOT / "benchmarks" / "quality"))
+from grouped import group_table, overall_table, render, summarise  # noqa: E402
+
+STEPS = np.round(np.linspace(0, 1, 11), 1)
+
+
+def fused(a: np.ndarray, b: np.ndarray, w: float) -> np.ndarray:
+    return w * a + (1 - w) * b
+
+
+def split_outputs(model_path: str, data_dir: str, labels: pd.DataFrame, split: str) -> pd.DataFrame:
+    """The evaluate stage's predictions table of one model on a cached split."""
+    from agegender.data.arrays import load_split
+    from agegender.evaluation.scoring import evaluate_model
+    from agegender.serving.saved import load_model
+
+    model, info = load_model(model_path)
+    images, _ = load_split(data_dir, split)
+    df, _, _ = evaluate_model(model, info.age_output, images, labels, 256, True, 30, info.gender_calibration)
+    return df
+
+
+def sweep(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
+    """MAE and gender accuracy of every weight of model A."""
+    rows = []
+    for w in STEPS:
+        age = fused(a["pred_age"].to_numpy(), b["pred_age"].to_numpy(), w)
+        p = fused(a["gender_prob"].to_numpy(), b["gender_prob"].to_numpy(), w)
+        rows.append({"w": w, "age_mae": float(np.abs(age - a["age"]).mean()),
+                     "gender_accuracy": float(((p >= 0.5) == (a["gender"] == 1)).mean())})
+    return pd.DataFrame(rows)
+
+
+def photo_outputs(model_path: str, paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
+    """Age and P(female) of the largest face of each photo (NaN where none is found)."""
+    from agegender.prediction.predictor import Predictor
+
+    records = Predictor(model_path).predict([str(p) for p in paths], detect=True)
+    best = {}
+    for r in records:
+        if r["error"] is None and (r["file"] not in best or r["box"][2] * r["box"][3] > best[r["file"]]["box"][2] * best[r["file"]]["box"][3]):
+            best[r["file"]] = r
+    age = np.array([best[str(p)]["age"] if str(p) in best else np.nan for p in paths], float)
+    female = np.array([(best[str(p)]["gender_probability"] if best[str(p)]["gender"] == "female"
+                        else 1 - best[str(p)]["gender_probability"]) if str(p) in best else np.nan
+                       for p in paths], float)
+    return age, female
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs=2, required=True, metavar=("A", "B"))
+    parser.add_argument("--data-dirs", nargs=2, required=True, metavar=("DIR_A", "DIR_B"))
+    parser.add_argument("--labels", default="data/interim/labels.csv")
+    parser.add_argument("--split", default="val", choices=["val", "test"])
+    parser.add_argument("--weights", default=None, help="WA,WG: model A's weight for age, for gender")
+    parser.add_argument("--external", type=Path, default=None, help="a labelled photo set (with --weights)")
+    parser.add_argument("--markdown", action="store_true")
+    parser.add_argument("--json-out", default=None)
+    args = parser.parse_args(argv)
+    if args.external and not args.weights:
+        parser.error("--external scores the fusion with --weights chosen on val")
+
+    labels = pd.read_csv(args.labels)
+    labels = labels[labels["split"] == args.split].reset_index(drop=True)
+    a, b = (split_outputs(m, d, labels, args.split) for m, d in zip(args.models, args.data_dirs))
+    table = sweep(a, b)
+    out = {"split": args.split, "models": args.models, "sweep": table.to_dict("records")}
+    print(f"{args.split} ({len(labels)} faces), model A = {args.models[0]}, B = {args.models[1]}; "
+          "w = A's weight")
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    best_age, best_gender = table.loc[table["age_mae"].idxmin()], table.loc[table["gender_accuracy"].idxmax()]
+    print(f"best on {args.split}: age w = {best_age['w']} (MAE {best_age['age_mae']:.2f}), "
+          f"gender w = {best_gender['w']} ({100 * best_gender['gender_accuracy']:.1f} %)")
+    if args.weights:
+        wa, wg = (float(v) for v in args.weights.split(","))
+        out["weights"] = {"age": wa, "gender": wg}
+        if args.external:
+            from peers import external_set
+
+            with tempfile.TemporaryDirectory(prefix="fusion-") as tmp:
+                bench = external_set(args.external, Path(tmp), None, 0)
+                paths = [p for chunk, _ in bench.chunks() for p in chunk]
+                (age_a, fem_a), (age_b, fem_b) = (photo_outputs(m, paths) for m in args.models)
+            entries = []
+            for name, age, fem in (("A", age_a, fem_a), ("B", age_b, fem_b),
+                                   (f"fusion {wa}/{wg}", fused(age_a, age_b, wa), fused(fem_a, fem_b, wg))):
+                female = np.where(np.isnan(fem), np.nan, (fem >= 0.5).astype(float))
+                entries.append((name, summarise(bench.labels, list(age), list(female)), None, None))
+            print(f"\n== {bench.name}: {len(bench.labels)} photos, detect path ==")
+            print(render(*overall_table(entries), args.markdown))
+            for key, title in (("mae", "age MAE (years)"), ("gender_accuracy", "gender accuracy")):
+                print(f"\n{title} by life stage (true age) and gender")
+                print(render(*group_table([e[:3] for e in entries], key), args.markdown))
+            out["external"] = {e[0]: e[1] for e in entries}
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(out, indent=1, default=float) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
