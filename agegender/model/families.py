@@ -118,6 +118,9 @@ class Family:
     pretrained: str | None = None
     # where a pretrained base's weights come from, what it learned and its licence (model card)
     provenance: str = ""
+    # the network pools its last feature map globally, so the same weights run at any input size
+    # (progressive resizing); False where it flattens the map into dense layers of one size
+    any_size: bool = True
 
     def typed_architecture(self, recipe: Recipe) -> Architecture:
         """``recipe``'s architecture validated by this family's schema (the builder's defaults for
@@ -146,13 +149,13 @@ FAMILIES: dict[str, Family] = {
         Family("compact", "rgb72", AgeOutput("distribution", sigma=2.0), "compact_resnet", CompactResnet,
                "default: small residual multi-task CNN, age as a distribution over 0..116 years"),
         Family("multitask", "rgb128", AgeOutput("regression"), "multitask_cnn", MultitaskCnn,
-               "seed 001 model A: shared conv-BN-ReLU blocks, age (linear, MSE) and gender branches"),
+               "seed 001 model A: shared conv-BN-ReLU blocks, age (linear, MSE) and gender branches", any_size=False),
         Family("small_multitask", "rgb128", AgeOutput("regression"), "small_multitask_cnn", SmallMultitaskCnn,
-               "seed 002: two shared convs, one conv per branch, gender loss weighted 500:1"),
+               "seed 002: two shared convs, one conv per branch, gender loss weighted 500:1", any_size=False),
         Family("sigmoid_bins", "gray70", AgeOutput("bins", FIVE_YEAR, "sigmoid"), "twin_cnn", TwinCnn,
-               "seed 004: five-conv CNN, 20 sigmoid five-year groups; gender from its own CNN"),
+               "seed 004: five-conv CNN, 20 sigmoid five-year groups; gender from its own CNN", any_size=False),
         Family("relu_regression", "gray70", AgeOutput("regression", activation="relu"), "twin_cnn", TwinCnn,
-               "seed 004: the same CNN with one ReLU age output (MSE); gender from its own CNN"),
+               "seed 004: the same CNN with one ReLU age output (MSE); gender from its own CNN", any_size=False),
         Family("custom12", "rgb224", AgeOutput("bins", CUSTOM12, "softmax"), "plain_cnn", PlainCnn,
                "seed 000: plain CNN, softmax over 12 custom age bins, class-balanced"),
         Family("ranges10", "gray128", AgeOutput("bins", RANGES10, "softmax"), "plain_cnn", PlainCnn,
@@ -212,7 +215,11 @@ def check_params(params: Params, source: str = "params.yaml") -> Params:
         except ParamsError as exc:
             found.append(str(exc))
         side = get_profile(family.profile).size
-        if [s for s in recipe.progressive if s.size >= side]:
+        if recipe.progressive and not family.any_size:
+            found.append(f"models.{name}.progressive: {family.builder} flattens its last feature map "
+                         "into dense layers of one size; progressive resizing needs a network that "
+                         "pools it globally (compact, custom12, ranges10, the transfer families)")
+        elif [s for s in recipe.progressive if s.size >= side]:
             found.append(f"models.{name}.progressive: sizes {[s.size for s in recipe.progressive]} "
                          f"must each be smaller than the {side} px faces of profile {family.profile}")
         if recipe.features == "cached" and not family.pretrained:

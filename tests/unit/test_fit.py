@@ -145,3 +145,22 @@ def test_progressive_resizing_trains_the_first_epochs_smaller_and_counts_each_ep
     faces = _split(4, 2)[0]
     out = [m.predict(faces, verbose=0)["age"] for m in (model, again, plain)]
     assert np.array_equal(out[0], out[1]) and not np.array_equal(out[0], out[2])
+
+
+def test_a_seed_family_that_pools_globally_trains_progressively_too(tmp_path):
+    """ranges10 (seed 003's plain CNN on 128 px gray faces) with its first epoch at 64 px: it
+    trains, keeps its 128 px input and costs less than at full size throughout."""
+    rng = np.random.default_rng(0)
+
+    def split(n):
+        labels = np.stack([rng.integers(1, 90, n), rng.integers(0, 2, n), np.zeros(n)], 1).astype(np.int16)
+        return rng.integers(0, 256, (n, 128, 128, 1), dtype=np.uint8), labels
+
+    train, val = split(8), split(4)
+    recipe = Recipe(epochs=2, batch_size=8, precision="float32", final_fit=True, augment={"flip": True},
+                    progressive=[{"size": 64, "epochs": 1}])
+    model, summary = train_model("ranges10", recipe, 0, train, val, tmp_path / "a", verbose=0)
+    _, full = train_model("ranges10", recipe.model_copy(update={"progressive": []}), 0, train, val,
+                          tmp_path / "b", verbose=0)
+    assert model.input_shape == (None, 128, 128, 1) and summary.epochs_run == 2
+    assert 0.5 * full.train_tflop < summary.train_tflop < 0.75 * full.train_tflop  # (1/4 + 1) / 2 of it
