@@ -98,12 +98,19 @@ def main(argv=None) -> int:
     print(f"{args.split} ({len(labels)} faces), model A = {args.models[0]}, B = {args.models[1]}; "
           "w = A's weight")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-    best_age, best_gender = table.loc[table["age_mae"].idxmin()], table.loc[table["gender_accuracy"].idxmax()]
-    print(f"best on {args.split}: age w = {best_age['w']} (MAE {best_age['age_mae']:.2f}), "
-          f"gender w = {best_gender['w']} ({100 * best_gender['gender_accuracy']:.1f} %)")
-    if args.weights:
+    if not args.weights:  # choosing: on val
+        best_age, best_gender = table.loc[table["age_mae"].idxmin()], table.loc[table["gender_accuracy"].idxmax()]
+        print(f"best on {args.split}: age w = {best_age['w']} (MAE {best_age['age_mae']:.2f}), "
+              f"gender w = {best_gender['w']} ({100 * best_gender['gender_accuracy']:.1f} %)")
+    else:
         wa, wg = (float(v) for v in args.weights.split(","))
         out["weights"] = {"age": wa, "gender": wg}
+        age = fused(a["pred_age"].to_numpy(), b["pred_age"].to_numpy(), wa)
+        p = fused(a["gender_prob"].to_numpy(), b["gender_prob"].to_numpy(), wg)
+        out["fused"] = {"age_mae": float(np.abs(age - a["age"]).mean()),
+                        "gender_accuracy": float(((p >= 0.5) == (a["gender"] == 1)).mean())}
+        print(f"fused with the given weights (age {wa}, gender {wg}): MAE {out['fused']['age_mae']:.2f}, "
+              f"gender {100 * out['fused']['gender_accuracy']:.1f} %")
         if args.external:
             from peers import external_set
 
