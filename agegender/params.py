@@ -97,8 +97,9 @@ class FineTune(_Section):
 
 
 class Resize(_Section):
-    """One step of progressive resizing: ``epochs`` epochs trained on faces resized to ``size`` px."""
-    size: int = Field(ge=8)
+    """One step of progressive resizing: ``epochs`` epochs trained on faces resized to ``size`` px
+    (at least 32: the deepest networks here, VGG and MobileNet, halve their input five times)."""
+    size: int = Field(ge=32)
     epochs: int = Field(ge=1)
 
 

