@@ -171,7 +171,8 @@ def _phase_flops_per_face(setup: Setup, fitted: keras.Model, epochs: range) -> f
     progressive resizing each epoch's is counted on the model at that epoch's size."""
     if fitted is not setup.resized:
         return _flops_per_face(fitted, setup.recipe.batch_size)
-    sizes = [setup.epoch_sizes[e] for e in epochs]
+    every = setup.epoch_sizes  # computed once: a property
+    sizes = [every[e] for e in epochs]
     per_size = {}
     for side in sorted(set(sizes)):
         with keras_compat.any_input_size(setup.model), setup.strategy.scope():
