@@ -61,19 +61,16 @@ def sweep(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
 
 
 def photo_outputs(model_path: str, paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
-    """Age and P(female) of the largest face of each photo (NaN where none is found)."""
+    """Age and P(female) of the largest face of each photo (NaN where none is found), as
+    ``peers.py`` reads ours: the predictor with detection, then its ``pick``."""
+    from peers import Ours, pick
+
     from agegender.prediction.predictor import Predictor
 
-    records = Predictor(model_path).predict([str(p) for p in paths], detect=True)
-    best = {}
-    for r in records:
-        if r["error"] is None and (r["file"] not in best or r["box"][2] * r["box"][3] > best[r["file"]]["box"][2] * best[r["file"]]["box"][3]):
-            best[r["file"]] = r
-    age = np.array([best[str(p)]["age"] if str(p) in best else np.nan for p in paths], float)
-    female = np.array([(best[str(p)]["gender_probability"] if best[str(p)]["gender"] == "female"
-                        else 1 - best[str(p)]["gender_probability"]) if str(p) in best else np.nan
-                       for p in paths], float)
-    return age, female
+    faces, _, _ = Ours(Predictor(model_path))(paths, "detect")
+    picked = [pick(found, None) for found in faces]
+    return (np.array([np.nan if f is None else f["age"] for f in picked], float),
+            np.array([np.nan if f is None else f["p_female"] for f in picked], float))
 
 
 def main(argv=None) -> int:

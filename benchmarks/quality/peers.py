@@ -170,8 +170,9 @@ class Ours:
             if r["error"]:
                 errors[r["file"]] = r["error"]
             else:
-                faces[r["file"]].append({"box": tuple(r["box"]), "age": float(r["age"]),
-                                         "female": r["gender"] == "female"})
+                female = r["gender"] == "female"  # gender_probability is that of the stated gender
+                faces[r["file"]].append({"box": tuple(r["box"]), "age": float(r["age"]), "female": female,
+                                         "p_female": r["gender_probability"] if female else 1 - r["gender_probability"]})
         return [faces[n] for n in names], [errors.get(n) for n in names], seconds
 
 
