@@ -20,7 +20,7 @@ from pathlib import Path
 from agegender import commands
 from agegender.data.source import check_source
 from agegender.model.families import get_family, load_family_params
-from agegender.model.weights import ensure_weights
+from agegender.pretrained.weights import ensure_weights
 from agegender.training.feature_spec import feature_spec, write_spec
 
 # the whole output: constant, so that downstream stages see no change when params.yaml changes

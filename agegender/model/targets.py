@@ -179,3 +179,16 @@ def group_sample_weights(labels, power: float) -> np.ndarray:
     weights = (len(labels) / (len(counts) * counts.astype(np.float64))) ** float(power)
     per_face = weights[index]
     return (per_face / per_face.mean()).astype(np.float32)
+
+
+def keras_targets(labels: np.ndarray, age_output: AgeOutput, chunk: int = 65536) -> dict[str, np.ndarray]:
+    """Label rows (N, 3) [age, gender, race] -> Keras targets ``{"age": ..., "gender": (N, 1)}``.
+
+    Ages are encoded ``chunk`` rows at a time (each row's encoding depends on its own age only), so
+    the encoder's float64 temporaries do not grow with N."""
+    first = age_output.encode(labels[:chunk, 0])
+    age = np.empty((len(labels), *first.shape[1:]), dtype=first.dtype)
+    age[:chunk] = first
+    for start in range(chunk, len(labels), chunk):
+        age[start:start + chunk] = age_output.encode(labels[start:start + chunk, 0])
+    return {"age": age, "gender": labels[:, 1:2].astype(np.float32)}

@@ -12,7 +12,7 @@ from agegender.serving.calibration import (
     fit_temperature,
     logits,
 )
-from agegender.training.datasets import make_dataset
+from agegender.data.datasets import make_dataset
 
 
 def predict_outputs(model, images, batch_size: int = 256,

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from agegender.errors import UserError
-from agegender.model import weights as weights_of
+from agegender.pretrained import weights as weights_of
 from agegender.model.families import get_family
 
 NO_FEATURES = {"backbone": None}
@@ -27,7 +27,7 @@ def uses_cached_features(params) -> bool:
 def feature_spec(params) -> dict:
     """What the cached features of ``params`` (agegender.params.Params) depend on, and nothing
     else: ``{"backbone": null}`` when the model in use trains from images. Reads the weights
-    file to hash it, so call it after :func:`agegender.model.weights.ensure_weights`."""
+    file to hash it, so call it after :func:`agegender.pretrained.weights.ensure_weights`."""
     if not uses_cached_features(params):
         return dict(NO_FEATURES)
     family, recipe = get_family(params.model), params.recipe

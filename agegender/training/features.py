@@ -133,7 +133,7 @@ class FlipPairs:
     time: :meth:`take` picks, per row, the face's (flip 0) or the mirror's (flip 1). Indexing and
     :meth:`concat` act on both alike, so subsampling and a final fit's train + val see the pairs
     as the images."""
-    flip_pairs = True  # agegender.training.datasets.make_dataset: pick one of the pair per face
+    flip_pairs = True  # agegender.data.datasets.make_dataset: pick one of the pair per face
 
     def __init__(self, faces: ImageFiles, mirrors: ImageFiles):
         if faces.shape != mirrors.shape:

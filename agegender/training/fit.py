@@ -10,7 +10,7 @@ The weights of the best validation epoch are restored before returning; with ``f
 model trains on train+val for its fixed schedule and keeps the last epoch's weights. With a backup
 folder a run killed mid-way resumes from its last finished epoch (:mod:`agegender.training.resume`:
 Keras' BackupAndRestore per phase, plus the layers' random generator states; a finished phase is not
-trained again). Keras' private API is used only through :mod:`agegender.model.keras_compat`.
+trained again). Keras' private API is used only through :mod:`agegender.training.keras_compat`.
 """
 from __future__ import annotations
 
@@ -24,11 +24,11 @@ import numpy as np
 
 from agegender import hardware
 from agegender.live import read_live_metric
-from agegender.model import keras_compat
+from agegender.training import keras_compat
 from agegender.params import ParamsError, Recipe
-from agegender.training import resizing, resume
-from agegender.training.flops import train_step_flops
-from agegender.training.setup import Setup, compile_model, set_trainable, setup_training, training_phases
+from agegender.training import resume
+from agegender.training.phases import Phase
+from agegender.training.setup import Setup, setup_training
 from agegender.training.summary import TrainSummary
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ def train_model(family_name: str, recipe: Recipe, seed: int, train: tuple[np.nda
         raise ParamsError(f"train ({len(train[0])}) and val ({len(val[0])}) splits must both hold "
                           "images: add data or change the split fractions in params.yaml")
     if not keras_compat.is_tested():
-        log.warning("Keras %s is outside the range agegender.model.keras_compat was tested on %s",
+        log.warning("Keras %s is outside the range agegender.training.keras_compat was tested on %s",
                     keras.__version__, keras_compat.TESTED_KERAS)
     setup = setup_training(family_name, recipe, seed, train, val, strategy, features)
     return fit(FitRequest(setup, Path(live_dir), verbose, Path(backup_dir) if backup_dir else None))
@@ -82,46 +82,28 @@ def fit(request: FitRequest) -> tuple[keras.Model, TrainSummary]:
     with Live(str(backup / "live"), dvcyaml=None, save_dvc_exp=False, resume=True) as live:
         callbacks.append(_live_callback(live))
         clock = resume.Clock(backup)
-        initial_epoch, resumed, phases = 0, False, []
-        for i, (phase, end_epoch, phase_recipe) in enumerate(training_phases(setup.recipe)):
-            fitted = _phase_model(setup, i, phase, phase_recipe, end_epoch - initial_epoch)
-            sizes = [resizing.SizeSchedule(setup.epoch_sizes)] if fitted is setup.resized else []
-            folder = backup / phase
+        resumed, finished_phases = False, []
+        for phase in setup.phases:
+            phase.prepare()  # before a finished phase's weights are restored: saved in its layout
+            folder = backup / phase.name
             folder.mkdir(parents=True, exist_ok=True)
             finished = resume.load_finished_phase(model, folder)
             if finished is not None:  # finished before an interruption: not trained again
-                log.info("phase %s: finished before, restored from %s", phase, folder)
+                log.info("phase %s: finished before, restored from %s", phase.name, folder)
                 resumed = True
             else:
-                first = resume.resume_epoch(folder, initial_epoch)  # the data starts where fit will
-                resumed = resumed or first > initial_epoch
-                keras_compat.forget_restored_epoch(fitted)
-                log.info("phase %s: epochs %d-%d of %d training %s", phase, first + 1, end_epoch,
-                         setup.train_images, "faces' cached features" if setup.from_features(phase) else "images")
-                with keras_compat.multi_worker_fit(fitted, setup.strategy):
-                    # shuffle=False: the dataset is shuffled already (Keras would warn otherwise)
-                    history = fitted.fit(setup.train_data(first, end_epoch, phase), steps_per_epoch=setup.steps_per_epoch,
-                               validation_data=setup.validation(phase), initial_epoch=initial_epoch,
-                               epochs=end_epoch, verbose=keras_verbosity(request.verbose), shuffle=False,
-                               callbacks=[resume.backup_callback(fitted, folder, clock),
-                                          resume.ResumeLive(live), *sizes, *callbacks])
-                run = range(initial_epoch, first + len(history.epoch))  # epochs before a resume, and these
-                finished = resume.FinishedPhase(
-                    early_stopping.best if setup.val_data is not None else None,
-                    _phase_flops_per_face(setup, fitted, run), len(run))
-                resume.save_finished_phase(model, folder, finished)
-                clock.save()
-            phases.append(finished)
+                finished, resumed_here = _run_phase(phase, request, folder, clock, live, early_stopping, callbacks)
+                resumed = resumed or resumed_here
+            finished_phases.append(finished)
             # EarlyStopping restores the best epoch of this phase; keep the best over all phases
             if finished.best is not None and finished.best < best_value:
                 best_value, best_weights = finished.best, model.get_weights()
-            initial_epoch = end_epoch
         seconds = clock.seconds()
     if best_weights is not None:
         model.set_weights(best_weights)
     live_dir = Path(request.live_dir)
     resume.finish(backup, request.backup_dir, live_dir)
-    return model, _summary(setup, live_dir, seconds, resumed, _train_tflop(phases, setup.train_images))
+    return model, _summary(setup, live_dir, seconds, resumed, _train_tflop(finished_phases, setup.train_images))
 
 
 def _callbacks(setup: Setup) -> tuple[keras.callbacks.EarlyStopping, list]:
@@ -142,18 +124,29 @@ def _callbacks(setup: Setup) -> tuple[keras.callbacks.EarlyStopping, list]:
     return early_stopping, callbacks
 
 
-def _phase_model(setup: Setup, i: int, phase: str, phase_recipe: Recipe, epochs: int) -> keras.Model:
-    """The model phase ``i`` fits (the head alone in a phase from cached features), its layers'
-    trainability set (before a finished phase's weights are restored: they are saved and read in
-    that phase's layout); compiled here after the first phase (setup_training compiled the first),
-    so a cosine schedule spans its own phase's ``epochs``."""
-    set_trainable(setup.model, setup.recipe.fine_tune, phase, setup.family.pretrained)
-    fitted = setup.phase_model(phase)
-    if i > 0:
-        with setup.strategy.scope():
-            compile_model(fitted, setup.family, phase_recipe.model_copy(update={"epochs": epochs}),
-                          setup.steps_per_epoch)
-    return fitted
+def _run_phase(phase: Phase, request: FitRequest, folder: Path, clock: resume.Clock, live,
+               early_stopping: keras.callbacks.EarlyStopping, callbacks: list) -> tuple[resume.FinishedPhase, bool]:
+    """Fit one phase from its last finished epoch in ``folder`` (its start if none) to its end; save
+    what it finished with (best val score, FLOPs per face, epochs run) and return it, with whether
+    it resumed mid-way."""
+    setup, fitted = request.setup, phase.model
+    first = resume.resume_epoch(folder, phase.first_epoch)  # the data starts where fit will
+    keras_compat.forget_restored_epoch(fitted)
+    log.info("phase %s: epochs %d-%d of %d training %s", phase.name, first + 1, phase.end_epoch,
+             setup.train_images, "faces' cached features" if phase.from_features else "images")
+    with keras_compat.multi_worker_fit(fitted, setup.strategy):
+        # shuffle=False: the dataset is shuffled already (Keras would warn otherwise)
+        history = fitted.fit(phase.train_data(first), steps_per_epoch=setup.steps_per_epoch,
+                             validation_data=phase.validation, initial_epoch=phase.first_epoch,
+                             epochs=phase.end_epoch, verbose=keras_verbosity(request.verbose), shuffle=False,
+                             callbacks=[resume.backup_callback(fitted, folder, clock), resume.ResumeLive(live),
+                                        *phase.callbacks(), *callbacks])
+    run = range(phase.first_epoch, first + len(history.epoch))  # epochs before a resume, and these
+    finished = resume.FinishedPhase(early_stopping.best if setup.val_data is not None else None,
+                                    phase.flops_per_face(run), len(run))
+    resume.save_finished_phase(setup.model, folder, finished)
+    clock.save()
+    return finished, first > phase.first_epoch
 
 
 def keras_verbosity(requested: int | str, stdout=None) -> int:
@@ -164,35 +157,6 @@ def keras_verbosity(requested: int | str, stdout=None) -> int:
         return int(requested)
     stdout = sys.stdout if stdout is None else stdout
     return 1 if getattr(stdout, "isatty", lambda: False)() else 2
-
-
-def _phase_flops_per_face(setup: Setup, fitted: keras.Model, epochs: range) -> float | None:
-    """FLOPs per trained face of a phase's training step, averaged over the ``epochs`` it ran: with
-    progressive resizing each epoch's is counted on the model at that epoch's size."""
-    if fitted is not setup.resized:
-        return _flops_per_face(fitted, setup.recipe.batch_size)
-    every = setup.epoch_sizes  # computed once: a property
-    sizes = [every[e] for e in epochs]
-    per_size = {}
-    for side in sorted(set(sizes)):
-        with keras_compat.any_input_size(setup.model), setup.strategy.scope():
-            counted = resizing.at_size(setup.model, side)
-            compile_model(counted, setup.family, setup.recipe, setup.steps_per_epoch)
-            per_size[side] = _flops_per_face(counted, setup.recipe.batch_size)
-    if None in per_size.values() or not sizes:
-        return None
-    return sum(per_size[side] for side in sizes) / len(sizes)
-
-
-def _flops_per_face(model: keras.Model, batch_size: int) -> float | None:
-    """FLOPs of one training step of ``model`` (forward, losses, gradients, the optimizer's update)
-    per face of a ``batch_size`` batch, counted from its traced graph (nothing runs); None where the
-    graph cannot be traced outside the fit (logged)."""
-    try:
-        return train_step_flops(model, batch_size).total / batch_size
-    except Exception as exc:  # e.g. a distribution strategy's replica context; the cost is then unknown
-        log.warning("training FLOPs not counted (%s: %s)", type(exc).__name__, exc)
-        return None
 
 
 def _train_tflop(phases: list[resume.FinishedPhase], faces_per_epoch: int) -> float | None:

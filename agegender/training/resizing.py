@@ -52,7 +52,7 @@ def resizable(model: keras.Model) -> keras.Model:
 def at_size(model: keras.Model, side: int) -> keras.Model:
     """``model`` run on its input resized to a fixed ``side`` px: the graph :mod:`flops` counts for a
     progressive epoch (the training graph's size is unknown until it runs). Build it, and trace it,
-    within :func:`agegender.model.keras_compat.any_input_size` of ``model``."""
+    within :func:`agegender.training.keras_compat.any_input_size` of ``model``."""
     inputs = keras.Input(model.input_shape[1:])
     x = inputs if side == model.input_shape[1] else keras.layers.Resizing(side, side, "area")(inputs)
     return keras.Model(inputs, model(x))

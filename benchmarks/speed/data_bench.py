@@ -110,15 +110,15 @@ def speed(data_dir: str | None, n_images: int | None, rounds: int, batch_size: i
               f"{n} images of {disk.shape[1:]} from {Path(data_dir).resolve()}/train_images.npy")
 
         def epoch(way) -> float:
-            setup.train_split = ways[way]
+            setup.phases[0].train_x, setup.phases[0].labels = ways[way]
             start = time.perf_counter()
-            setup.model.fit(setup.train_data(0, 1), epochs=1, verbose=0)
+            setup.phases[0].model.fit(setup.phases[0].train_data(0, 1), epochs=1, verbose=0)
             return n / (time.perf_counter() - start)
 
         def pipeline(way) -> float:  # the input pipeline alone: one epoch of batches, no model
-            setup.train_split = ways[way]
+            setup.phases[0].train_x, setup.phases[0].labels = ways[way]
             start = time.perf_counter()
-            for _ in setup.train_data(0, 1):
+            for _ in setup.phases[0].train_data(0, 1):
                 pass
             return n / (time.perf_counter() - start)
 
@@ -160,7 +160,8 @@ def epoch(data_dir: str, way: str, batch_size: int | None) -> None:
 
     from agegender.data.arrays import load_split
     from agegender.model.families import get_family
-    from agegender.training.setup import batches_per_epoch, compile_model, training_dataset
+    from agegender.training.phases import compile_model, training_dataset
+    from agegender.training.setup import batches_per_epoch
 
     model_name, recipe = _recipe(batch_size)
     family = get_family(model_name)

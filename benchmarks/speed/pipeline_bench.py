@@ -192,7 +192,7 @@ def _batch_norm(keras_own: bool):
 
 def _train_data(setup, lever: str):
     """One epoch of the setup's training batches, as the lever wants them fed."""
-    data = setup.train_data(0, 1)
+    data = setup.phases[0].train_data(0, 1)
     parts = set(lever.split("+"))
     if "cached" in parts:
         return data.cache()  # filled by the warm-up epoch, read from memory in the timed one

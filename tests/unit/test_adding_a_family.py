@@ -37,7 +37,8 @@ def tiny_cnn(input_shape, age_output: AgeOutput, augment: dict, seed: int, filte
     import keras
     from keras import layers
 
-    from agegender.model.networks import age_head, augmentation, gender_head
+    from agegender.model.augmentation import augmentation
+    from agegender.model.networks import age_head, gender_head
 
     inputs = keras.Input(input_shape, name="image")
     x = augmentation(augment, seed)(inputs)

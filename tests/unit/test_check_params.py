@@ -51,10 +51,10 @@ def test_a_transfer_family_whose_imagenet_weights_cannot_be_had_stops_here(tmp_p
     """`dvc exp run -S model=vgg19` offline: one line here, before train removes the last model."""
     import keras
 
-    from agegender.model import weights
+    from agegender.pretrained import imagenet
 
     monkeypatch.setattr(keras.utils, "get_file", _offline)
-    cached = weights.keras_cache_file(weights.VGG_WEIGHT_FILES["vgg19"])
+    cached = imagenet.keras_cache_file(imagenet.WEIGHT_FILES["vgg19"])
     assert not cached.exists()  # this machine has no ImageNet weights (the premise of the test)
     out = tmp_path / "ok"
     path = _params(tmp_path, lambda p: p.update(model="vgg19"))
@@ -76,13 +76,13 @@ def test_a_transfer_family_whose_imagenet_weights_cannot_be_had_stops_here(tmp_p
 def test_imagenet_weights_in_keras_cache_pass_without_a_download(tmp_path, monkeypatch):
     import keras
 
-    from agegender.model import weights
+    from agegender.pretrained import imagenet, weights
 
     monkeypatch.setattr(keras.utils, "get_file", _offline)
-    cached = tmp_path / "models" / weights.VGG_WEIGHT_FILES["vgg16"]
+    cached = tmp_path / "models" / imagenet.WEIGHT_FILES["vgg16"]
     cached.parent.mkdir()
     cached.write_bytes(b"h5")
-    monkeypatch.setattr(weights, "keras_cache_file", lambda name, subdir="models": tmp_path / subdir / name)
+    monkeypatch.setattr(imagenet, "keras_cache_file", lambda name, subdir="models": tmp_path / subdir / name)
     weights.ensure_weights("vgg16", "imagenet")  # found: no download tried
     cached.unlink()
     try:

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from agegender.training.datasets import make_dataset
+from agegender.data.datasets import make_dataset
 
 N, K = 10, 10
 

@@ -11,7 +11,7 @@ from agegender.data.arrays import ImageFiles, load_split
 from agegender.data.images import get_profile
 from agegender.model.families import check_params, get_family
 from agegender.params import ParamsError, parse_params
-from agegender.training.datasets import make_dataset
+from agegender.data.datasets import make_dataset
 from agegender.training.features import FeatureCache, FeaturesError, FlipPairs, compute_features, feature_spec
 from synthetic import processed_arrays
 
@@ -192,10 +192,12 @@ def test_every_transfer_family_builds_under_mirrored_strategy(name, tmp_path):
     setup = setup_training(name, params.recipe, 0, load_split(data, "train"), load_split(data, "val"),
                            strategy="mirrored", features=FeatureCache(tmp_path / "features"))
     assert isinstance(setup.strategy, tf.distribute.MirroredStrategy)
-    assert setup.phase_model("frozen") is setup.head and setup.phase_model("fine_tune") is setup.model
+    frozen, tuned = setup.phases
+    assert (frozen.name, frozen.model, frozen.from_features) == ("frozen", setup.head, True)
+    assert (tuned.name, tuned.model, tuned.from_features) == ("fine_tune", setup.model, False)
     base = setup.model.get_layer(get_family(name).pretrained)
     before, base_before = ([w.copy() for w in m.get_weights()] for m in (setup.model, base))
-    setup.head.fit(setup.train_data(0, 1, "frozen"), steps_per_epoch=setup.steps_per_epoch, verbose=0)
+    setup.head.fit(frozen.train_data(0, 1), steps_per_epoch=setup.steps_per_epoch, verbose=0)
     changed = [not np.array_equal(a, b) for a, b in zip(before, setup.model.get_weights())]
     assert any(changed)  # the head's weights are the image model's
     assert all(np.array_equal(a, b) for a, b in zip(base_before, base.get_weights()))

@@ -115,10 +115,10 @@ def test_progressive_resizing_trains_the_first_epochs_smaller_and_counts_each_ep
     epoch's step counted at its size, and the same seed trains the same weights."""
     import keras
 
-    from agegender.model import keras_compat
+    from agegender.training import keras_compat
     from agegender.training.flops import train_step_flops
     from agegender.training.resizing import at_size, epoch_sizes
-    from agegender.training.setup import compile_model
+    from agegender.training.phases import compile_model
 
     recipe = Recipe(epochs=3, batch_size=8, architecture=TINY, precision="float32", final_fit=True,
                     augment={"flip": True, "translation": 0.06}, progressive=[{"size": 32, "epochs": 2}])
@@ -171,7 +171,7 @@ def test_the_small_epochs_train_small_and_validate_at_the_full_size():
     own size (0: passed through), so early stopping compares epochs at the size the model predicts at."""
     import keras
 
-    from agegender.training.resizing import SizeSchedule, resizable
+    from agegender.training.resizing import resizable
 
     recipe = Recipe(epochs=2, batch_size=8, architecture=TINY, precision="float32", lr_schedule="plateau",
                     augment={"flip": False}, progressive=[{"size": 32, "epochs": 1}])
@@ -185,9 +185,9 @@ def test_the_small_epochs_train_small_and_validate_at_the_full_size():
         def on_test_batch_begin(self, batch, logs=None):
             seen["test"].append(int(self.model.get_layer("resize").side.numpy()))
 
-    assert setup.phase_model("train") is setup.resized
-    setup.resized.fit(setup.train_data(0, 2), steps_per_epoch=setup.steps_per_epoch, epochs=2,
-                      validation_data=setup.val_data, verbose=0,
-                      callbacks=[SizeSchedule(setup.epoch_sizes), Record()])
+    phase = setup.phases[0]
+    assert phase.model is setup.resized and phase.sizes == [32, 72]
+    setup.resized.fit(phase.train_data(0, 2), steps_per_epoch=setup.steps_per_epoch, epochs=2,
+                      validation_data=setup.val_data, verbose=0, callbacks=[*phase.callbacks(), Record()])
     assert seen["train"] == [32, 72] and seen["test"] == [0, 0]
     assert resizable(setup.model).get_layer("resize").side.numpy() == 0  # a new wrapper starts at 0

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from agegender.model.build import build_model
-from agegender.model.networks import RandomFraming
+from agegender.model.augmentation import RandomFraming
 from agegender.params import Augment, Framing, Recipe
 from agegender.serving.saved import ModelInfo, load_model, save_model
 

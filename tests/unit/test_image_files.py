@@ -9,7 +9,8 @@ from agegender.data.arrays import ImageFiles, concat_images, image_chunks, load_
 from agegender.data.ingest import ingest
 from agegender.data.preprocessing import write_arrays
 from agegender.model.families import get_family
-from agegender.training.datasets import make_dataset, targets
+from agegender.data.datasets import make_dataset
+from agegender.model.targets import keras_targets
 
 
 def _files(tmp_path, sizes=(23, 9)):
@@ -83,7 +84,7 @@ def test_batches_from_disk_equal_in_memory_batches_bit_for_bit(tmp_path, mixup, 
     rng = np.random.default_rng(2)
     labels = np.stack([rng.integers(1, 90, len(memory)), rng.integers(0, 2, len(memory)),
                        rng.integers(0, 5, len(memory))], 1).astype(np.int16)
-    y = targets(labels, get_family("compact").age_output)
+    y = keras_targets(labels, get_family("compact").age_output)
     w = {"age": rng.random(len(memory)).astype(np.float32), "gender": np.ones(len(memory), np.float32)}
     n_epochs = 1 if epochs else 2  # a range holds its epochs one after another
     got = [_batches(make_dataset(x, y, batch_size=8, shuffle=True, seed=3, sample_weight=w,
@@ -109,4 +110,4 @@ def test_targets_encoded_in_chunks_equal_one_encoding():
     labels = np.stack([ages, ages % 2, ages % 5], 1).astype(np.int16)
     for family in ("compact", "sigmoid_bins", "multitask"):
         out = get_family(family).age_output
-        np.testing.assert_array_equal(targets(labels, out, chunk=7)["age"], out.encode(ages))
+        np.testing.assert_array_equal(keras_targets(labels, out, chunk=7)["age"], out.encode(ages))

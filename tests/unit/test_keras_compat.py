@@ -1,4 +1,4 @@
-"""The Keras adapter (agegender.model.keras_compat) holds for the installed Keras."""
+"""The Keras adapter (agegender.training.keras_compat) holds for the installed Keras."""
 import importlib.metadata
 import re
 from pathlib import Path
@@ -6,18 +6,18 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from agegender.model import keras_compat
+from agegender.training import keras_compat
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_installed_keras_is_in_the_range_the_adapter_was_tested_on():
-    """Fails (never skips) on an untested Keras: read agegender/model/keras_compat.py against the
+    """Fails (never skips) on an untested Keras: read agegender/training/keras_compat.py against the
     new release, run the slow resume / multi-worker tests, then widen TESTED_KERAS and pyproject."""
     low, high = keras_compat.TESTED_KERAS
     assert keras_compat.is_tested(keras.__version__), (
         f"Keras {keras.__version__} is outside the tested range [{low}, {high}) of "
-        "agegender/model/keras_compat.py")
+        "agegender/training/keras_compat.py")
     assert keras_compat.is_tested(importlib.metadata.version("keras"))
 
 

@@ -1,13 +1,14 @@
 """The library's layers: every import (inside functions too) goes to the same layer or a lower one,
 and no modules import each other in a circle. Bottom to top: the settings and plumbing
-(params, errors, hardware, live, quiet_start, commands), data, faces, model, training, serving,
+(params, errors, hardware, live, quiet_start, commands), data, faces, pretrained, model, training,
+serving,
 then evaluation and prediction; stages and benchmarks sit on top and are not checked here."""
 import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 LAYERS = [("params", "errors", "hardware", "live", "quiet_start", "commands"), ("data",), ("faces",),
-          ("model",), ("training",), ("serving",), ("evaluation", "prediction")]
+          ("pretrained",), ("model",), ("training",), ("serving",), ("evaluation", "prediction")]
 
 
 def _layer(module: str) -> int:
@@ -78,3 +79,11 @@ def test_the_checks_see_an_import_up_and_a_circle():
             "agegender.training.features": graph["agegender.training.features"] | {"agegender.training.setup"}}
     assert _up(fake) == ["agegender.data.preprocessing -> agegender.faces.recut"]
     assert [set(c) for c in _circles(fake)] == [{"agegender.training.features", "agegender.training.setup"}]
+
+
+def test_serving_and_prediction_need_no_training_module():
+    """A model put to use reads images through the data room's batches, not the training room's:
+    prediction never imports what only training needs."""
+    graph = _imports()
+    users = [m for m in graph if m.startswith(("agegender.serving", "agegender.prediction"))]
+    assert users and not [f"{m} -> {t}" for m in users for t in graph[m] if t.startswith("agegender.training")]

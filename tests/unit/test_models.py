@@ -8,8 +8,9 @@ from agegender.model import networks
 from agegender.model.build import build_model
 from agegender.model.families import FAMILIES, get_family
 from agegender.params import ParamsError, Recipe
-from agegender.training.datasets import make_dataset, targets
-from agegender.training.setup import compile_model
+from agegender.data.datasets import make_dataset
+from agegender.model.targets import keras_targets
+from agegender.training.phases import compile_model
 
 # no network in tests: VGG bases start from random weights (ImageNet loading is tested offline
 # in test_variants.py)
@@ -41,7 +42,7 @@ def test_builds_and_trains_one_step(name):
     assert ((out["gender"] >= 0) & (out["gender"] <= 1)).all()
     compile_model(model, spec, recipe(), steps_per_epoch=1)
     before = [w.copy() for w in model.get_weights()]
-    model.fit(make_dataset(x, targets(labels, spec.age_output), batch_size=4), epochs=1, verbose=0)
+    model.fit(make_dataset(x, keras_targets(labels, spec.age_output), batch_size=4), epochs=1, verbose=0)
     changed = [not np.allclose(a, b) for a, b in zip(before, model.get_weights())]
     assert any(changed), "a training step must change the weights"
 
@@ -81,7 +82,7 @@ def test_unknown_model_lists_choices():
 
 
 def test_cosine_schedule_warms_up_then_decays_to_zero():
-    from agegender.training.setup import learning_rate
+    from agegender.training.phases import learning_rate
 
     schedule = learning_rate(recipe(lr_schedule="cosine", learning_rate=0.01, epochs=10), 100)
     assert float(schedule(0)) == pytest.approx(0.001)
@@ -149,7 +150,7 @@ def test_mixed_bfloat16_trains_and_predicts_the_same_after_saving(tmp_path):
     assert out["age"].dtype == np.float32 and out["gender"].dtype == np.float32
     np.testing.assert_allclose(out["age"].sum(axis=1), 1.0, atol=1e-5)  # a float32 softmax
     compile_model(model, spec, recipe(), steps_per_epoch=2)
-    history = model.fit(make_dataset(x, targets(labels, spec.age_output), batch_size=4),
+    history = model.fit(make_dataset(x, keras_targets(labels, spec.age_output), batch_size=4),
                         epochs=1, verbose=0).history
     assert np.isfinite(history["loss"]).all()
     save_model(model, tmp_path / "m.keras", ModelInfo.for_family("compact", "mixed_bfloat16"))
@@ -173,7 +174,7 @@ def test_batches_per_epoch_counts_the_last_partial_batch():
 
 
 def test_gender_accuracy_scores_blended_labels_by_the_larger_share():
-    from agegender.training.setup import gender_accuracy
+    from agegender.training.phases import gender_accuracy
 
     pred = np.array([[0.2], [0.6], [0.7], [0.9], [0.4]], dtype=np.float32)
     hard = np.array([[0], [1], [0], [1], [1]], dtype=np.float32)

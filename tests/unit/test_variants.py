@@ -9,13 +9,15 @@ import pytest
 
 from agegender.data.arrays import load_split
 from agegender.data.images import get_profile
-from agegender.model import networks, weights
+from agegender.model import networks
+from agegender.pretrained import imagenet
+from agegender.pretrained.bases import transfer_base
 from agegender.model.build import build_model
 from agegender.model.families import get_family
 from agegender.params import FineTune, Recipe
 from agegender.serving.saved import ModelInfo, load_model, save_model
 from agegender.training.fit import train_model
-from agegender.training.setup import set_trainable, training_phases
+from agegender.training.phases import set_trainable, training_phases
 from synthetic import processed_arrays
 
 FINE_TUNE = {"base": "vgg16", "frozen_epochs": 1, "unfreeze": ["block4_", "block5_"],
@@ -32,25 +34,25 @@ def test_missing_imagenet_weights_name_the_file_and_the_fixes(base, monkeypatch)
     from keras.src.utils import file_utils
 
     monkeypatch.setattr(file_utils, "get_file", _fail_download)  # what Keras does offline
-    with pytest.raises(weights.VGGWeightsError) as err:
-        networks.transfer_base(base, "imagenet", (70, 70, 3))
+    with pytest.raises(imagenet.VGGWeightsError) as err:
+        transfer_base(base, "imagenet", (70, 70, 3))
     message = str(err.value)
-    expected = weights.keras_cache_file(f"{base}_weights_tf_dim_ordering_tf_kernels_notop.h5")
+    expected = imagenet.keras_cache_file(f"{base}_weights_tf_dim_ordering_tf_kernels_notop.h5")
     assert str(expected) in message and "models" in expected.parts
     assert f"models.{base}.architecture.weights" in message and "null" in message
     assert "Name or service not known" in message
 
 
 def test_weights_path_that_does_not_exist_is_named(tmp_path):
-    with pytest.raises(weights.VGGWeightsError, match="nope.h5"):
-        networks.transfer_base("vgg16", str(tmp_path / "nope.h5"), (64, 64, 3))
+    with pytest.raises(imagenet.VGGWeightsError, match="nope.h5"):
+        transfer_base("vgg16", str(tmp_path / "nope.h5"), (64, 64, 3))
 
 
 def test_weights_from_a_local_file(tmp_path):
-    source = networks.transfer_base("vgg16", None, (32, 32, 3))
+    source = transfer_base("vgg16", None, (32, 32, 3))
     path = tmp_path / "vgg16_notop.weights.h5"
     source.save_weights(path)
-    loaded = networks.transfer_base("vgg16", str(path), (32, 32, 3))
+    loaded = transfer_base("vgg16", str(path), (32, 32, 3))
     assert all(np.array_equal(a, b) for a, b in zip(source.get_weights(), loaded.get_weights()))
 
 
@@ -134,7 +136,7 @@ def test_class_balanced_training_and_subsampling(tmp_path):
 
 def test_group_balance_weighs_both_losses_and_multiplies_class_balance():
     from agegender.model.targets import balanced_sample_weights, group_sample_weights
-    from agegender.training.setup import training_dataset
+    from agegender.training.phases import training_dataset
 
     family = get_family("compact")
     images = np.arange(6, dtype=np.uint8)[:, None, None, None] * np.ones((1, 4, 4, 3), np.uint8)  # row i is all i

@@ -1,14 +1,13 @@
 """Every use of Keras' private API in the project, in one room.
 
-The fit engine (:mod:`agegender.training.fit`) and the networks need a few things Keras 3 has no
-public API for; each is one small function or class here, with a comment saying what is missing.
+The training room (the fit engine, its resume and progressive resizing) needs a few things Keras 3
+has no public API for; each is one small function or class here, with a comment saying what is missing.
 A Keras upgrade means reading this module (and running ``tests/unit/test_keras_compat.py``, which fails
 when the installed Keras is outside :data:`TESTED_KERAS`), not the whole training code.
 """
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 from pathlib import Path
 from typing import Callable
@@ -135,13 +134,3 @@ def any_input_size(model: keras.Model):
                 del m._manual_input_spec
             else:
                 m.input_spec = before[id(m)]
-
-
-def keras_home() -> str:
-    """Keras' cache root (KERAS_HOME or ~/.keras). Missing public API: only the private
-    ``keras.src.backend.config.keras_home`` says it; if that moves, the documented rule."""
-    try:
-        from keras.src.backend.config import keras_home as private_keras_home
-        return private_keras_home()
-    except ImportError:
-        return os.environ.get("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras"))

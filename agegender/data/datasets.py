@@ -1,24 +1,11 @@
 """``tf.data`` input pipelines over the cached uint8 arrays of the preprocess stage, in memory
-(``np.ndarray``) or read from disk a batch at a time (``agegender.data.arrays.ImageFiles``)."""
+(``np.ndarray``) or read from disk a batch at a time (``agegender.data.arrays.ImageFiles``): what
+training and prediction both read images through. The targets they carry are made by the model
+room (:func:`agegender.model.targets.keras_targets`)."""
 from __future__ import annotations
 
 import numpy as np
 import tensorflow as tf
-
-from agegender.model.targets import AgeOutput
-
-
-def targets(labels: np.ndarray, age_output: AgeOutput, chunk: int = 65536) -> dict[str, np.ndarray]:
-    """Label rows (N, 3) [age, gender, race] -> Keras targets ``{"age": ..., "gender": (N, 1)}``.
-
-    Ages are encoded ``chunk`` rows at a time (each row's encoding depends on its own age only), so
-    the encoder's float64 temporaries do not grow with N."""
-    first = age_output.encode(labels[:chunk, 0])
-    age = np.empty((len(labels), *first.shape[1:]), dtype=first.dtype)
-    age[:chunk] = first
-    for start in range(chunk, len(labels), chunk):
-        age[start:start + chunk] = age_output.encode(labels[start:start + chunk, 0])
-    return {"age": age, "gender": labels[:, 1:2].astype(np.float32)}
 
 
 def make_dataset(images, target: dict[str, np.ndarray] | None, batch_size: int,

