@@ -61,11 +61,11 @@ def _write_split(folder: Path, n: int, shape: tuple[int, ...], seed: int = 0) ->
     format), and ``train_labels.npy``."""
     import numpy as np
 
-    from agegender.data.preprocessing import _create_npy
+    from agegender.data.preprocessing import create_npy
 
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    offset = _create_npy(folder / "train_images.npy", (n, *shape))
+    offset = create_npy(folder / "train_images.npy", (n, *shape))
     with open(folder / "train_images.npy", "r+b") as f:
         f.seek(offset)
         for start in range(0, n, 8192):
