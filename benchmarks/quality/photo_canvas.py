@@ -1,6 +1,6 @@
 """Faces in photo-like pictures: detection recall and accuracy of the detect path against the chips.
 
-    python benchmarks/quality/photo_canvas.py [--model models/model.keras] [--split test] [--limit N]
+    python -m benchmarks.quality.photo_canvas [--model models/model.keras] [--split test] [--limit N]
                                       [--detectors mtcnn,haar] [--size 640x480] [--seed 0]
 
 Each chip of the split is pasted into a larger picture (``--size``) on a smooth random background,
@@ -18,15 +18,13 @@ import argparse
 import math
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageFilter
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "common"))  # the shared helpers
-from agegender.faces.registry import make_detector  # noqa: E402
-from agegender.prediction.predictor import Predictor  # noqa: E402
-from chips import add_split_arguments, load_chips, machine, score  # noqa: E402
+from agegender.faces.registry import make_detector
+from agegender.prediction.predictor import Predictor
+from benchmarks.common.chips import add_split_arguments, load_chips, machine, score
 
 
 def background(rng: np.random.Generator, w: int, h: int) -> Image.Image:

