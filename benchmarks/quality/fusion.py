@@ -58,9 +58,9 @@ def sweep(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
 
 def photo_outputs(model_path: str, paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
     """Age and P(female) of the largest face of each photo (NaN where none is found), as
-    ``peers.py`` reads ours: the predictor with detection, then its ``pick``."""
+    ``peers.py`` reads ours: :class:`~benchmarks.common.predictors.Ours` with detection, then ``pick``."""
     from agegender.prediction.predictor import Predictor
-    from benchmarks.quality.peers import Ours, pick
+    from benchmarks.common.predictors import Ours, pick
 
     faces, _, _ = Ours(Predictor(model_path))(paths, "detect")
     picked = [pick(found, None) for found in faces]
@@ -116,7 +116,7 @@ def main(argv=None) -> int:
         print(f"fused with the given weights (age {wa}, gender {wg}): MAE {out['fused']['age_mae']:.2f}, "
               f"gender {100 * out['fused']['gender_accuracy']:.1f} %")
         if args.external:
-            from benchmarks.quality.peers import external_set
+            from benchmarks.common.bench_sets import external_set
 
             with tempfile.TemporaryDirectory(prefix="fusion-") as tmp:
                 bench = external_set(args.external, Path(tmp), None, 0)

@@ -10,6 +10,7 @@ from PIL import Image
 
 from benchmarks.common import grouped
 from benchmarks.common import perturbations as P
+from benchmarks.common.predictors import pick
 from benchmarks.quality import peers
 from fake_peer import install_fake_peer
 
@@ -170,10 +171,10 @@ def test_peer_answers_are_parsed_into_boxes_and_calls():
 def test_the_scored_face_is_the_largest_or_the_one_at_the_true_place():
     small = {"box": (0, 0, 10, 10), "age": 1.0, "female": True}
     big = {"box": (100, 100, 50, 50), "age": 2.0, "female": False}
-    assert peers.pick([small, big], None) is big
-    assert peers.pick([], None) is None
-    assert peers.pick([small, big], (6, 6, 20)) is small  # centre (5, 5): within half a side
-    assert peers.pick([small, big], (60, 60, 20)) is None  # nothing there: missed
+    assert pick([small, big], None) is big
+    assert pick([], None) is None
+    assert pick([small, big], (6, 6, 20)) is small  # centre (5, 5): within half a side
+    assert pick([small, big], (60, 60, 20)) is None  # nothing there: missed
 
 
 
