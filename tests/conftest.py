@@ -4,8 +4,6 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent / "helpers"))  # synthetic data, DVC project, fakes
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 

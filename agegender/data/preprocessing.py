@@ -38,7 +38,7 @@ def _write_at(fd: int, arr: np.ndarray, position: int) -> None:
         data, position = data[written:], position + written
 
 
-def _create_npy(path: Path, shape: tuple[int, ...]) -> int:
+def create_npy(path: Path, shape: tuple[int, ...]) -> int:
     """Write the header ``np.save`` writes for uint8 ``shape`` and size the file (zeros, sparse);
     returns the data's offset."""
     header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": False,
@@ -118,7 +118,7 @@ def build_arrays(source: str | Path, labels: pd.DataFrame, profile: Profile, out
             names = labels.loc[labels["split"] == split, "file"]
             where.update((name, (split, row)) for row, name in enumerate(names))
             path = Path(out_dir) / f"{split}_images.npy"
-            offset = _create_npy(path, (len(names), *profile.shape))
+            offset = create_npy(path, (len(names), *profile.shape))
             out[split] = os.open(path, os.O_WRONLY), offset
         seen = set()
         workers = workers or os.cpu_count() or 1

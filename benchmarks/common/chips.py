@@ -5,17 +5,12 @@ ingest read; nothing is written.
 """
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import numpy as np
+import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from agegender.data.images import decode  # noqa: E402
-from agegender.data.source import iter_images  # noqa: E402
-from agegender.hardware import cpu_info  # noqa: E402
+from agegender.data.images import decode
+from agegender.data.source import iter_images
+from agegender.hardware import cpu_info
 
 
 def load_chips(source, labels_csv, split: str, limit: int | None = None, seed: int = 0):

@@ -8,17 +8,12 @@ true age (0-2, 3-12, 13-19, 20-39, 40-59, 60+) and the true gender. A face witho
 """
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import numpy as np
+import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from agegender.data.bins import LIFE_STAGES  # noqa: E402
-from agegender.data.labels import GENDERS  # noqa: E402
-from agegender.evaluation.breakdown import group_scores  # noqa: E402
+from agegender.data.bins import LIFE_STAGES
+from agegender.data.labels import GENDERS
+from agegender.evaluation.breakdown import group_scores
 
 GROUPS = [*LIFE_STAGES.labels(), *GENDERS.values()]  # "0-2" ... "60+", "male", "female"
 SCORES = {"mae": "MAE", "cs5": "CS@5", "gender_accuracy": "gender"}

@@ -14,13 +14,11 @@ from __future__ import annotations
 import math
 import os
 import re
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from agegender.training.flops import FlopCount, forward_flops, graph_flops, train_step_flops  # noqa: E402,F401
+from agegender.training.flops import FlopCount, forward_flops, graph_flops, train_step_flops  # noqa: F401
 
 
 def layer_macs(model) -> dict[str, int]:

@@ -159,8 +159,9 @@ def faceapi_input(image: np.ndarray, box: tuple[int, int, int, int] | None) -> n
 # --- the peers ----------------------------------------------------------------------------------
 
 class FacePeer:
-    """A pretrained peer behind peers.py's interface: ``(images, mode) -> (faces per image, error
-    per image, seconds)``; ``name`` is ``hse`` or ``faceapi``, ``source`` its package's files."""
+    """A pretrained peer behind the predictors' interface (:mod:`benchmarks.common.predictors`):
+    ``(images, mode) -> (faces per image, error per image, seconds)``; ``name`` is ``hse`` or
+    ``faceapi``, ``source`` its package's files."""
 
     def __init__(self, name: str, source: str | Path, detector=None):
         self.name = name

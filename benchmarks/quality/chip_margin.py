@@ -1,6 +1,6 @@
 """Measure where a face detector puts UTKFace's aligned chips: the geometry predict cuts faces by.
 
-    python benchmarks/quality/chip_margin.py data/raw/UTKFace.tar.gz [--detector mtcnn|haar] [--n 700] [--every 7]
+    python -m benchmarks.quality.chip_margin data/raw/UTKFace.tar.gz [--detector mtcnn|haar] [--n 700] [--every 7]
 
 Reads chips straight from the archive (or folder; nothing is written), pads each 200 x 200 chip
 by 100 px of grey so that a face filling the chip can still be found, and runs the detector of
@@ -20,19 +20,16 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+import numpy as np
+from PIL import Image
 
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from agegender.data.images import decode  # noqa: E402
-from agegender.data.source import iter_images  # noqa: E402
+from agegender.data.images import decode
+from agegender.data.source import iter_images
 from agegender.faces.alignment import CHIP_DROP, CHIP_LANDMARKS, CHIP_SIDE, similarity_transform
-from agegender.faces.detector import LANDMARKS  # noqa: E402
-from agegender.faces.haar import HaarDetector  # noqa: E402
-from agegender.faces.mtcnn import MtcnnDetector  # noqa: E402
+from agegender.faces.detector import LANDMARKS
+from agegender.faces.haar import HaarDetector
+from agegender.faces.mtcnn import MtcnnDetector
 
 PAD = 100
 

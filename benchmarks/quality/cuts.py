@@ -1,6 +1,6 @@
 """One model on the same faces as UTKFace's chips and as the predictor cuts them, by life stage.
 
-    python benchmarks/quality/cuts.py [--model models/model.keras] [--split test] [--limit N]
+    python -m benchmarks.quality.cuts [--model models/model.keras] [--split test] [--limit N]
                               [--detector mtcnn|haar] [--no-tta]
 
 Each chip of the split is recut by :func:`agegender.faces.recut.recut` (the predictor's
@@ -19,21 +19,19 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "common"))  # the shared helpers
-from PIL import Image  # noqa: E402
+from PIL import Image
 
-from agegender.data.bins import LIFE_STAGES  # noqa: E402
-from agegender.data.images import to_array, to_mode  # noqa: E402
-from agegender.evaluation.breakdown import group_scores  # noqa: E402
-from agegender.faces.recut import recut  # noqa: E402
-from agegender.faces.registry import DETECTORS, make_detector  # noqa: E402
-from agegender.prediction.predictor import Predictor  # noqa: E402
-from chips import add_split_arguments, load_chips, machine  # noqa: E402
+from agegender.data.bins import LIFE_STAGES
+from agegender.data.images import to_array, to_mode
+from agegender.evaluation.breakdown import group_scores
+from agegender.faces.recut import recut
+from agegender.faces.registry import DETECTORS, make_detector
+from agegender.prediction.predictor import Predictor
+from benchmarks.common.chips import add_split_arguments, load_chips, machine
 
 
 def cut_all(chips, detector, channels: int) -> tuple[list[np.ndarray], np.ndarray, float]:

@@ -1,6 +1,6 @@
 """How much a model loses when faces are framed looser or tighter than UTKFace's chips.
 
-    python benchmarks/quality/framing.py [--model models/model.keras] [--split test] [--limit N]
+    python -m benchmarks.quality.framing [--model models/model.keras] [--split test] [--limit N]
 
 Each chip of the split is predicted as it is and re-framed three ways, all with ``detect=False``
 (the whole picture is the face crop), and scored against its labels:
@@ -16,15 +16,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "common"))  # the shared helpers
-from chips import add_split_arguments, load_chips, score  # noqa: E402
-
-from agegender.prediction.predictor import Predictor  # noqa: E402
+from agegender.prediction.predictor import Predictor
+from benchmarks.common.chips import add_split_arguments, load_chips, score
 
 
 def shrink(chip: np.ndarray, factor: float, fill: str) -> np.ndarray:

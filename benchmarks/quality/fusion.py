@@ -1,6 +1,6 @@
 """Fusion of two trained models by their outputs: age and P(female) averaged with weights chosen on val.
 
-    python benchmarks/quality/fusion.py --models A.keras B.keras --data-dirs DIR_A DIR_B
+    python -m benchmarks.quality.fusion --models A.keras B.keras --data-dirs DIR_A DIR_B
         [--labels data/interim/labels.csv] [--split val] [--weights WA,WG]
         [--external PATH] [--markdown] [--json-out FILE]
 
@@ -24,11 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks" / "common"))
-sys.path.insert(0, str(ROOT / "benchmarks" / "quality"))
-from grouped import group_table, overall_table, render, summarise  # noqa: E402
+from benchmarks.common.grouped import group_table, overall_table, render, summarise
 
 STEPS = np.round(np.linspace(0, 1, 11), 1)
 
@@ -62,10 +58,9 @@ def sweep(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
 
 def photo_outputs(model_path: str, paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
     """Age and P(female) of the largest face of each photo (NaN where none is found), as
-    ``peers.py`` reads ours: the predictor with detection, then its ``pick``."""
-    from peers import Ours, pick
-
+    ``peers.py`` reads ours: :class:`~benchmarks.common.predictors.Ours` with detection, then ``pick``."""
     from agegender.prediction.predictor import Predictor
+    from benchmarks.common.predictors import Ours, pick
 
     faces, _, _ = Ours(Predictor(model_path))(paths, "detect")
     picked = [pick(found, None) for found in faces]
@@ -121,7 +116,7 @@ def main(argv=None) -> int:
         print(f"fused with the given weights (age {wa}, gender {wg}): MAE {out['fused']['age_mae']:.2f}, "
               f"gender {100 * out['fused']['gender_accuracy']:.1f} %")
         if args.external:
-            from peers import external_set
+            from benchmarks.common.bench_sets import external_set
 
             with tempfile.TemporaryDirectory(prefix="fusion-") as tmp:
                 bench = external_set(args.external, Path(tmp), None, 0)

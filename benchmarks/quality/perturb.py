@@ -1,6 +1,6 @@
 """Light and lens: how much a model loses on chips degraded the way real photos are.
 
-    python benchmarks/quality/perturb.py [--model models/model.keras] [--split test] [--limit N]
+    python -m benchmarks.quality.perturb [--model models/model.keras] [--split test] [--limit N]
                                  [--perturbations all|name,name] [--seed 0] [--markdown]
 
 Each chip of the split is degraded by every perturbation of ``benchmarks/common/perturbations.py`` at
@@ -17,16 +17,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "common"))  # the shared helpers
-from chips import add_split_arguments, load_chips, machine  # noqa: E402
-from grouped import group_table, overall_table, render, summarise  # noqa: E402
-from perturbations import parse_names, perturb  # noqa: E402
-
-from agegender.prediction.predictor import Predictor  # noqa: E402
+from agegender.prediction.predictor import Predictor
+from benchmarks.common.chips import add_split_arguments, load_chips, machine
+from benchmarks.common.grouped import group_table, overall_table, render, summarise
+from benchmarks.common.perturbations import parse_names, perturb
 
 
 def chip_predictions(predictor: Predictor, chips) -> tuple[np.ndarray, np.ndarray]:

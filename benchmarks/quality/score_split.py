@@ -1,7 +1,7 @@
 """A trained model scored on one cached split exactly as the evaluate stage scores test: the
 validation score a recipe is chosen on (the quality/compute curve of docs/log.md).
 
-    python benchmarks/quality/score_split.py [--model models/model.keras] [--split val]
+    python -m benchmarks.quality.score_split [--model models/model.keras] [--split val]
                                              [--data-dir data/processed] [--labels data/interim/labels.csv]
                                              [--summary models/train_summary.json] [--no-tta] [--json-out F]
 
@@ -20,10 +20,9 @@ from pathlib import Path
 
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from agegender.data.arrays import load_split  # noqa: E402
-from agegender.evaluation.scoring import evaluate_model, rounded  # noqa: E402
-from agegender.training.summary import TrainSummary  # noqa: E402
+from agegender.data.arrays import load_split
+from agegender.evaluation.scoring import evaluate_model, rounded
+from agegender.training.summary import TrainSummary
 
 
 def main(argv=None) -> int:

@@ -1,12 +1,12 @@
 """Benchmark: reading the cached image arrays from disk (ImageFiles) against holding them in memory.
 
-    python benchmarks/speed/data_bench.py speed [--data-dir data/processed] [--images N] [--rounds R]
+    python -m benchmarks.speed.data_bench speed [--data-dir data/processed] [--images N] [--rounds R]
         Images/s of the train stage's input pipeline alone, then training images/s of the
         params.yaml model (built as the train stage builds it, via setup_training), on one split
         read in memory (np.load) and from disk (load_split): the same model, alternating epochs,
         after a warm-up epoch each. Without --data-dir: random
         uint8 images of the model's profile, written to a temporary folder.
-    python benchmarks/speed/data_bench.py memory [--sizes-gb 2,8] [--in-memory-up-to-gb 2]
+    python -m benchmarks.speed.data_bench memory [--sizes-gb 2,8] [--in-memory-up-to-gb 2]
         For each size, writes a split of random uint8 images of that size to a temporary folder
         and runs one training epoch over all of it in a fresh process, printing that process'
         peak RSS against the split size: reading from disk (ImageFiles: positioned reads), from a
@@ -32,7 +32,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 WAYS = {"disk": "from disk", "mmap": "mmap", "memory": "in memory"}
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
@@ -61,11 +60,11 @@ def _write_split(folder: Path, n: int, shape: tuple[int, ...], seed: int = 0) ->
     format), and ``train_labels.npy``."""
     import numpy as np
 
-    from agegender.data.preprocessing import _create_npy
+    from agegender.data.preprocessing import create_npy
 
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    offset = _create_npy(folder / "train_images.npy", (n, *shape))
+    offset = create_npy(folder / "train_images.npy", (n, *shape))
     with open(folder / "train_images.npy", "r+b") as f:
         f.seek(offset)
         for start in range(0, n, 8192):
@@ -211,10 +210,11 @@ def memory(sizes_gb: list[float], in_memory_up_to_gb: float, batch_size: int | N
             _write_split(folder, n, shape)
             ways = ["disk", "mmap"] + (["memory"] if size <= in_memory_up_to_gb else [])
             for way in ways:
-                cmd = [sys.executable, __file__, "epoch", "--data-dir", str(folder), "--way", way]
+                cmd = [sys.executable, "-m", "benchmarks.speed.data_bench", "epoch", "--data-dir", str(folder),
+                       "--way", way]
                 if batch_size:
                     cmd += ["--batch-size", str(batch_size)]
-                done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+                done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True)
                 r = json.loads(done.stdout.strip().splitlines()[-1])
                 on_disk = (folder / "train_images.npy").stat().st_size / 1e9
                 print(f"{on_disk:11.3f} GB {r['images']:9d} {WAYS[way]:>9} "

@@ -1,7 +1,7 @@
 """Benchmark: training and inference images/second of a model family, how close that is to the
 CPU's peak, where the time goes, and wall time per stage.
 
-    python benchmarks/speed/pipeline_bench.py speed [--model NAME|all|A,B] [--images N] [--precision P[,P...]]
+    python -m benchmarks.speed.pipeline_bench speed [--model NAME|all|A,B] [--images N] [--precision P[,P...]]
                                               [--framing F[,F...]] [--levers L[,L...]]
                                               [--threads INTRA[,INTER]] [--batch-size B]
         The CPU (model, ISA flags, native BF16 or not), GPUs, its matmul peak (float32, and
@@ -12,11 +12,11 @@ CPU's peak, where the time goes, and wall time per stage.
         at the end. Levers (one row each; see LEVERS): base, xla, batch128, warp_once, no_framing,
         no_augment, files, cached, prefetch8, keras_bn; joined by "+", several at once
         (keras_bn: the network before the fused batch norm; keras_bn+batch128: both).
-    python benchmarks/speed/pipeline_bench.py breakdown [--model NAME] [--images N]
+    python -m benchmarks.speed.pipeline_bench breakdown [--model NAME] [--images N]
         Where one slice of training time goes: a profiler trace of one epoch of N images grouped
         into convolutions, batch norm, dense, augmentation, optimizer, other ops and the input
         pipeline, beside ablation timings (re-framing off, augmentation off, cached batches).
-    python benchmarks/speed/pipeline_bench.py stages
+    python -m benchmarks.speed.pipeline_bench stages
         Re-runs every stage of dvc.yaml in order (`dvc repro --force --single-item`), printing the
         wall time of each. Needs the data in place; it takes as long as a full `dvc repro`.
 
@@ -36,8 +36,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks" / "common"))  # the shared helpers
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # the families that train from scratch (the transfer families' speed is issue "Transfer learning
@@ -109,7 +107,7 @@ def measure_peaks(native_bf16: bool, n: int = 2048, tries: int = 3,
     """GFLOP/s of a large matmul in float32, and bfloat16 where the CPU runs it natively: the best
     of ``tries`` (and of ``best``, earlier measurements), since other work on the cores only ever
     slows a measurement down."""
-    from hardware_limits import matmul_peak
+    from benchmarks.common.hardware_limits import matmul_peak
 
     peaks = dict(best or {})
     for dtype in ("float32", "bfloat16") if native_bf16 else ("float32",):
@@ -135,7 +133,7 @@ def speed(model_name: str | None, n_images: int, batch_size: int | None,
 
     from agegender import hardware
     from agegender.params import Recipe, load_params
-    from hardware_limits import theoretical_peak
+    from benchmarks.common.hardware_limits import theoretical_peak
 
     params = load_params(ROOT / "params.yaml")
     names = (FROM_SCRATCH if model_name == "all" else model_name.split(",")) if model_name else [params.model]
@@ -210,7 +208,7 @@ def _speed_one(name, base, n_images, batch_size, precisions, strategy, framings,
     from agegender.model.families import get_family
     from agegender.serving.inference import predict_outputs
     from agegender.training.setup import setup_training
-    from hardware_limits import forward_flops, train_step_flops
+    from benchmarks.common.hardware_limits import forward_flops, train_step_flops
 
     family = get_family(name)
     x, labels = _images(get_profile(family.profile).shape, n_images)
@@ -314,7 +312,7 @@ def breakdown(model_name: str | None, n_images: int, batch_size: int | None = No
     from agegender.model.families import get_family
     from agegender.params import Recipe, load_params
     from agegender.training.setup import setup_training
-    from op_profile import ORDER, profile_fit
+    from benchmarks.common.op_profile import ORDER, profile_fit
 
     params = load_params(ROOT / "params.yaml")
     name = model_name or params.model

@@ -1,6 +1,6 @@
 """How fast ``stages.predict`` runs: images per second for face crops and for photos with detection.
 
-    python benchmarks/speed/predict_speed.py [--model models/model.keras] [--crops 512] [--photos 64]
+    python -m benchmarks.speed.predict_speed [--model models/model.keras] [--crops 512] [--photos 64]
 
 Writes JPEG files to a temporary folder and times the whole path a user gets (read, decode, find
 faces, crop, resize, batched inference, records), after one warm-up call. Crops are 200 x 200
@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402

@@ -1,6 +1,6 @@
 """Which model families convert to TensorFlow Lite, and how closely the export follows Keras.
 
-    python benchmarks/speed/tflite_families.py [FAMILY ...]      # default: every family
+    python -m benchmarks.speed.tflite_families [FAMILY ...]      # default: every family
 
 Per family: the network as its builder makes it (random weights, float32; the VGG bases without
 ImageNet weights; heads x30 so random images get distinct outputs), converted by
@@ -10,15 +10,11 @@ Keras ages (a spread near 0 means the age check says little), file size, convers
 images/s of each runtime (one pass, no TTA). Figures only; tests/unit/test_export.py holds the bounds.
 """
 import argparse
-import sys
 import tempfile
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 
 def main() -> None:

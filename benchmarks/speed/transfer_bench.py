@@ -1,14 +1,14 @@
 """Benchmark: the transfer families' cost, with random bases (weights=null: the same FLOPs as
 ImageNet weights).
 
-    python benchmarks/speed/transfer_bench.py flops
+    python -m benchmarks.speed.transfer_bench flops
         Multiply-adds of the frozen part per face (conv, depthwise and dense layers, from the
         layers' shapes) for vgg16 @128, vgg19 @70 and the modern candidates at 128 px
         (EfficientNetV2-B0, MobileNetV3-Large, ConvNeXt-Tiny), and the feature map each caches.
-    python benchmarks/speed/transfer_bench.py features [--faces N] [--models vgg19,vgg16,efficientnetv2_b0]
+    python -m benchmarks.speed.transfer_bench features [--faces N] [--models vgg19,vgg16,efficientnetv2_b0]
         On the first N real faces of the archive (90 % train, 10 % val): the feature pass rate
         (faces/s, each face and its mirror image) and the wall time of one head epoch from the cache.
-    python benchmarks/speed/transfer_bench.py e2e [--faces N] [--model vgg19] [-S key=value ...]
+    python -m benchmarks.speed.transfer_bench e2e [--faces N] [--model vgg19] [-S key=value ...]
         `dvc exp run -S model=M -S models.M.architecture.weights=null ...` end to end in a scratch
         clone of this repository (HEAD), on the whole archive or (--faces N) its first N faces,
         printing the wall time of every stage and the total; with --again k=v (and --again-env
@@ -29,7 +29,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 SOURCES = [Path("/work/shared/data/UTKFace.tar.gz"), ROOT / "data/raw/UTKFace.tar.gz"]
 TRANSFER = ["vgg19", "vgg16", "efficientnetv2_b0"]

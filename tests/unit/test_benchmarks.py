@@ -1,5 +1,5 @@
 """The benchmark scripts run with the models params.yaml configures (no timing is asserted)."""
-import importlib.util
+import importlib
 import json
 import re
 import sys
@@ -13,16 +13,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _load(name: str):
-    """A benchmark script by name (benchmarks/speed, quality or common), imported as its own folder
-    on sys.path, as Python puts it there when the script runs."""
+    """A benchmark script by name (benchmarks/speed, quality or common), imported as the module of
+    the benchmarks package that ``python -m benchmarks.<folder>.<name>`` runs."""
     [path] = (ROOT / "benchmarks").glob(f"*/{name}.py")
-    if str(path.parent) not in sys.path:
-        sys.path.insert(0, str(path.parent))
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # a dataclass looks its module up there
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module(f"benchmarks.{path.parent.name}.{name}")
 
 
 @pytest.mark.slow

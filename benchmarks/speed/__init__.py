@@ -1,0 +1,1 @@
+"""How fast: one benchmark script per module, each run as ``python -m benchmarks.speed.NAME``."""
