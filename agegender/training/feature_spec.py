@@ -33,6 +33,9 @@ def feature_spec(params) -> dict:
     family, recipe = get_family(params.model), params.recipe
     weights = family.settings(recipe)["weights"]
     spec = {"backbone": family.pretrained, "profile": family.profile, "precision": recipe.precision}
+    if weights_of.fetched_by_stage(weights, params.paths.get("pretrained")):  # not fetched yet: its pin
+        spec.update(weights="package", weights_integrity=params.pretrained.integrity)
+        return spec
     path = weights_of.weights_file(family.pretrained, weights)
     if path is None:  # random initialisation: the seed decides the base
         spec.update(weights=None, seed=params.train.seed)

@@ -24,6 +24,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from agegender.data.arrays import ImageFiles, load_split
 from agegender.model.families import get_family
@@ -92,8 +93,11 @@ def compute_features(params, data_dir: str | Path, out_dir: str | Path, spec: di
     model.get_layer(family.pretrained).save_weights(out / BASE_WEIGHTS)
     done = {**spec, "precision_used": precision, "splits": {}}
     start = time.perf_counter()
-    for split in SPLITS:
-        images, _ = load_split(data_dir, split)
+    splits = {split: load_split(data_dir, split)[0] for split in SPLITS}
+    # progress as preprocess shows it: images (each face and its mirror) through the base
+    bar = tqdm(total=2 * sum(len(images) for images in splits.values()), mininterval=2, unit="img",
+               desc=f"features {family.pretrained}", disable=not log.isEnabledFor(logging.INFO))
+    for split, images in splits.items():
         shape = (len(images), *frozen.output.shape[1:])
         files = [np.lib.format.open_memmap(out / f"{split}_features{suffix}.npy", "w+", np.float16, shape)
                  for suffix in ("", "_flip")]
@@ -105,11 +109,13 @@ def compute_features(params, data_dir: str | Path, out_dir: str | Path, spec: di
                 f = np.asarray(frozen.predict_on_batch(batch), dtype=np.float32)[:len(rows)]
                 clipped += int(np.count_nonzero(np.abs(f) > FLOAT16_MAX))
                 file[begin:begin + len(rows)] = np.clip(f, -FLOAT16_MAX, FLOAT16_MAX)
+            bar.update(2 * len(rows))
         for file in files:
             file.flush()
         if clipped:
             log.warning("%s: %d feature values beyond float16's range were clipped", split, clipped)
         done["splits"][split] = {"faces": len(images), "shape": list(shape[1:])}
+    bar.close()
     done["seconds"] = round(time.perf_counter() - start, 1)
     write_spec(out / SPEC, done)
     return done

@@ -10,6 +10,8 @@ from pathlib import Path
 import yaml
 
 from agegender.evaluation import figures
+from agegender.pretrained.fetch import sri_sha512
+from fake_package import make_package, package_params
 from synthetic import make_utkface
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -68,6 +70,10 @@ def make_project(proj: Path) -> Path:
     for hp in params["models"].values():
         hp["epochs"] = 1
     params["kfold"]["n_folds"] = 2
+    # the pretrained stage reads a small stand-in package from the project, not the registry
+    tarball = make_package(proj / "npm" / "fake-models-1.0.0.tgz")
+    params["pretrained"] = package_params(tarball, sri_sha512(tarball),
+                                          tarball=tarball.relative_to(proj).as_posix())
     (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run(["git", "init", "-q"], proj)
     run([*DVC, "init", "-q"], proj)

