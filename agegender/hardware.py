@@ -92,11 +92,12 @@ def gpu_info() -> list[GPU]:
     return gpus
 
 
-def choose_precision(requested: str, cpu: CPU, gpus: list[GPU], env=None) -> str:
+def choose_precision(requested: str, cpu: CPU, gpus: list[GPU], env=None, cpu_bf16: bool = True) -> str:
     """The precision to train in: ``requested`` unless it is ``auto``, which picks
     ``mixed_float16`` when every GPU has compute capability >= 7.0, ``mixed_bfloat16`` on a CPU
-    with native BF16 and no GPU, and ``float32`` otherwise (older GPUs, AVX2-only CPUs, CPUs whose
-    flags we cannot read such as Apple silicon)."""
+    with native BF16 and no GPU (unless ``cpu_bf16`` is False: a network that drifts in bfloat16),
+    and ``float32`` otherwise (older GPUs, AVX2-only CPUs, CPUs whose flags we cannot read such as
+    Apple silicon)."""
     if requested not in PRECISIONS:
         raise ValueError(f"unknown precision {requested!r}; choose one of {list(PRECISIONS)}")
     if requested != "auto":
@@ -104,7 +105,7 @@ def choose_precision(requested: str, cpu: CPU, gpus: list[GPU], env=None) -> str
     if gpus:
         ok = all(g.compute_capability and g.compute_capability >= (7, 0) for g in gpus)
         return "mixed_float16" if ok else "float32"
-    return "mixed_bfloat16" if cpu.native_bf16(env) else "float32"
+    return "mixed_bfloat16" if cpu_bf16 and cpu.native_bf16(env) else "float32"
 
 
 def inference_precision(trained: str, cpu: CPU, gpus: list[GPU], env=None) -> str:

@@ -28,9 +28,9 @@ def build_model(family: str | Family, recipe: Recipe, seed: int, precision: str 
     the layers keep their policy when the model is saved. Raises :class:`agegender.params.ParamsError` for an
     architecture key the family's builder does not take.
     """
-    precision = precision or hardware.choose_precision(recipe.precision, hardware.cpu_info(),
-                                                       hardware.gpu_info())
     family = get_family(family) if isinstance(family, str) else family
+    precision = precision or hardware.choose_precision(recipe.precision, hardware.cpu_info(),
+                                                       hardware.gpu_info(), cpu_bf16=family.cpu_bf16)
     build = getattr(networks, family.builder)
     architecture = family.settings(recipe)  # typed by the family's schema (families.py)
     previous = keras.mixed_precision.global_policy()

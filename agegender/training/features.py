@@ -86,7 +86,8 @@ def compute_features(params, data_dir: str | Path, out_dir: str | Path, spec: di
     from agegender.model.build import build_model, seed_everything
 
     family = get_family(params.model)
-    precision = hardware.choose_precision(spec["precision"], hardware.cpu_info(), hardware.gpu_info())
+    precision = hardware.choose_precision(spec["precision"], hardware.cpu_info(), hardware.gpu_info(),
+                                          cpu_bf16=family.cpu_bf16)
     seed_everything(spec.get("seed", params.train.seed))
     model = build_model(family, params.recipe, params.train.seed, precision)
     frozen = frozen_model(model)

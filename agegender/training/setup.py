@@ -103,7 +103,7 @@ def setup_training(family_name: str, recipe: Recipe, seed: int, train: tuple[np.
     family = get_family(family_name)
     dist = hardware.make_strategy(strategy)  # first: multi-worker set-up must precede other ops
     cpu, gpus = hardware.cpu_info(), hardware.gpu_info()
-    precision = hardware.choose_precision(recipe.precision, cpu, gpus)
+    precision = hardware.choose_precision(recipe.precision, cpu, gpus, cpu_bf16=family.cpu_bf16)
     seed_everything(seed)
     cached = features is not None and recipe.features == "cached" and family.pretrained is not None
     (x_train, y_train), val_rows = _rows(train, val, recipe, seed)

@@ -88,3 +88,24 @@ def test_multi_worker_without_tf_config_is_a_clear_error(monkeypatch):
     monkeypatch.delenv("TF_CONFIG", raising=False)
     with pytest.raises(hardware.StrategyError, match="TF_CONFIG"):
         hardware.make_strategy("multi_worker")
+
+
+def test_a_network_that_drifts_in_bfloat16_stays_float32_on_a_bf16_cpu_under_auto(monkeypatch):
+    """The face family (cpu_bf16=False: its base drifts in bfloat16 at 224 px) is built, and so
+    trained, featurised and saved, in float32 where auto gives the compact network mixed bfloat16;
+    a GPU's float16 and an explicit setting are unaffected."""
+    from agegender.model.build import build_model
+    from agegender.model.families import get_family
+    from agegender.params import Recipe
+
+    assert choose_precision("auto", BF16_CPU, [], {}, cpu_bf16=False) == "float32"
+    assert choose_precision("auto", AVX2_CPU, [GPU("NVIDIA H100", (9, 0))], {}, cpu_bf16=False) == "mixed_float16"
+    assert choose_precision("mixed_bfloat16", BF16_CPU, [], {}, cpu_bf16=False) == "mixed_bfloat16"
+    monkeypatch.setattr(hardware, "cpu_info", lambda: BF16_CPU)
+    monkeypatch.setattr(hardware, "gpu_info", lambda: [])
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    assert not get_family("face_mobilenet").cpu_bf16 and get_family("compact").cpu_bf16
+    face = build_model("face_mobilenet", Recipe(precision="auto", architecture={"weights": None}), 0)
+    compact = build_model("compact", Recipe(precision="auto"), 0)
+    assert face.get_layer("hse_mobilenet").get_layer("conv_pw_13").compute_dtype == "float32"
+    assert compact.get_layer("stage1_conv1").compute_dtype == "bfloat16"
