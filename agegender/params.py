@@ -156,6 +156,11 @@ class Recipe(_Section):
     # (augment.flip; rotation, zoom, translation, framing and contrast apply to image phases only);
     # "images": every phase reads the images through the model's augmentation (the seeds' recipe)
     features: Literal["cached", "images"] = "images"
+    # with features: cached, the base's last layers trained too, from the cache: their names in
+    # the base, in order (the face base's last depthwise-separable pair: [conv_dw_13, conv_pw_13]);
+    # the features stage then caches the input of the first of them instead of the base's output
+    # (the same size for that pair). [] = the head alone
+    cached_top: list[str] = []
 
     @model_validator(mode="after")
     def _progressive_ends_at_full_size(self):
@@ -173,6 +178,9 @@ class Recipe(_Section):
         if self.features == "cached" and self.mixup:
             raise ValueError("mixup blends images; with features: cached the head reads features "
                              "of unblended faces: set mixup to 0 or features to images")
+        if self.cached_top and self.features != "cached":
+            raise ValueError("cached_top trains the base's last layers from the features cache: set "
+                             "features to cached, or cached_top to [] (fine_tune trains them on images)")
         if self.features == "cached" and self.calibration_holdout:
             raise ValueError("calibration_holdout takes faces out of train and val; with features: "
                              "cached the features are cut for the whole splits: set one of them off")

@@ -33,6 +33,8 @@ def feature_spec(params) -> dict:
     family, recipe = get_family(params.model), params.recipe
     weights = family.settings(recipe)["weights"]
     spec = {"backbone": family.pretrained, "profile": family.profile, "precision": recipe.precision}
+    if recipe.cached_top:  # the cache holds the input of the first layer trained from it
+        spec["cut"] = recipe.cached_top[0]
     if weights_of.fetched_by_stage(weights, params.paths.get("pretrained")):  # not fetched yet: its pin
         spec.update(weights="package", weights_integrity=params.pretrained.integrity)
         return spec

@@ -46,25 +46,51 @@ FLOAT16_MAX = float(np.finfo(np.float16).max)
 
 # --- the frozen part and the head of a transfer network (networks.transfer_network) ------------
 
-def frozen_model(model):
+def frozen_model(model, backbone: str | None = None, cut: str | None = None):
     """The frozen part of a transfer network as a model of its own: pixels after augmentation
-    (uint8 range, (B, S, S, 3)) -> the base's feature map (B, H, W, K). Shares the layers."""
+    (uint8 range, (B, S, S, 3)) -> the base's feature map (B, H, W, K); with ``cut`` (a layer of
+    the nested base ``backbone``), the input of that layer instead. Shares the layers."""
     import keras
 
     from agegender.model.networks import HEAD_INPUT
 
-    return keras.Model(model.get_layer("augment").output, model.get_layer(HEAD_INPUT).input,
-                       name="frozen")
+    if cut is None:
+        return keras.Model(model.get_layer("augment").output, model.get_layer(HEAD_INPUT).input,
+                           name="frozen")
+    base = _nested_base(model, backbone, cut)
+    bottom = keras.Model(base.input, base.get_layer(cut).input, name=f"{backbone}_bottom")
+    inputs = keras.Input(model.get_layer("augment").output.shape[1:])
+    names = [layer.name for layer in model.layers]
+    x = inputs  # the layers between the augmentation and the base (its preprocessing), in order
+    for layer in model.layers[names.index("augment") + 1:names.index(backbone)]:
+        x = layer(x)
+    return keras.Model(inputs, bottom(x), name="frozen")
 
 
-def head_model(model):
+def head_model(model, backbone: str | None = None, cut: str | None = None):
     """The head of a transfer network as a model of its own: feature map (B, H, W, K) ->
-    ``{"age", "gender"}``. Shares the layers, so training it trains the full model's head."""
+    ``{"age", "gender"}``; with ``cut``, the nested base's layers from ``cut`` on, then the head
+    (what a recipe's ``cached_top`` trains). Shares the layers, so training it trains the full
+    model's."""
     import keras
 
     from agegender.model.networks import HEAD_INPUT
 
-    return keras.Model(model.get_layer(HEAD_INPUT).input, model.output, name="head")
+    head = keras.Model(model.get_layer(HEAD_INPUT).input, model.output, name="head")
+    if cut is None:
+        return head
+    base = _nested_base(model, backbone, cut)
+    top = keras.Model(base.get_layer(cut).input, base.output, name=f"{backbone}_top")
+    inputs = keras.Input(top.input_shape[1:])
+    return keras.Model(inputs, head(top(inputs)), name="head")
+
+
+def _nested_base(model, backbone: str | None, cut: str):
+    base = model.get_layer(backbone)
+    if cut not in [layer.name for layer in base.layers]:
+        raise FeaturesError(f"cached_top: {backbone} has no layer {cut!r} (its last layers: "
+                            f"{', '.join(layer.name for layer in base.layers[-4:])})")
+    return base
 
 
 def compute_features(params, data_dir: str | Path, out_dir: str | Path, spec: dict,
@@ -90,7 +116,7 @@ def compute_features(params, data_dir: str | Path, out_dir: str | Path, spec: di
                                           cpu_bf16=family.cpu_bf16)
     seed_everything(spec.get("seed", params.train.seed))
     model = build_model(family, params.recipe, params.train.seed, precision)
-    frozen = frozen_model(model)
+    frozen = frozen_model(model, family.pretrained, spec.get("cut"))
     model.get_layer(family.pretrained).save_weights(out / BASE_WEIGHTS)
     done = {**spec, "precision_used": precision, "splits": {}}
     start = time.perf_counter()
@@ -128,7 +154,7 @@ def cached_gender_probability(model, pairs: "FlipPairs", batch_size: int = 256) 
     """P(female) (N,) of the faces of cached ``pairs``, each averaged with its mirror image's, by
     ``model``'s head: what ``predict_outputs(model, images, tta_flip=True)`` gives from the images,
     up to float16 rounding of the features, without running the base again."""
-    head, rows = head_model(model), np.arange(len(pairs))
+    head, rows = head_model(model, pairs.backbone, pairs.cut), np.arange(len(pairs))
     out = [np.mean([np.asarray(head(part.take(rows[i:i + batch_size]), training=False)["gender"],
                                dtype=np.float64).reshape(-1) for part in (pairs.faces, pairs.mirrors)], axis=0)
            for i in range(0, len(rows), batch_size)]
@@ -142,10 +168,12 @@ class FlipPairs:
     as the images."""
     flip_pairs = True  # agegender.data.datasets.make_dataset: pick one of the pair per face
 
-    def __init__(self, faces: ImageFiles, mirrors: ImageFiles):
+    def __init__(self, faces: ImageFiles, mirrors: ImageFiles, backbone: str | None = None,
+                 cut: str | None = None):
         if faces.shape != mirrors.shape:
             raise ValueError(f"faces {faces.shape} and mirror images {mirrors.shape} differ")
         self.faces, self.mirrors = faces, mirrors
+        self.backbone, self.cut = backbone, cut  # whose features, cut where (frozen_model's)
 
     def __len__(self) -> int:
         return len(self.faces)
@@ -159,7 +187,7 @@ class FlipPairs:
         return self.faces.dtype
 
     def __getitem__(self, key) -> FlipPairs:
-        return FlipPairs(self.faces[key], self.mirrors[key])
+        return FlipPairs(self.faces[key], self.mirrors[key], self.backbone, self.cut)
 
     def take(self, indices, flips=None) -> np.ndarray:
         """Rows ``indices`` (B,): the face's features, or the mirror's where ``flips`` (B,) is true."""
@@ -172,7 +200,8 @@ class FlipPairs:
 
     @classmethod
     def concat(cls, parts: list[FlipPairs]) -> FlipPairs:
-        return cls(ImageFiles.concat([p.faces for p in parts]), ImageFiles.concat([p.mirrors for p in parts]))
+        return cls(ImageFiles.concat([p.faces for p in parts]), ImageFiles.concat([p.mirrors for p in parts]),
+                   parts[0].backbone, parts[0].cut)
 
 
 class FeatureCache:
@@ -195,7 +224,12 @@ class FeatureCache:
         for path in paths:
             if not path.is_file():
                 raise FeaturesError(f"cached features not found: {path} (run: dvc repro features)")
-        return FlipPairs(ImageFiles([paths[0]]), ImageFiles([paths[1]]))
+        return FlipPairs(ImageFiles([paths[0]]), ImageFiles([paths[1]]), self.spec["backbone"],
+                         self.spec.get("cut"))
+
+    def head(self, model):
+        """The model that trains from these features: :func:`head_model` at their cut."""
+        return head_model(model, self.spec["backbone"], self.spec.get("cut"))
 
     def load_base(self, model) -> None:
         """The base's weights the features came from, into ``model``'s base layer."""

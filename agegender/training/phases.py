@@ -113,10 +113,11 @@ def training_phases(recipe: Recipe) -> list[tuple[str, int, Recipe]]:
 
 
 def set_trainable(model: keras.Model, fine_tune: FineTune | None, phase: str,
-                  base: str | None = None) -> None:
+                  base: str | None = None, top: tuple[str, ...] | list[str] = ()) -> None:
     """Freeze / unfreeze for a phase of :func:`training_phases`: in "frozen" the whole nested
-    base layer (``fine_tune.base``, else ``base``) is frozen; in "fine_tune" only its layers whose
-    names start with one of ``fine_tune.unfreeze`` (e.g. block4_, block5_) train, batch
+    base layer (``fine_tune.base``, else ``base``) is frozen but for the layers named in ``top``
+    (a ``cached_top`` recipe's, trained from the features cache); in "fine_tune" only its layers
+    whose names start with one of ``fine_tune.unfreeze`` (e.g. block4_, block5_) train, batch
     normalisation excepted (it keeps its ImageNet statistics, in inference mode, as Keras advises
     for fine-tuning). Other phases change nothing."""
     name = fine_tune.base if fine_tune is not None else base
@@ -124,7 +125,9 @@ def set_trainable(model: keras.Model, fine_tune: FineTune | None, phase: str,
         return
     layer_of_base = model.get_layer(name)
     if phase == "frozen":
-        layer_of_base.trainable = False
+        layer_of_base.trainable = bool(top)
+        for layer in layer_of_base.layers if top else ():
+            layer.trainable = layer.name in top
         return
     prefixes = tuple(fine_tune.unfreeze)
     layer_of_base.trainable = True
@@ -167,7 +170,8 @@ class Phase:
         before a finished phase's weights are restored, as they are saved in its layout)."""
         if self.prepared:
             return
-        set_trainable(self.whole, self.recipe.fine_tune, self.name, self.family.pretrained)
+        set_trainable(self.whole, self.recipe.fine_tune, self.name, self.family.pretrained,
+                      self.recipe.cached_top if self.from_features else ())
         with self.strategy.scope():  # the optimizer's variables are created per replica
             compile_model(self.model, self.family, self.optimizer_recipe, self.steps_per_epoch)
         self.prepared = True

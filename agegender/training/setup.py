@@ -127,10 +127,8 @@ def setup_training(family_name: str, recipe: Recipe, seed: int, train: tuple[np.
         model = build_model(family, recipe, seed, precision)
         head = None
         if cached:
-            from agegender.training.features import head_model
-
             features.load_base(model)  # the base the features came from (a random one too)
-            head = head_model(model)
+            head = features.head(model)  # with cached_top, the base's last layers then the head
         resized = resizable(model) if recipe.progressive else None
     phases, first_epoch = [], 0
     for name, end_epoch, optimizer_recipe in training_phases(recipe):

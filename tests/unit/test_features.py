@@ -201,3 +201,55 @@ def test_every_transfer_family_builds_under_mirrored_strategy(name, tmp_path):
     changed = [not np.array_equal(a, b) for a, b in zip(before, setup.model.get_weights())]
     assert any(changed)  # the head's weights are the image model's
     assert all(np.array_equal(a, b) for a, b in zip(base_before, base.get_weights()))
+
+
+@pytest.mark.slow
+def test_the_base_top_layers_train_from_a_cache_cut_below_them_and_the_saved_model_reads_images(tmp_path):
+    """cached_top: the features stage caches the input of the face base's last pair; training
+    from that cache trains the pair and the head (nothing else of the base), and the saved image
+    model gives what the cache and the trained top give (random base, tiny arrays)."""
+    from agegender.serving.inference import predict_outputs
+    from agegender.training.features import frozen_model
+
+    from agegender.pretrained.hse_mobilenet import hse_mobilenet
+
+    top = ["conv_dw_13", "conv_pw_13"]
+    data = arrays(tmp_path / "data", "face_mobilenet", n=(6, 3))
+    # a random base that is alive (Keras' zero biases and ReLU6 leave its last maps at 0): He
+    # kernels, small positive biases, as a weights file of the base
+    base = hse_mobilenet()
+    rng = np.random.default_rng(0)
+    for layer in base.layers:
+        if layer.weights:
+            kernel, bias = layer.get_weights()
+            fan_in = np.prod(kernel.shape[:-1]) if "pw" in layer.name or layer.name == "conv1" else 9
+            layer.set_weights([rng.normal(0, np.sqrt(2 / fan_in), kernel.shape).astype("float32"),
+                               np.full(bias.shape, 0.05, "float32")])
+    base.save_weights(tmp_path / "alive.weights.h5")
+    alive = {"weights": str(tmp_path / "alive.weights.h5")}
+    params = params_for("face_mobilenet", cached_top=top, learning_rate=0.05, architecture=alive)
+    spec = feature_spec(params)
+    assert spec["cut"] == "conv_dw_13"
+    assert spec != feature_spec(params_for("face_mobilenet", architecture=alive))
+    assert feature_spec(params_for("face_mobilenet", cached_top=top, epochs=3, architecture=alive)) == spec
+    done = compute_features(params, data, tmp_path / "features", spec)
+    assert done["splits"]["val"] == {"faces": 3, "shape": [7, 7, 1024]}
+    assert np.load(tmp_path / "features" / "val_features.npy").std() > 0.01  # the base is alive
+    cache = FeatureCache(tmp_path / "features", spec)
+    from agegender.model.build import build_model
+
+    untrained = build_model("face_mobilenet", params.recipe.model_copy(update={"architecture": {"weights": None}}), 0)
+    cache.load_base(untrained)  # the base the features came from
+    base0 = {w.path: np.asarray(w) for w in untrained.get_layer("hse_mobilenet").weights}
+    model, summary = _train(data, tmp_path, params, cache, "live1")
+    base1 = {w.path: np.asarray(w) for w in model.get_layer("hse_mobilenet").weights}
+    moved = sorted({path.split("/")[-2] for path in base0 if not np.array_equal(base0[path], base1[path])})
+    assert moved == top  # the pair trained from the cache, the rest of the base did not
+    assert summary.train_tflop > 0
+    x = np.load(data / "val_images.npy")
+    feats = frozen_model(model, "hse_mobilenet", "conv_dw_13").predict(x.astype("float32"), verbose=0)
+    np.testing.assert_allclose(feats, np.load(tmp_path / "features" / "val_features.npy"), rtol=2e-3, atol=1e-2)
+    from_cache = cache.head(model).predict(feats, verbose=0)["age"]
+    np.testing.assert_allclose(predict_outputs(model, x, 3)["age"], from_cache, atol=1e-5)
+    with pytest.raises(ParamsError, match="cached_top"):
+        params_for("face_mobilenet", cached_top=top, features="images", architecture=alive)
