@@ -41,7 +41,12 @@ def main(argv=None) -> int:
     metrics["cost"] = {"parameters": int(model.count_params()),
                        "train_seconds": summary.train_seconds,
                        # FLOPs counted from the model (CPU-independent): what dvc exp show compares
-                       "train_tflop": summary.train_tflop, **metrics["cost"],
+                       "train_tflop": summary.train_tflop,
+                       # with cached features, the pass that made them, and the two together
+                       **({"features_tflop": summary.features_tflop,
+                           "total_tflop": round(summary.train_tflop + summary.features_tflop, 6)}
+                          if summary.features_tflop is not None and summary.train_tflop is not None else {}),
+                       **metrics["cost"],
                        # what training ran on, and the precision evaluation predicted in
                        "precision": summary.precision, "device": summary.device,
                        "strategy": summary.strategy, "inference_precision": info.precision}

@@ -2,6 +2,7 @@
 
 The saved model carries its gender temperature (agegender/serving/calibration.py) when it has
 held-out faces: val in a validation run, the ``calibration_holdout`` share in a final fit."""
+import dataclasses
 import shutil
 import sys
 import tempfile
@@ -70,6 +71,8 @@ def main(argv=None) -> int:
         elif live != args.live_dir:
             shutil.rmtree(args.live_dir, ignore_errors=True)
             shutil.copytree(live, args.live_dir)
+        if features is not None:  # the cost of the pass the run trained from
+            summary = dataclasses.replace(summary, features_tflop=features.spec.get("tflop"))
         save_model(model, out["model"], ModelInfo.for_family(params.model, summary.precision, calibration))
         summary.write(out["summary"])
     print(f"train: {summary.to_json()}; gender temperature "

@@ -10,7 +10,8 @@ instead of params: a head-only change (learning rate, loss weights, epochs) leav
 for byte the same, so DVC does not run the features stage again. For a family without a base, or
 ``features: images``, the spec is ``{"backbone": null}`` and the stage writes only that.
 
-On disk (``paths.features``): ``spec.json`` (the spec, plus the precision resolved and the shapes),
+On disk (``paths.features``): ``spec.json`` (the spec, plus the precision resolved, the shapes and
+the pass's FLOPs, counted from the frozen model: ``tflop``),
 ``base.weights.h5`` (the base's weights the features came from, which train loads into the model
 it saves, so a random base is the same base), and per split ``{split}_features.npy`` and
 ``{split}_features_flip.npy``: float16 (N, H, W, K), row i the face of ``{split}_labels.npy`` row i
@@ -118,6 +119,10 @@ def compute_features(params, data_dir: str | Path, out_dir: str | Path, spec: di
     model = build_model(family, params.recipe, params.train.seed, precision)
     frozen = frozen_model(model, family.pretrained, spec.get("cut"))
     model.get_layer(family.pretrained).save_weights(out / BASE_WEIGHTS)
+    from agegender.training.flops import forward_flops
+
+    # the pass's cost, counted from the model as training's is (cost.features_tflop)
+    per_image = forward_flops(frozen, 1).total
     done = {**spec, "precision_used": precision, "splits": {}}
     start = time.perf_counter()
     splits = {split: load_split(data_dir, split)[0] for split in SPLITS}
@@ -144,6 +149,7 @@ def compute_features(params, data_dir: str | Path, out_dir: str | Path, spec: di
         done["splits"][split] = {"faces": len(images), "shape": list(shape[1:])}
     bar.close()
     done["seconds"] = round(time.perf_counter() - start, 1)
+    done["tflop"] = round(per_image * 2 * sum(len(images) for images in splits.values()) / 1e12, 6)
     write_spec(out / SPEC, done)
     return done
 

@@ -37,13 +37,17 @@ class TrainSummary:
     # FLOPs counted from the model: per phase, one training step's FLOPs per face x faces x epochs
     # run (agegender.training.flops); None in summaries written before it was counted
     train_tflop: float | None = None
+    # the features stage's pass over every train / val face and its mirror image, for a recipe
+    # trained from cached features (counted from the frozen model as train_tflop); None otherwise
+    features_tflop: float | None = None
 
     def to_json(self) -> dict:
-        """The file's content; a summary read from a file written before the cost was counted
-        writes back as it was (no train_tflop key)."""
+        """The file's content; a summary read from a file written before a cost was counted
+        writes back as it was (no train_tflop / features_tflop key)."""
         data = asdict(self)
-        if data["train_tflop"] is None:
-            del data["train_tflop"]
+        for key in ("train_tflop", "features_tflop"):
+            if data[key] is None:
+                del data[key]
         return data
 
     @classmethod

@@ -249,6 +249,10 @@ def test_the_base_top_layers_train_from_a_cache_cut_below_them_and_the_saved_mod
     x = np.load(data / "val_images.npy")
     feats = frozen_model(model, "hse_mobilenet", "conv_dw_13").predict(x.astype("float32"), verbose=0)
     np.testing.assert_allclose(feats, np.load(tmp_path / "features" / "val_features.npy"), rtol=2e-3, atol=1e-2)
+    from agegender.training.flops import forward_flops
+
+    frozen = frozen_model(model, "hse_mobilenet", "conv_dw_13")
+    assert done["tflop"] == round(forward_flops(frozen, 1).total * 2 * 9 / 1e12, 6) > 0  # 9 faces x 2
     from_cache = cache.head(model).predict(feats, verbose=0)["age"]
     np.testing.assert_allclose(predict_outputs(model, x, 3)["age"], from_cache, atol=1e-5)
     with pytest.raises(ParamsError, match="cached_top"):
