@@ -122,6 +122,18 @@ def _template() -> Path:
     return ROOT / ".dvc" / config['plots']['html_template']
 
 
+def test_the_cache_links_outputs_and_the_config_says_why():
+    """.dvc/config: cache.type links the workspace's outputs to the cache (one copy on disk), hardlink
+    first, copy last; the comment saying why is still there (`dvc config` and `dvc remote add`
+    rewrite the file without its comments) and docs/scaling.md has the section it points to."""
+    text = (ROOT / ".dvc" / "config").read_text()
+    config = configparser.ConfigParser()
+    config.read_string(text)
+    assert config["cache"]["type"].strip('"').split(",") == ["hardlink", "symlink", "copy"]
+    assert "One copy on disk" in text and "treeverse/dvc#10549" in text
+    assert "\n## One copy on disk\n" in (ROOT / "docs" / "scaling.md").read_text()
+
+
 def test_the_plots_page_loads_nothing_from_the_network(tmp_path):
     """DVC fills the committed template (plots.html_template) and the page it writes has vega,
     vega-lite and vega-embed inline, at the versions docs/offline_plots.py pins, licences beside

@@ -3,11 +3,13 @@ import json
 import shutil
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
-from dvc_project import changed_stages, declared_figures
+from dvc_project import (GIT, assert_one_copy, cache_file, cached_files, changed_stages, declared_figures,
+                         md5)
 from dvc_project import run as _run
 
 pytestmark = pytest.mark.slow  # each test runs DVC pipelines that train
@@ -17,6 +19,9 @@ def test_dvc_repro_end_to_end(project):
     out = _run([sys.executable, "-m", "dvc", "repro"], project)
     for stage in ("check_params", "ingest", "preprocess", "train", "evaluate", "plot", "model_card"):
         assert f"Running stage '{stage}'" in out
+    # one copy on disk (.dvc/config cache.type): each cached output is a link to its cache entry
+    kinds = assert_one_copy(project)
+    assert "data/processed/train_images.npy" in kinds and "models/model.keras" in kinds
     assert "kfold" not in out and not (project / "kfold" / "metrics.json").exists()
     metrics = json.loads((project / "reports/metrics.json").read_text())
     assert 0 <= metrics["age"]["mae"] < 120 and 0 <= metrics["gender"]["accuracy"] <= 1
@@ -56,6 +61,7 @@ def test_dvc_repro_end_to_end(project):
 
     _edits_rerun_exactly_the_stages_that_run_the_edited_code(project)
     _a_bad_setting_stops_the_pipeline_before_any_stage_removes_outputs(project)
+    _a_stage_run_again_writes_new_files_and_checkout_switches_linked_versions(project)
 
 
 def _edit(path, check):
@@ -120,6 +126,72 @@ def _a_bad_setting_stops_the_pipeline_before_any_stage_removes_outputs(project):
     for stage in ("ingest", "preprocess", "train"):
         assert f"Running stage '{stage}'" not in out, out
     assert (project / "models/model.keras").read_bytes() == model
+
+
+def _cache_entries(project) -> set[str]:
+    root = project / ".dvc" / "cache" / "files" / "md5"
+    return {f.parent.name + f.name for f in root.glob("*/*")}
+
+
+def _a_stage_run_again_writes_new_files_and_checkout_switches_linked_versions(project):
+    """With the outputs linked to the cache (read-only, but not to root: a stage writing into one
+    would write into the cache), a stage that runs again writes new files, because DVC removes its
+    outputs first: another image profile makes preprocess rewrite every array (in place, were the
+    files still there: agegender/data/preprocessing.py opens them "wb"), and every cache entry of
+    the run before still holds what its name says. `dvc checkout` between the two commits gives each
+    one's files, linked, and `dvc repro` then runs nothing."""
+    dvc = [sys.executable, "-m", "dvc"]
+    _run([*GIT, "add", "-A"], project)
+    _run([*GIT, "commit", "-qm", "run"], project)
+    _run([*GIT, "branch", "rgb72"], project)
+    before, entries = cached_files(project), _cache_entries(project)
+    arrays = sorted(p for p in before if p.startswith("data/processed/"))
+    inodes = {p: (project / p).stat().st_ino for p in arrays}
+    assert len(arrays) == 7  # {train,val,test}_{images,labels}.npy, profile.json
+
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["model"] = "sigmoid_bins"  # gray70 faces instead of the default's rgb72
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    out = _run([*dvc, "repro", "preprocess"], project)
+    assert "Running stage 'preprocess'" in out and "Running stage 'ingest'" not in out, out
+    for path, value in before.items():  # the run before's outputs, as the cache holds them
+        assert md5(cache_file(project, value)) == value, f"{path}: cache entry {value} changed"
+    after = cached_files(project)
+    for path in arrays:  # a new file (inode): the old one's inode is still the cache entry's
+        assert (project / path).stat().st_ino != inodes[path], f"{path} written through the link"
+    assert {p for p in arrays if after[p] != before[p]} >= {
+        f"data/processed/{split}_images.npy" for split in ("train", "val", "test")}
+    # a file whose content the cache already held (the labels: the same faces) DVC leaves as the
+    # stage wrote it, a copy, until `dvc checkout --relink` (docs/scaling.md); the rest are links
+    again = {p for p, v in after.items() if v in entries}
+    assert_one_copy(project, may_be_copies=again)
+    _run([*GIT, "checkout", "-q", "-b", "gray70"], project)
+    _run([*GIT, "add", "-A"], project)
+    _run([*GIT, "commit", "-qm", "gray70"], project)
+
+    _run([*GIT, "checkout", "-q", "rgb72"], project)
+    _run([*dvc, "checkout"], project)
+    assert cached_files(project) == before
+    assert_one_copy(project, may_be_copies=again)
+    _run([*dvc, "checkout", "--relink"], project)
+    kinds = assert_one_copy(project)
+    assert "Running stage" not in _run([*dvc, "repro"], project)
+    _run([*GIT, "checkout", "-q", "gray70"], project)
+    _run([*dvc, "checkout"], project)
+    assert cached_files(project) == after
+    assert_one_copy(project)
+    assert "preprocess" not in changed_stages(project)
+    _run([*GIT, "checkout", "-q", "rgb72"], project)
+    _run([*dvc, "checkout"], project)
+    assert assert_one_copy(project) == kinds
+
+    # what reads the arrays reads them through the links: positioned reads and a read-only map
+    from agegender.data.arrays import load_split
+
+    images, labels = load_split(project / "data/processed", "test")
+    mapped = np.load(project / "data/processed/test_images.npy", mmap_mode="r")
+    assert images.shape == mapped.shape and mapped.shape[1:] == (72, 72, 3) and len(labels) == len(mapped)
+    assert np.array_equal(images.take(np.arange(len(mapped))), mapped)
 
 
 def test_missing_data_stops_the_first_stage_with_the_readmes_message(project):

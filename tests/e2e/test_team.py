@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from dvc_project import assert_one_copy
 from dvc_project import env as _env
 from dvc_project import run as _run
 from synthetic import face, make_labelled
@@ -45,6 +46,7 @@ def test_a_clone_pulls_from_the_remote_and_reproduces_nothing(project, tmp_path)
         assert (clone / path).exists(), path
     status = _run([*DVC, "status", "dvc.yaml", f"{raw}.dvc"], clone)
     assert "Data and pipelines are up to date" in status, status
+    assert_one_copy(clone)  # what dvc pull checked out is linked to the clone's cache, not copied
     again = _run([*DVC, "repro"], clone)
     assert "Running stage" not in again
     chip = sorted((clone / raw).glob("*.jpg.chip.jpg"))[0]

@@ -1,6 +1,9 @@
 """Helpers of the tests that run DVC in a copy of this project (the ``project`` fixture of
 conftest.py builds the copy): the environment, running a command, reading ``dvc status``, and the
 figures dvc.yaml declares. A plain module, so test modules share it without importing each other."""
+import configparser
+import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -77,6 +80,131 @@ def make_project(proj: Path) -> Path:
     (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run(["git", "init", "-q"], proj)
     run([*DVC, "init", "-q"], proj)
+    # the project's cache settings (cache.type: links, not copies), not the rest of .dvc/config
+    # (a remote committed there is no business of the tests)
+    config = configparser.ConfigParser()
+    config.read(ROOT / ".dvc" / "config")
+    for key, value in config["cache"].items():
+        run([*DVC, "config", f"cache.{key}", value.strip('"')], proj)
     run([*GIT, "add", "-A"], proj)
     run([*GIT, "commit", "-qm", "init"], proj)
     return proj
+
+
+# --- one copy on disk: the cached outputs and their links to .dvc/cache ---------------------------
+
+_DVC_VIEW = """\
+import json, os
+from dvc.repo import Repo
+repo = Repo(".")
+print(json.dumps({"outs": {os.path.relpath(o.fs_path, repo.root_dir): o.hash_info.value
+                           for s in repo.index.stages for o in s.outs if o.use_cache and o.hash_info.value},
+                  "cache_types": repo.cache.local.cache_types}))
+"""
+
+
+def _dvc_view(proj: Path) -> dict:
+    """The cached outputs dvc.lock records (path -> md5) and cache.type, as DVC reads them (in a
+    process of its own: DVC sets up logging)."""
+    return json.loads(subprocess.run([sys.executable, "-c", _DVC_VIEW], cwd=proj, env=env(),
+                                     capture_output=True, text=True, check=True).stdout)
+
+
+def md5(path: Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def cache_file(proj: Path, md5_name: str) -> Path:
+    """The entry of ``md5_name`` in the project's cache (DVC 3: .dvc/cache/files/md5/ab/cdef...)."""
+    return proj / ".dvc" / "cache" / "files" / "md5" / md5_name[:2] / md5_name[2:]
+
+
+def cached_files(proj: Path, outs: dict[str, str] | None = None) -> dict[str, str]:
+    """Every file of the cached outputs that the workspace's dvc.lock records (``outs``, default
+    read by DVC), path relative to ``proj`` -> md5; a directory output's files come from its
+    manifest in the cache (.dir)."""
+    files = {}
+    for path, value in (_dvc_view(proj)["outs"] if outs is None else outs).items():
+        if value.endswith(".dir"):
+            manifest = json.loads(cache_file(proj, value).read_text())
+            files.update({f"{path}/{entry['relpath']}": entry["md5"] for entry in manifest})
+        else:
+            files[path] = value
+    return files
+
+
+def _links(proj: Path, types: list[str]) -> list[str]:
+    """Those of ``types`` this filesystem allows between the cache and the workspace, in their
+    order, by DVC's own test (the one `dvc checkout` makes)."""
+    from dvc_objects.fs.generic import test_links
+    from dvc_objects.fs.local import LocalFileSystem
+
+    fs = LocalFileSystem()
+    return test_links(list(types), fs, str(proj / ".dvc" / "cache"), fs, str(proj / "x"))
+
+
+_FIEMAP = 0xC020660B  # FS_IOC_FIEMAP (Linux)
+_EXTENT_SHARED = 0x2000  # FIEMAP_EXTENT_SHARED
+
+
+def _shares_extents(path: Path) -> bool | None:
+    """Whether a block of ``path`` is shared with another file (a reflink), by Linux's FIEMAP; None
+    where FIEMAP cannot say (another OS, a filesystem without it)."""
+    import fcntl
+    import struct
+
+    count = 64
+    request = bytearray(struct.pack("=QQLLLL", 0, 2**64 - 1, 1, 0, count, 0) + b"\0" * 56 * count)
+    try:
+        with open(path, "rb") as f:
+            fcntl.ioctl(f.fileno(), _FIEMAP, request)
+    except (OSError, AttributeError):
+        return None
+    mapped = struct.unpack_from("=L", request, 20)[0]
+    flags = [struct.unpack_from("=L", request, 32 + 56 * i + 40)[0] for i in range(mapped)]
+    return any(flag & _EXTENT_SHARED for flag in flags)
+
+
+def link_kind(path: Path, cached: Path) -> str:
+    """How the workspace file ``path`` holds the content of its cache entry ``cached``: "symlink"
+    (to it), "hardlink" (the same inode), "reflink" (its own inode, blocks shared: FIEMAP), "copy",
+    or "copy or reflink" where FIEMAP cannot tell."""
+    if path.is_symlink():
+        return "symlink" if path.resolve() == cached.resolve() else f"symlink to {os.readlink(path)}"
+    a, b = path.stat(), cached.stat()
+    if (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino):
+        return "hardlink"
+    shared = _shares_extents(path)
+    return "reflink" if shared else "copy" if shared is False else "copy or reflink"
+
+
+def assert_one_copy(proj: Path, may_be_copies: set[str] = frozenset()) -> dict[str, str]:
+    """Every file of the cached outputs is in the workspace with the content dvc.lock records, its
+    cache entry still holds that content, and the file is linked to the entry as DVC links on this
+    filesystem: by the first type of cache.type it allows (what `dvc checkout` uses), or by reflink
+    where it can reflink (how DVC moves a stage's new files into the cache there); where it allows
+    no link (cache.type ends in copy), a copy. Copies are also allowed where DVC leaves one
+    (docs/scaling.md): a file whose content the cache already held when its stage ran
+    (``may_be_copies``), or that another cached file also holds (data/features/spec.json of a model
+    without a frozen base is data/interim/features.json). Returns path -> kind."""
+    view = _dvc_view(proj)
+    files = cached_files(proj, view["outs"])
+    assert files, "no cached output recorded"
+    contents = list(files.values())
+    may_be_copies = set(may_be_copies) | {p for p, v in files.items() if contents.count(v) > 1}
+    first = next((t for t in view["cache_types"] if t == "copy" or _links(proj, [t])), "no type")
+    allowed = {first} | ({"reflink", "copy or reflink"} if _links(proj, ["reflink"]) else set())
+    kinds = {}
+    for path, value in files.items():
+        ws, cached = proj / path, cache_file(proj, value)
+        assert md5(ws) == value, f"{path}: not the content dvc.lock records"
+        assert md5(cached) == value, f"{path}: its cache entry {cached} no longer holds {value}"
+        kinds[path] = kind = link_kind(ws, cached)
+        empty = ws.stat().st_size == 0 and kind in ("copy", "copy or reflink")  # no block to share
+        assert kind in allowed or empty or (path in may_be_copies and kind == "copy"), \
+            f"{path}: {kind}, not {' or '.join(sorted(allowed))} (cache.type on this filesystem)"
+    return kinds
