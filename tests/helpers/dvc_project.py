@@ -10,9 +10,9 @@ from pathlib import Path
 import yaml
 
 from agegender.evaluation import figures
+from locations import ROOT
 from synthetic import make_utkface
 
-ROOT = Path(__file__).resolve().parents[2]
 DVC = [sys.executable, "-m", "dvc"]
 GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
 

@@ -3,13 +3,11 @@ import importlib
 import json
 import re
 import sys
-from pathlib import Path
 
 import pytest
 
 from agegender.params import load_params
-
-ROOT = Path(__file__).resolve().parents[2]
+from locations import ROOT
 
 
 def _load(name: str):

@@ -12,8 +12,7 @@ from agegender.data.bins import CUSTOM12, FIVE_YEAR
 from agegender.evaluation import breakdown
 from agegender.evaluation import figures as plot
 from dvc_project import declared_figures
-
-ROOT = Path(__file__).resolve().parents[2]
+from locations import ROOT
 
 
 def test_dvc_yaml_declares_the_figures_folder_as_plots_and_as_the_plot_output():

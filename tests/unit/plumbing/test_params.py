@@ -5,7 +5,6 @@ import itertools
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
@@ -13,8 +12,7 @@ import yaml
 from agegender import commands
 from agegender.model.families import FAMILIES, Family, check_params
 from agegender.params import ParamsError, Recipe, load_params, parse_params
-
-ROOT = Path(__file__).resolve().parents[2]
+from locations import ROOT
 
 
 def raw_params() -> dict:

@@ -6,7 +6,8 @@ then evaluation and prediction; stages and benchmarks sit on top and are not che
 import ast
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from locations import ROOT
+
 LAYERS = [("params", "errors", "hardware", "live", "quiet_start", "commands"), ("data",), ("faces",),
           ("pretrained",), ("model",), ("training",), ("serving",), ("evaluation", "prediction")]
 
