@@ -58,7 +58,7 @@ def _inputs(tmp_path: Path, n: int, own_bins: bool, channels: int = 3):
 @pytest.mark.parametrize("own_bins, n, channels", [(False, 60, 3), (True, 12, 1)])
 def test_plot_writes_every_declared_figure(tmp_path, own_bins, n, channels):
     src = _inputs(tmp_path, n, own_bins, channels)
-    out = tmp_path / "reports" / "figures"
+    out = tmp_path / Path(declared_figures()[0]).parent  # params.yaml's paths.figures
     written = plot.draw_all(src / "predictions.csv", src / "train", out, src / "breakdown.json",
                             src / "labels.csv", src / "test_images.npy",
                             model=_model_info_file(tmp_path, "custom12" if own_bins else "compact"))

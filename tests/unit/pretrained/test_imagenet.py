@@ -8,7 +8,7 @@ from agegender.data.images import get_profile
 from agegender.model.families import get_family
 from agegender.pretrained import imagenet
 from agegender.pretrained.bases import transfer_base
-from locations import ROOT
+from project_params import write_params
 from synthetic import processed_arrays
 
 
@@ -47,7 +47,6 @@ def test_weights_from_a_local_file(tmp_path):
 def test_the_train_stage_ends_with_one_line_when_imagenet_weights_are_missing(tmp_path, monkeypatch,
                                                                                capsys):
     """`dvc exp run -S model=vgg19` offline: the stage's one-line message, exit 1, no traceback."""
-    import yaml
     from keras.src.utils import file_utils
 
     from agegender import commands
@@ -55,9 +54,7 @@ def test_the_train_stage_ends_with_one_line_when_imagenet_weights_are_missing(tm
 
     monkeypatch.setattr(file_utils, "get_file", _fail_download)  # what Keras does offline
     data = processed_arrays(tmp_path / "data", get_profile(get_family("vgg19").profile).shape, (4, 2), 0)
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["model"] = "vgg19"
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    write_params(tmp_path / "params.yaml", {"model": "vgg19", "models.vgg19.architecture.weights": "imagenet"})
     code = commands.run("train", train_stage.main, [
         "--params", str(tmp_path / "params.yaml"), "--data-dir", str(data), "--model-out",
         str(tmp_path / "m.keras"), "--live-dir", str(tmp_path / "live"), "--summary-out",
