@@ -47,7 +47,7 @@ class Framing(_Section):
     min_scale: float = Field(0.65, gt=0)
     max_scale: float = Field(1.2, gt=0)
     # warp only the re-framed faces, each once, instead of the whole batch twice (one per border):
-    # the same output bit for bit (tests/unit/test_framing.py), less warping, but no training speed-up
+    # the same output bit for bit (tests/unit/model/test_framing.py), less warping, but no training speed-up
     # measurable on 2 cores (docs/scaling.md, "Levers"); data-dependent sub-batches, not for XLA
     warp_once: bool = False
 

@@ -34,7 +34,8 @@ def portrait():
 @pytest.fixture
 def project(tmp_path):
     """A copy of this project (code, dvc.yaml files, params.yaml) in a fresh git + DVC repo, on 80
-    synthetic UTKFace images, 1 epoch (tests/helpers/dvc_project.py)."""
+    synthetic UTKFace images, 1 epoch, the default model and the project's own paths whatever this
+    checkout's params.yaml sets (tests/helpers/dvc_project.py: PINNED)."""
     from dvc_project import make_project
 
     return make_project(tmp_path / "proj")

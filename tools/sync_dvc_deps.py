@@ -11,7 +11,7 @@ run the edited file (a folder dep would re-run every stage that imports any file
 
 Only the code entries of each ``deps:`` list are rewritten (paths under ``agegender/`` or
 ``stages/``); data deps, comments and everything else in the file stay as they are. Run it after
-adding, moving or splitting a module, or changing what a module imports; tests/unit/test_dvc_deps.py
+adding, moving or splitting a module, or changing what a module imports; tests/unit/tools/test_dvc_deps.py
 fails until the dvc.yaml files agree.
 """
 from __future__ import annotations

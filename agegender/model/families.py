@@ -7,7 +7,7 @@ schema, cached features only with a pretrained base): the check_params stage run
 other stage, so a bad setting stops ``dvc repro`` before any output is removed. No TensorFlow here,
 so that check stays light: the builder is named here and looked up in
 :mod:`agegender.model.networks` when a network is built. The schemas' fields and defaults are the
-builders' keyword arguments and defaults (tests/unit/test_params.py compares them with the signatures).
+builders' keyword arguments and defaults (tests/unit/plumbing/test_params.py compares them with the signatures).
 """
 from __future__ import annotations
 

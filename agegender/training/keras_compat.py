@@ -2,7 +2,7 @@
 
 The training room (the fit engine, its resume and progressive resizing) needs a few things Keras 3
 has no public API for; each is one small function or class here, with a comment saying what is missing.
-A Keras upgrade means reading this module (and running ``tests/unit/test_keras_compat.py``, which fails
+A Keras upgrade means reading this module (and running ``tests/unit/training/test_keras_compat.py``, which fails
 when the installed Keras is outside :data:`TESTED_KERAS`), not the whole training code.
 """
 from __future__ import annotations

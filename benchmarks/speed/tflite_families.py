@@ -7,7 +7,7 @@ ImageNet weights; heads x30 so random images get distinct outputs), converted by
 agegender.serving.export.to_tflite, then 32 random uint8 images through both, decoded by the
 project's decoder: the largest age difference (years) and P(female) difference, the spread of the
 Keras ages (a spread near 0 means the age check says little), file size, conversion time and
-images/s of each runtime (one pass, no TTA). Figures only; tests/unit/test_export.py holds the bounds.
+images/s of each runtime (one pass, no TTA). Figures only; tests/unit/serving/test_export.py holds the bounds.
 """
 import argparse
 import tempfile

@@ -18,6 +18,7 @@ def test_features_are_computed_once_and_reused_by_head_only_experiments(project)
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["model"] = "vgg19"
     params["models"]["vgg19"]["architecture"]["weights"] = None
+    params["models"]["vgg19"]["features"] = "cached"  # what this test is about, whatever a user set
     params["evaluate"]["tta_flip"] = False
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     first = _run([*DVC, "repro"], project)

@@ -15,11 +15,41 @@ import yaml
 from agegender.evaluation import figures
 from agegender.pretrained.fetch import sri_sha512
 from fake_package import make_package, package_params
+from locations import ROOT
+from project_params import set_key
 from synthetic import make_utkface
 
-ROOT = Path(__file__).resolve().parents[2]
 DVC = [sys.executable, "-m", "dvc"]
 GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+
+# What the end-to-end tests read, name or change, set in the copy's params.yaml whatever this
+# checkout's holds (a user's own model, epochs, precision, paths or seeds): the default model, the
+# project's layout of outputs (the paths the tests read), the seeds, and the values the tests then
+# change (`-S models.compact.learning_rate=0.004`, evaluate.batch_size 128, train.seed 7)
+PINNED = {
+    "model": "compact",
+    "data.source": "data/raw/UTKFace",
+    "data.extra": "data/extra",
+    "external.source": "data/external",
+    "split.seed": 42,
+    "train.seed": 42,
+    "train.strategy": "auto",
+    "evaluate.batch_size": 256,
+    "evaluate.breakdown_min_group_size": 1,  # 8 test faces: let every group count
+    "kfold.n_folds": 2,
+    "models.compact.learning_rate": 0.002,
+    **{f"paths.{key}": path for key, path in {
+        "params_check": "data/interim/params.ok", "features_spec": "data/interim/features.json",
+        "features": "data/features", "labels": "data/interim/labels.csv",
+        "data_quality": "reports/data_quality.json", "arrays": "data/processed",
+        "preprocess_faces": "reports/preprocess_faces.json", "model": "models/model.keras",
+        "train_summary": "models/train_summary.json", "train_logs": "reports/train",
+        "metrics": "reports/metrics.json", "predictions": "reports/predictions.csv",
+        "breakdown": "reports/breakdown.json", "breakdown_csv": "reports/breakdown.csv",
+        "figures": "reports/figures", "model_card": "reports/model_card.md", "kfold": "kfold",
+        "external": "reports/external", "tflite": "models/model.tflite",
+        "train_backup": ".train_backup", "pretrained": "models/pretrained/human-models"}.items()},
+}
 
 
 def env() -> dict:
@@ -53,9 +83,24 @@ def declared_figures(dvc_yaml: Path = ROOT / "dvc.yaml") -> list[str]:
     return [f"{folder}/{figure.name}" for figure in figures.FIGURES]
 
 
+def project_params(raw: dict) -> dict:
+    """The copy's params: this checkout's ``raw`` with :data:`PINNED` set, and every family
+    trained 1 epoch in the default precision (auto) without progressive resizing (a user's steps
+    would not fit in 1 epoch)."""
+    for key, value in PINNED.items():
+        set_key(raw, key, value)
+    for hp in raw["models"].values():
+        hp["epochs"] = 1
+        if "precision" in hp:
+            hp["precision"] = "auto"
+        hp.pop("progressive", None)
+    return raw
+
+
 def make_project(proj: Path) -> Path:
     """A copy of this project (code, dvc.yaml files, params.yaml) in a fresh git + DVC repo at
-    ``proj``, on 80 synthetic UTKFace images, every family set to 1 epoch."""
+    ``proj``, on 80 synthetic UTKFace images, every family set to 1 epoch, with the values the
+    end-to-end tests rely on (:data:`PINNED`)."""
     proj.mkdir()
     for item in ("dvc.yaml", "params.yaml", ".dvcignore"):
         shutil.copy(ROOT / item, proj / item)
@@ -67,12 +112,7 @@ def make_project(proj: Path) -> Path:
     (proj / "data" / "extra").mkdir(parents=True)
     shutil.copy(ROOT / "data" / "extra" / "README.md", proj / "data" / "extra" / "README.md")
     make_utkface(proj / "data" / "raw" / "UTKFace", n=80, seed=1)
-    params = yaml.safe_load((proj / "params.yaml").read_text())
-    params["data"]["source"] = "data/raw/UTKFace"
-    params["evaluate"]["breakdown_min_group_size"] = 1  # 8 test faces: let every group count
-    for hp in params["models"].values():
-        hp["epochs"] = 1
-    params["kfold"]["n_folds"] = 2
+    params = project_params(yaml.safe_load((proj / "params.yaml").read_text()))
     # the pretrained stage reads a small stand-in package from the project, not the registry
     tarball = make_package(proj / "npm" / "fake-models-1.0.0.tgz")
     params["pretrained"] = package_params(tarball, sri_sha512(tarball),

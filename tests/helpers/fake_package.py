@@ -22,10 +22,10 @@ def make_package(path: Path, files: dict[str, bytes] = FILES) -> Path:
     return path
 
 
-def package_params(tarball: Path | None, integrity: str, **overrides) -> dict:
-    """params.yaml's ``pretrained`` section for the fake package (``tarball``: read instead of
-    fetching; None: fetched by npm)."""
+def package_params(path: Path | None, integrity: str, **overrides) -> dict:
+    """params.yaml's ``pretrained`` section for the fake package at ``path`` (read instead of
+    fetching; None: fetched by npm); ``overrides`` replace its keys (``tarball`` too)."""
     return {"package": "@fake/models", "version": "1.0.0", "integrity": integrity,
-            "size": tarball.stat().st_size if tarball else 1000,
+            "size": path.stat().st_size if path else 1000,
             "files": ["package.json", "LICENSE", "models/faceres.json", "models/faceres.bin"],
-            "tarball": None if tarball is None else str(tarball), **overrides}
+            "tarball": None if path is None else str(path), **overrides}

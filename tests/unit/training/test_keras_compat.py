@@ -1,14 +1,12 @@
 """The Keras adapter (agegender.training.keras_compat) holds for the installed Keras."""
 import importlib.metadata
 import re
-from pathlib import Path
 
 import keras
 import numpy as np
 
 from agegender.training import keras_compat
-
-ROOT = Path(__file__).resolve().parents[2]
+from locations import ROOT
 
 
 def test_installed_keras_is_in_the_range_the_adapter_was_tested_on():

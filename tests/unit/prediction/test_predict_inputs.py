@@ -2,7 +2,6 @@
 reach the model."""
 import io
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,8 +14,6 @@ from agegender.prediction import predictor as P
 from agegender.prediction.cli import console as predict_main
 from agegender.prediction.inputs import Item
 from predicting import assert_distinct, face_image, ok, save_image
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 # --- bad inputs ---------------------------------------------------------------------------------

@@ -12,8 +12,7 @@ from agegender.data.bins import CUSTOM12, FIVE_YEAR
 from agegender.evaluation import breakdown
 from agegender.evaluation import figures as plot
 from dvc_project import declared_figures
-
-ROOT = Path(__file__).resolve().parents[2]
+from locations import ROOT
 
 
 def test_dvc_yaml_declares_the_figures_folder_as_plots_and_as_the_plot_output():
@@ -59,7 +58,7 @@ def _inputs(tmp_path: Path, n: int, own_bins: bool, channels: int = 3):
 @pytest.mark.parametrize("own_bins, n, channels", [(False, 60, 3), (True, 12, 1)])
 def test_plot_writes_every_declared_figure(tmp_path, own_bins, n, channels):
     src = _inputs(tmp_path, n, own_bins, channels)
-    out = tmp_path / "reports" / "figures"
+    out = tmp_path / Path(declared_figures()[0]).parent  # params.yaml's paths.figures
     written = plot.draw_all(src / "predictions.csv", src / "train", out, src / "breakdown.json",
                             src / "labels.csv", src / "test_images.npy",
                             model=_model_info_file(tmp_path, "custom12" if own_bins else "compact"))

@@ -4,14 +4,13 @@ import argparse
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 
 from agegender import commands
 from agegender.quiet_start import start_noise
+from locations import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 CUINIT = ("E0000 00:00:1796157296.599638    5476 cuda_platform.cc:52] failed call to cuInit: "
           "INTERNAL: CUDA error: Failed call to cuInit: UNKNOWN ERROR (303)\n")
 REAL_ERROR = "E0000 00:00:1796157296.599638    5476 some_kernel.cc:12] could not open libfoo.so\n"

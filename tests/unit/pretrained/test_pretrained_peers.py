@@ -14,8 +14,8 @@ import pytest
 
 from agegender.pretrained.tfjs import PackageFiles, TfjsError, decode_weights, graph_function, read_graph_model
 from benchmarks.common import pretrained_peers as peers
+from locations import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = json.loads((ROOT / "tests/helpers/fixtures/pretrained_reference.json").read_text())
 PACKAGES = Path(os.environ.get("AGEGENDER_PEER_PACKAGES", "/nonexistent"))
 

@@ -4,8 +4,8 @@ nothing else.
 For each stage of dvc.yaml, kfold/dvc.yaml and external/dvc.yaml, the declared code deps must be
 the project files its command imports (transitively, function-level imports and packages'
 ``__init__`` files included), no more and no less. tools/sync_dvc_deps.py computes them (one place
-for the import walk) and rewrites the deps; the end-to-end tests (test_pipeline.py) edit a module
-in a copy of the project and check which stages DVC then wants to run.
+for the import walk) and rewrites the deps; the end-to-end tests (tests/e2e/test_pipeline.py) edit
+a module in a copy of the project and check which stages DVC then wants to run.
 """
 from pathlib import Path
 

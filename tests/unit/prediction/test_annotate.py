@@ -14,8 +14,9 @@ from agegender.prediction import annotate as A
 from agegender.prediction import predictor as P
 from agegender.prediction.cli import console as predict_main
 from agegender.prediction.inputs import expand
+from locations import FIXTURES
 
-MODEL = Path(__file__).resolve().parents[1] / "helpers" / "fixtures" / "saved_compact.keras"
+MODEL = FIXTURES / "saved_compact.keras"
 
 
 def _cli(*args):

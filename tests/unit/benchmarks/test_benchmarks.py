@@ -1,15 +1,24 @@
-"""The benchmark scripts run with the models params.yaml configures (no timing is asserted)."""
+"""The benchmark scripts run with the models params.yaml configures (no timing is asserted).
+
+A benchmark with no model named reads ``ROOT / "params.yaml"`` (its module's ROOT): the tests that
+check what it prints of the default model give it a params.yaml of their own there (``pinned``),
+so a user's params.yaml (another model, other paths, epochs, precision) does not decide them."""
 import importlib
 import json
 import re
 import sys
-from pathlib import Path
 
+import numpy as np
 import pytest
 
 from agegender.params import load_params
+from locations import ROOT
+from project_params import write_params
 
-ROOT = Path(__file__).resolve().parents[2]
+# what the tests below expect of the default model: its cosine schedule (the benchmark must compile
+# it the way the train stage does) and its re-framing of half the faces
+PINNED = {"model": "compact", "models.compact.lr_schedule": "cosine",
+          "models.compact.augment.framing.probability": 0.5, "train.strategy": "auto"}
 
 
 def _load(name: str):
@@ -19,14 +28,29 @@ def _load(name: str):
     return importlib.import_module(f"benchmarks.{path.parent.name}.{name}")
 
 
+@pytest.fixture
+def pinned(tmp_path, monkeypatch):
+    """``pinned(module)``: the benchmark module reading a params.yaml of the test's (this checkout's
+    with :data:`PINNED` set) instead of the repository's, for this test (or for ``patch``, a
+    ``monkeypatch.context()``); returns the module."""
+    def use(module, patch=None):
+        folder = tmp_path / "pinned"
+        folder.mkdir(exist_ok=True)
+        write_params(folder / "params.yaml", PINNED)
+        (patch or monkeypatch).setattr(module, "ROOT", folder)
+        return module
+
+    return use
+
+
 @pytest.mark.slow
-def test_speed_benchmark_prints_training_and_inference_rates(capsys):
+def test_speed_benchmark_prints_training_and_inference_rates(capsys, pinned):
     # The default model trains with a cosine schedule, which needs its steps per epoch: the
     # benchmark must compile it the way the train stage does.
-    rows = _load("pipeline_bench").speed(None, n_images=32, batch_size=16,
-                                         precisions=["float32", "auto"], peak_size=256)
+    bench = pinned(_load("pipeline_bench"))
+    rows = bench.speed(None, n_images=32, batch_size=16, precisions=["float32", "auto"], peak_size=256)
     out = capsys.readouterr().out
-    default = load_params(ROOT / "params.yaml").model
+    default = PINNED["model"]
     assert re.search(r"^cpu: .+, \d+ cores; isa: .*; native bf16: (yes|no)$", out, re.M)
     assert re.search(r"^gpu: ", out, re.M)
     for precision in ("float32", "auto"):
@@ -42,8 +66,7 @@ def test_speed_benchmark_prints_training_and_inference_rates(capsys):
     assert len(rows) == 2 and all(r.train_flops > 2 * r.forward_flops > 0 for r in rows)
     assert all(0 < r.fraction < float("inf") for r in rows)
     assert out.count("| compact | ") == 2  # the summary table
-    _load("pipeline_bench").speed(None, n_images=32, batch_size=16, precisions=["float32"],
-                                  framings=[0.0], peak_size=256)
+    bench.speed(None, n_images=32, batch_size=16, precisions=["float32"], framings=[0.0], peak_size=256)
     assert re.search(r"precision float32 -> float32, .*, framing 0.0\n", capsys.readouterr().out)
 
 
@@ -70,12 +93,12 @@ def _paths(root):
 
 
 @pytest.mark.slow
-def test_speed_benchmark_runs_levers_and_families_in_one_table(capsys):
+def test_speed_benchmark_runs_levers_and_families_in_one_table(capsys, pinned):
     from agegender.model import networks
 
     levers = ("base", "keras_bn+warp_once", "cached")  # "+": two levers in one row
-    rows = _load("pipeline_bench").speed("small_multitask,compact", n_images=16, batch_size=8,
-                                         precisions=["float32"], levers=list(levers), peak_size=128)
+    rows = pinned(_load("pipeline_bench")).speed("small_multitask,compact", n_images=16, batch_size=8,
+                                                 precisions=["float32"], levers=list(levers), peak_size=128)
     out = capsys.readouterr().out
     assert [(r.model, r.lever) for r in rows] == [(m, lv) for m in ("small_multitask", "compact")
                                                   for lv in levers]
@@ -102,10 +125,14 @@ def test_photo_canvas_benchmark_prints_each_detect_path(tiny_project, capsys):
 
 
 @pytest.mark.slow
-def test_data_benchmark_prints_rates_both_ways_and_peak_rss_by_split_size(capsys):
+def test_data_benchmark_prints_rates_both_ways_and_peak_rss_by_split_size(capsys, pinned, monkeypatch):
     # tiny: 48 random images for the speed comparison, 1 MB and 2 MB splits for the memory runs
     bench = _load("data_bench")
-    bench.speed(None, n_images=48, rounds=1, batch_size=16)
+    with monkeypatch.context() as m:  # speed trains the params model in this process: the default
+        pinned(bench, m)
+        bench.speed(None, n_images=48, rounds=1, batch_size=16)
+    # memory's runs are processes of their own, each reading the repository's params.yaml (its
+    # model's images, a tiny network): the rows follow that model's profile
     bench.memory([0.001, 0.002], in_memory_up_to_gb=0.001, batch_size=64, tmp_dir=None)
     out = capsys.readouterr().out
     assert re.search(r"^cpu: .+, \d+ cores$", out, re.M)
@@ -116,7 +143,13 @@ def test_data_benchmark_prints_rates_both_ways_and_peak_rss_by_split_size(capsys
     rows = re.findall(r"^\s+([\d.]+) GB\s+(\d+)\s+(from disk|mmap|in memory)\s+([\d.]+)\s+(\d+)\s+"
                       r"(\d+)\s+(\d+)", out, re.M)
     assert [r[2] for r in rows] == ["from disk", "mmap", "in memory", "from disk", "mmap"]
-    assert [int(r[1]) for r in rows] == [64, 64, 64, 128, 128]  # 1 MB, 2 MB of 72x72x3 images
+    # 1 MB, 2 MB of the model's images (compact's 72x72x3: 64 and 128 of them)
+    from agegender.data.images import get_profile
+    from agegender.model.families import get_family
+
+    shape = get_profile(get_family(load_params(ROOT / "params.yaml").model).profile).shape
+    assert [int(r[1]) for r in rows] == [int(size * 1e9) // int(np.prod(shape))
+                                         for size in (0.001, 0.001, 0.001, 0.002, 0.002)]
     assert all(int(r[6]) > 0 for r in rows)  # a peak RSS was read back from each child
 
 

@@ -1,12 +1,13 @@
 """The library's layers: every import (inside functions too) goes to the same layer or a lower one,
 and no modules import each other in a circle. Bottom to top: the settings and plumbing
 (params, errors, hardware, live, quiet_start, commands), data, faces, pretrained, model, training,
-serving,
-then evaluation and prediction; stages and benchmarks sit on top and are not checked here."""
+serving, then evaluation and prediction; stages and benchmarks sit on top and are not checked here.
+The unit tests mirror the same rooms (tests/unit/<room>/, mapped in tests/README.md)."""
 import ast
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from locations import ROOT
+
 LAYERS = [("params", "errors", "hardware", "live", "quiet_start", "commands"), ("data",), ("faces",),
           ("pretrained",), ("model",), ("training",), ("serving",), ("evaluation", "prediction")]
 
@@ -87,3 +88,18 @@ def test_serving_and_prediction_need_no_training_module():
     graph = _imports()
     users = [m for m in graph if m.startswith(("agegender.serving", "agegender.prediction"))]
     assert users and not [f"{m} -> {t}" for m in users for t in graph[m] if t.startswith("agegender.training")]
+
+
+def test_the_unit_tests_mirror_the_rooms_and_are_on_the_map():
+    """tests/unit/<room>/ for a room of the library (a subpackage of agegender/, or plumbing for its
+    top-level modules) or a top-level folder (stages, benchmarks, tools); no test file outside them,
+    and each named in tests/README.md's map."""
+    unit = ROOT / "tests" / "unit"
+    rooms = {p.name for p in (ROOT / "agegender").iterdir() if (p / "__init__.py").is_file()}
+    allowed = rooms | {"plumbing", "stages", "benchmarks", "tools"}
+    folders = {p.name for p in unit.iterdir() if p.is_dir() and p.name != "__pycache__"}
+    assert folders <= allowed, f"not a room of agegender/: {sorted(folders - allowed)}"
+    assert not list(unit.glob("test_*.py")), "a test file goes in the folder of the room it tests"
+    described = (ROOT / "tests" / "README.md").read_text()
+    missing = sorted(str(p.relative_to(unit)) for p in unit.rglob("test_*.py") if f"`{p.name}`" not in described)
+    assert not missing, f"not on tests/README.md's map: {missing}"

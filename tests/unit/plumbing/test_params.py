@@ -1,28 +1,33 @@
 """params.yaml is read and validated once: unknown keys and wrong types are refused by name, a
-setting that would change nothing is refused, and every `-S` the docs show is a real setting."""
+setting that would change nothing is refused, and every `-S` the docs show is a real setting.
+
+The tests start from this checkout's params.yaml (tests/helpers/project_params.py) and set the
+values they rely on (the model in use, a family's epochs), so a user's own settings do not decide
+whether they pass."""
 import inspect
 import itertools
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
 
 from agegender import commands
 from agegender.model.families import FAMILIES, Family, check_params
-from agegender.params import ParamsError, Recipe, load_params, parse_params
+from agegender.params import Params, ParamsError, Recipe, load_params, parse_params
+from locations import ROOT
+from project_params import raw_params
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def raw_params() -> dict:
-    return yaml.safe_load((ROOT / "params.yaml").read_text())
+# the model the docs' commands are written for: the default one (Params' default, compact)
+DEFAULT_MODEL = Params.model_fields["model"].default
 
 
 def test_the_projects_params_file_is_valid_and_typed():
-    params = load_params(ROOT / "params.yaml")
+    load_params(ROOT / "params.yaml")  # as it stands, whatever a user set in it
+    raw = raw_params({"model": "compact", "models.vgg16.fine_tune.unfreeze": ["block4_", "block5_"]})
+    raw["models"]["vgg19"].pop("optimizer", None)
+    params = parse_params(raw)
     assert params.model == "compact" and params.recipe.epochs == params.models["compact"].epochs
     assert isinstance(params.recipe.augment.translation, float)
     # a family's block is laid over the defaults: vgg19 names no optimizer, so it gets the default
@@ -46,19 +51,21 @@ def test_the_projects_params_file_is_valid_and_typed():
      "val_fraction + test_fraction must be below 1"),
     (lambda p: p["models"].update(resnet={}), "models.resnet", "unknown model family"),
     (lambda p: p.update(model="resnet"), "model", "unknown model family 'resnet'"),
-    (lambda p: p["models"]["compact"].update(lr_schedule="plateau"), "models.compact",
+    (lambda p: p["models"]["compact"].update(lr_schedule="plateau", final_fit=True), "models.compact",
      "final_fit needs lr_schedule: cosine"),
     (lambda p: p["models"]["compact"].update(final_fit=False, calibration_holdout=0.1), "models.compact",
      "calibration_holdout is for a final fit"),
     (lambda p: p["data"].update(coverage_min_faces=0), "data.coverage_min_faces", "greater than or equal to 1"),
-    # progressive resizing: smaller than the profile, and the last epoch at its size
-    (lambda p: p["models"]["compact"].update(progressive=[{"size": 48, "epochs": 26}]), "models.compact",
-     "progressive resizing takes 26 of the 26 epochs: leave at least the last epoch"),
-    (lambda p: p["models"]["compact"].update(progressive=[{"size": 48, "epochs": 9}, {"size": 72, "epochs": 9}]),
+    # progressive resizing: smaller than the profile, and the last epoch at its size (a case sets
+    # the family's epochs it is about: a user's may be fewer)
+    (lambda p: p["models"]["compact"].update(epochs=26, progressive=[{"size": 48, "epochs": 26}]),
+     "models.compact", "progressive resizing takes 26 of the 26 epochs: leave at least the last epoch"),
+    (lambda p: p["models"]["compact"].update(epochs=26, progressive=[{"size": 48, "epochs": 9},
+                                                                     {"size": 72, "epochs": 9}]),
      "models.compact.progressive", "sizes [48, 72] must each be smaller than the 72 px faces of profile rgb72"),
     (lambda p: p["models"]["compact"].update(progressive=[{"size": 4, "epochs": 9}]),
      "models.compact.progressive.0.size", "greater than or equal to 32"),
-    (lambda p: p["models"]["sigmoid_bins"].update(progressive=[{"size": 48, "epochs": 5}]),
+    (lambda p: p["models"]["sigmoid_bins"].update(epochs=15, progressive=[{"size": 48, "epochs": 5}]),
      "models.sigmoid_bins.progressive", "twin_cnn flattens its last feature map"),
     # architecture: typed per family (agegender/model/families.py), checked when params load
     (lambda p: p["models"]["compact"]["architecture"].update(wieghts=None),
@@ -84,7 +91,7 @@ def test_a_bad_setting_is_refused_naming_the_key(edit, key, problem):
 
 def test_a_training_setting_under_train_is_refused_with_the_key_to_use():
     """`-S train.epochs=2` used to be silently overridden by models.compact.epochs."""
-    raw = raw_params()
+    raw = raw_params({"model": "compact"})  # the message names the model in use
     raw["train"]["epochs"] = 2
     with pytest.raises(ParamsError, match=r"^params.yaml: train\.epochs: .*would change nothing.*"
                                           r"models\.compact\.epochs"):
@@ -94,7 +101,7 @@ def test_a_training_setting_under_train_is_refused_with_the_key_to_use():
 def test_a_bad_params_file_ends_a_stage_with_one_line_and_no_traceback(tmp_path, capsys):
     from stages import ingest
 
-    raw = raw_params()
+    raw = raw_params({"model": "compact"})  # the message names the model in use
     raw["train"]["epochs"] = 2
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(raw))
@@ -137,7 +144,8 @@ def test_every_documented_override_names_a_real_setting_that_takes_effect(where,
     """Applying the command's -S values to params.yaml gives valid params in which each value
     reaches the recipe or section it names (placeholders like /path/to/file.h5 are fine). A
     comma-separated value is a sweep (`dvc exp run --queue`, docs/experiments.md): every
-    combination of the grid is checked."""
+    combination of the grid is checked. The docs' commands are written for the default model: it
+    is the one in use here, whatever a user's params.yaml picks."""
     for key, _ in sets:  # DVC (Hydra) sets a key params.yaml holds, and adds one with "+" only
         node, held = raw_params(), True
         for part in key.lstrip("+").split("."):
@@ -151,7 +159,7 @@ def test_every_documented_override_names_a_real_setting_that_takes_effect(where,
     choices = [[(key.lstrip("+"), v) for v in (value.split(",") if value[0] not in "[{" else [value])]
                for key, value in sets]
     for combination in itertools.product(*choices):
-        raw = raw_params()
+        raw = raw_params({"model": DEFAULT_MODEL})
         for key, value in combination:
             node = raw
             *parents, leaf = key.split(".")

@@ -7,16 +7,16 @@ faces, default augmentation with the custom RandomFraming layer) and a tiny comp
 by the project's builder in mixed bfloat16, its heads sharpened so faces get distinct outputs.
 """
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from agegender.serving.inference import predict
 from agegender.serving.saved import load_model
+from locations import FIXTURES
 from synthetic import face
 
-MODEL = Path(__file__).resolve().parents[1] / "helpers" / "fixtures" / "saved_compact.keras"
+MODEL = FIXTURES / "saved_compact.keras"
 AGE_YEARS, GENDER_P = 0.1, 0.005  # the issue's parity bounds
 
 

@@ -3,7 +3,6 @@ killed and resumed, the age interval in the records."""
 import io
 import json
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,9 +12,8 @@ from agegender.prediction import output as O
 from agegender.prediction import predictor as P
 from agegender.prediction.cli import console as predict_main
 from agegender.serving.saved import ModelInfo, save_model
+from locations import ROOT
 from predicting import face_image, save_image, write_csv
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 # --- nothing lost, nothing overwritten (issue 21) ------------------------------------------------

@@ -3,17 +3,17 @@ time (so no stage downstream re-runs); a bad setting or missing data give one li
 import yaml
 
 from agegender import commands
+from project_params import raw_params, write_params
 from stages import check_params
 
 
 def _params(tmp_path, edit=None, source=None):
-    raw = yaml.safe_load(open("params.yaml"))
-    raw["data"]["source"] = str(source or tmp_path)  # a folder: exists
+    """This checkout's params.yaml on raw data at ``source`` (default: a folder that exists) with
+    the default model, whose weights need no download (a test about another sets it in ``edit``)."""
+    raw = raw_params({"data.source": str(source or tmp_path), "model": "compact"})
     if edit:
         edit(raw)
-    path = tmp_path / "params.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return path
+    return write_params(tmp_path / "params.yaml", raw=raw)
 
 
 def test_a_valid_params_file_gives_the_same_output_whatever_it_holds(tmp_path):
@@ -57,7 +57,8 @@ def test_a_transfer_family_whose_imagenet_weights_cannot_be_had_stops_here(tmp_p
     cached = imagenet.keras_cache_file(imagenet.WEIGHT_FILES["vgg19"])
     assert not cached.exists()  # this machine has no ImageNet weights (the premise of the test)
     out = tmp_path / "ok"
-    path = _params(tmp_path, lambda p: p.update(model="vgg19"))
+    path = _params(tmp_path, lambda p: p.update(model="vgg19") or p["models"]["vgg19"].setdefault(
+        "architecture", {}).update(weights="imagenet"))
     assert commands.run("check_params", check_params.main, ["--params", str(path), "--out", str(out)]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("check_params: error: ImageNet weights for vgg19")

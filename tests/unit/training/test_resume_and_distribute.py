@@ -6,13 +6,14 @@ import os
 import socket
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from locations import HELPERS
+
 pytestmark = pytest.mark.slow
-JOB = Path(__file__).resolve().parents[1] / "helpers" / "train_job.py"
+JOB = HELPERS / "train_job.py"
 
 
 def _job(out, *options, env=None, timeout=300):

@@ -136,9 +136,10 @@ def test_an_empty_extra_folder_adds_nothing(tmp_path, utk_dir):
 
 
 def test_params_know_data_extra_and_external():
-    from agegender.params import ParamsError, load_params, parse_params
+    from agegender.params import ParamsError, parse_params
+    from project_params import raw_params
 
-    params = load_params("params.yaml")
+    params = parse_params(raw_params({"data.extra": "data/extra", "external.detect": True}))
     assert params.data.extra == "data/extra" and params.external.detect is True
     with pytest.raises(ParamsError, match="external.detect"):
         parse_params({"data": {"source": "x"}, "external": {"detect": "yes"}})

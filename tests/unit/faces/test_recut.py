@@ -6,7 +6,6 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 from PIL import Image
 
 from agegender import commands
@@ -15,6 +14,7 @@ from agegender.data.preprocessing import NO_FACE, write_arrays
 from agegender.faces.alignment import CHIP_LANDMARKS, cut_face
 from agegender.faces.detector import Box, Face
 from agegender.faces.recut import CHIP_PAD, Recutter, pick_face, recut
+from project_params import write_params
 from stages import check_params
 
 ANGLE = 12.0  # degrees the fake face is turned: its aligned cut cannot be the chip
@@ -130,11 +130,7 @@ def test_aligned_preprocess_is_deterministic(utk_dir, tmp_path):
     ("splits", ["train", "tset"], "preprocess.splits.1: Input should be 'train', 'val' or 'test'"),
 ])
 def test_an_unknown_preprocess_setting_is_one_line(tmp_path, capsys, key, value, problem):
-    raw = yaml.safe_load(open("params.yaml"))
-    raw["data"]["source"] = str(tmp_path)
-    raw["preprocess"][key] = value
-    path = tmp_path / "params.yaml"
-    path.write_text(yaml.safe_dump(raw))
+    path = write_params(tmp_path / "params.yaml", {"data.source": str(tmp_path), f"preprocess.{key}": value})
     assert commands.run("check_params", check_params.main, ["--params", str(path), "--out", str(tmp_path / "ok")]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and problem in err, err
@@ -148,10 +144,9 @@ def test_the_stage_recuts_the_splits_params_name_with_mtcnn_in_worker_processes(
 
     folder, _ = utk_dir
     ingest(folder, tmp_path / "l.csv", tmp_path / "q.json", 0.2, 0.2, seed=0)
-    raw = yaml.safe_load(open("params.yaml"))
-    raw["data"].update(source=str(folder), extra=None)
-    raw["preprocess"] = {"faces": "aligned", "splits": ["test"]}
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    # the compact family's rgb72 faces, as the chips below
+    write_params(tmp_path / "params.yaml", {"data.source": str(folder), "data.extra": None, "model": "compact",
+                                            "preprocess": {"faces": "aligned", "splits": ["test"]}})
     assert commands.run("preprocess", preprocess.main, [
         "--params", str(tmp_path / "params.yaml"), "--labels", str(tmp_path / "l.csv"),
         "--out-dir", str(tmp_path / "cuts"), "--faces-out", str(tmp_path / "faces.json")]) == 0

@@ -1,6 +1,7 @@
-"""Fixtures of the predictor tests (tests/unit/test_predict_*.py): the model is an untrained
-``compact`` network saved to a temporary folder (tests/helpers/predicting.py): these tests check
-the plumbing (which pixels reach the network, which record each output lands in), not accuracy."""
+"""Fixtures of the predictor tests (tests/unit/prediction/test_predict_*.py): the model is an
+untrained ``compact`` network saved to a temporary folder (tests/helpers/predicting.py): these
+tests check the plumbing (which pixels reach the network, which record each output lands in), not
+accuracy."""
 import pytest
 
 from predicting import sharpened_model

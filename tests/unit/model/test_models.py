@@ -11,9 +11,10 @@ from agegender.params import ParamsError, Recipe
 from agegender.data.datasets import make_dataset
 from agegender.model.targets import keras_targets
 from agegender.training.phases import compile_model
+from locations import ROOT
 
 # no network in tests: VGG bases start from random weights (ImageNet loading is tested offline
-# in test_variants.py)
+# in tests/unit/pretrained/test_imagenet.py)
 ARCHITECTURE = {"vgg16": {"weights": None}, "vgg19": {"weights": None}, "efficientnetv2_b0": {"weights": None},
                 "face_mobilenet": {"weights": None}}
 
@@ -60,11 +61,9 @@ def test_every_variant_has_its_seed_profile_and_age_output():
 
 
 def test_params_yaml_has_hyper_parameters_for_every_variant():
-    from pathlib import Path
-
     from agegender.params import load_params
 
-    params = load_params(Path(__file__).resolve().parents[2] / "params.yaml")
+    params = load_params(ROOT / "params.yaml")
     assert set(FAMILIES) <= set(params.models)
 
 

@@ -24,9 +24,9 @@ from agegender.data.images import get_profile, load_array
 from agegender.model import families
 from agegender.model.families import Architecture, Count, Family, Rate
 from agegender.model.targets import AgeOutput
+from locations import HELPERS, ROOT
 from synthetic import make_utkface
 
-ROOT = Path(__file__).resolve().parents[2]
 NAME = "tiny"
 
 
@@ -90,13 +90,14 @@ def _params_file(folder: Path, block: dict) -> Path:
 def _check_params(path: Path) -> subprocess.CompletedProcess:
     """The stages' params check in a fresh interpreter that has the family, as one added to
     families.py has it (load_family_params: params.yaml, then the check against the families)."""
-    code = ("import json, sys; sys.path[:0] = ['tests/unit', 'tests/helpers']; import test_adding_a_family as t; "
+    code = ("import json, sys; sys.path[:0] = sys.argv[2:]; import test_adding_a_family as t; "
             "t.register(); from agegender.model.families import load_family_params; "
             "p = load_family_params(sys.argv[1]); "
             "print(json.dumps([p.model, type(p.recipe.architecture).__name__, "
             "t.FAMILY.settings(p.recipe), p.recipe.epochs]))")
-    return subprocess.run([sys.executable, "-c", code, str(path)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120)
+    here = Path(__file__).resolve().parent  # this module, imported there by its own name
+    return subprocess.run([sys.executable, "-c", code, str(path), str(here), str(HELPERS)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
 
 
 def test_the_schema_is_the_builders_keyword_arguments():

@@ -1,19 +1,19 @@
 """The model card says how validation was used: best-epoch pick, or settings only (final fit)."""
 import json
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
 from agegender.evaluation.model_card import model_section, split_section
 from agegender.params import parse_params
 from agegender.training.summary import TrainSummary
+from locations import FIXTURES
 
 PARAMS = parse_params({"data": {"source": "x"}, "split": {"seed": 42, "val_fraction": 0.1,
                                                           "test_fraction": 0.1}})
 QUALITY = {"split_counts": {"train": 80, "val": 10, "test": 10}}
 # the summary a 2-epoch final-fit run of tests/helpers/train_job.py wrote at commit 53e927c
-RECORDED = Path(__file__).resolve().parents[1] / "helpers" / "fixtures" / "train_summary_53e927c.json"
+RECORDED = FIXTURES / "train_summary_53e927c.json"
 SUMMARY = TrainSummary.from_json(json.loads(RECORDED.read_text()))
 
 

@@ -1,7 +1,6 @@
 """Prediction on photos: several faces per photo cut like UTKFace chips, the detectors, and what a
 saved model says it is."""
 import io
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,8 +12,6 @@ from agegender.faces.haar import HaarDetector
 from agegender.prediction import predictor as P
 from agegender.prediction.cli import console as predict_main
 from predicting import assert_distinct, face_image, write_csv
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 # --- faces: several per photo, cut like UTKFace chips --------------------------------------------

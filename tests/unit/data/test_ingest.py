@@ -1,5 +1,4 @@
 import json
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -9,6 +8,7 @@ from agegender.data import ingest, splits
 from agegender.data.bins import FIVE_YEAR
 from agegender.data.source import SourceError
 from stages import ingest as ingest_stage
+from locations import ROOT
 
 
 def test_every_defect_is_reported_with_its_reason(utk_dir, tmp_path):
@@ -94,7 +94,7 @@ def test_missing_or_empty_source_is_a_clear_error(tmp_path, make, capsys):
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1  # one line, no traceback
 
 
-REAL_ARCHIVE = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "UTKFace.tar.gz"
+REAL_ARCHIVE = ROOT.parent / "shared" / "data" / "UTKFace.tar.gz"
 
 
 @pytest.mark.slow

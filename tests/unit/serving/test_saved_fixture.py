@@ -5,14 +5,13 @@
 synthetic faces, saved with :func:`agegender.serving.saved.save_model`), with its raw outputs and
 decoded predictions for six fixed faces in ``saved_compact_expected.npz``.
 """
-from pathlib import Path
 
 import numpy as np
 
 from agegender.serving.inference import decode_outputs, predict_outputs
 from agegender.serving.saved import load_model, read_info
+from locations import FIXTURES
 
-FIXTURES = Path(__file__).resolve().parents[1] / "helpers" / "fixtures"
 MODEL = FIXTURES / "saved_compact.keras"
 
 
