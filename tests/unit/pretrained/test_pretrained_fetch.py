@@ -111,3 +111,21 @@ def test_the_pin_must_be_an_sri_sha512_and_a_package_needs_one():
         Pretrained(package="@x/y", version="1.0.0", integrity="")
     with pytest.raises(ValueError, match="integrity"):
         Pretrained(package="@x/y", version="1.0.0", integrity="sha1-abc")
+
+
+@pytest.mark.parametrize("name", ["../escaped.txt", "/etc/passwd", "models/../../x", "source.json", ""])
+def test_a_kept_file_must_be_a_path_inside_the_package(name):
+    with pytest.raises(ValueError, match="not a path inside the package"):
+        Pretrained(package="@x/y", version="1.0.0", integrity="sha512-" + "A" * 86 + "==",
+                   files=["package.json", name])
+
+
+def test_no_package_replaces_what_a_fetch_kept_instead_of_writing_into_it(tmp_path):
+    cfg, _ = _cfg(tmp_path)
+    out = tmp_path / "out"
+    fetching.fetch(cfg, out, progress=False)
+    kept = out / "package.json"
+    os.link(kept, tmp_path / "cache-entry")  # as DVC's cache holds it: a hard link
+    fetching.fetch(Pretrained(package=None), out)
+    assert [p.name for p in out.iterdir()] == ["NONE.txt"]
+    assert (tmp_path / "cache-entry").read_bytes() == b'{"name": "@fake/models", "version": "1.0.0"}\n'

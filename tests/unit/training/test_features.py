@@ -257,3 +257,19 @@ def test_the_base_top_layers_train_from_a_cache_cut_below_them_and_the_saved_mod
     np.testing.assert_allclose(predict_outputs(model, x, 3)["age"], from_cache, atol=1e-5)
     with pytest.raises(ParamsError, match="cached_top"):
         params_for("face_mobilenet", cached_top=top, features="images", architecture=alive)
+
+
+def test_an_unpacked_package_folder_is_hashed_by_its_files(tmp_path):
+    """weights: a folder (the package unpacked by hand): the spec hashes its files and names."""
+    from agegender.training.feature_spec import file_sha256
+
+    folder = tmp_path / "pkg"
+    (folder / "models").mkdir(parents=True)
+    (folder / "models" / "a.bin").write_bytes(b"1")
+    first = file_sha256(folder)
+    (folder / "models" / "a.bin").write_bytes(b"2")
+    second = file_sha256(folder)
+    (folder / "models" / "a.bin").rename(folder / "models" / "b.bin")
+    assert len({first, second, file_sha256(folder)}) == 3
+    spec = feature_spec(params_for("face_mobilenet", architecture={"weights": str(folder)}))
+    assert spec["weights"] == "file" and spec["weights_sha256"] == file_sha256(folder)

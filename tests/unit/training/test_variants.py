@@ -6,6 +6,7 @@ import json
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from agegender.data.arrays import load_split
 from agegender.data.images import get_profile
@@ -55,6 +56,23 @@ def test_two_phase_trainable_switching():
     assert trainable == {f"block{b}_conv{c}" for b in (4, 5) for c in (1, 2, 3)}
     assert len(base.trainable_weights) == 12  # 6 conv layers x (kernel, bias)
     assert {id(w) for w in model.trainable_weights} >= heads
+
+
+def test_a_cached_top_recipe_trains_its_base_layers_in_the_frozen_phase_with_or_without_the_cache():
+    """k-fold trains a cached_top recipe on the images (no cache): its frozen phase trains the
+    same base layers as from the cache, and nothing else of the base."""
+    from agegender.training.phases import Phase
+
+    top = ["block5_conv3"]
+    recipe = Recipe(architecture={"weights": None}, features="cached", cached_top=top, precision="float32")
+    model = build_model("vgg16", recipe, seed=0)
+    base = model.get_layer("vgg16")
+    phase = Phase("frozen", 0, 1, model, model, get_family("vgg16"), recipe, recipe, None, None, None,
+                  0, 1, tf.distribute.get_strategy())
+    phase.prepare()
+    assert {layer.name for layer in base.layers if layer.trainable_weights} == set(top)
+    set_trainable(model, None, "frozen", "vgg16")  # without cached_top: the whole base frozen
+    assert not base.trainable_weights
 
 
 def test_vgg_model_saves_and_loads_in_safe_mode(tmp_path):
