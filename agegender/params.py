@@ -106,7 +106,7 @@ class Resize(_Section):
 class Recipe(_Section):
     """How one model family trains: ``models.<name>`` in params.yaml.
 
-    The defaults are the default model's (``compact``) settings; a seed family's block lists what
+    The defaults are ``compact``'s settings (the model trained from scratch); a seed family's block lists what
     its seed does differently.
     """
     epochs: int = Field(30, ge=1)

