@@ -3,8 +3,10 @@
 Not a benchmark itself (``perturb.py`` and ``peers.py`` import it). The scores of a set of faces
 are :func:`agegender.evaluation.breakdown.group_scores`' (MAE in years, CS@5, gender accuracy),
 the same as the evaluate stage's; the groups are :data:`agegender.data.bins.LIFE_STAGES` of the
-true age (0-2, 3-12, 13-19, 20-39, 40-59, 60+) and the true gender. A face without a prediction
-(no face found, or an error) is *missed*: counted, never scored.
+true age (0-2, 3-12, 13-19, 20-39, 40-59, 60+) and the true gender, and each life stage x gender
+*cell*, where the signed mean age error (predicted minus true: negative reads too young) shows a
+lean that the MAE hides. A face without a prediction (no face found, or an error) is *missed*:
+counted, never scored.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from agegender.evaluation.breakdown import group_scores
 
 GROUPS = [*LIFE_STAGES.labels(), *GENDERS.values()]  # "0-2" ... "60+", "male", "female"
 SCORES = {"mae": "MAE", "cs5": "CS@5", "gender_accuracy": "gender"}
+CELLS = [f"{stage} {gender}" for stage in LIFE_STAGES.labels() for gender in ("female", "male")]
 
 
 def summarise(labels: pd.DataFrame, pred_age, pred_female) -> dict:
@@ -24,8 +27,9 @@ def summarise(labels: pd.DataFrame, pred_age, pred_female) -> dict:
     ``gender`` 0 male / 1 female); ``pred_age`` (N,) years and ``pred_female`` (N,) bool or 0/1,
     NaN (or None) where the image has no prediction.
 
-    Returns ``{"images", "missed", "n", "mae", "cs5", "gender_accuracy", "groups": {group: {the
-    same keys but "groups"}}}`` (NaN scores where nothing was scored)."""
+    Returns ``{"images", "missed", "n", "mae", "cs5", "gender_accuracy", "mean_error", "groups":
+    {group: {the same keys}}, "cells": {"<life stage> <gender>": {the same keys}}}``, NaN scores
+    where nothing was scored; ``mean_error`` is the signed mean of predicted minus true age."""
     age = pd.to_numeric(pd.Series(list(pred_age), dtype=object), errors="coerce").to_numpy(float)
     female = pd.to_numeric(pd.Series(list(pred_female), dtype=object), errors="coerce").to_numpy(float)
     if not len(age) == len(female) == len(labels):
@@ -37,12 +41,24 @@ def summarise(labels: pd.DataFrame, pred_age, pred_female) -> dict:
     gender = df["gender"].map(GENDERS).to_numpy(dtype=object)
 
     def scores(mask) -> dict:
+        scored = df[mask & found]
         return {"images": int(mask.sum()), "missed": int((mask & ~found).sum()),
-                **group_scores(df[mask & found])}
+                **group_scores(scored),
+                "mean_error": float((scored["pred_age"] - scored["age"]).mean()) if len(scored) else np.nan}
 
     out = scores(np.ones(len(df), bool))
     out["groups"] = {g: scores((stage == g) | (gender == g)) for g in GROUPS}
+    cell = stage + " " + gender
+    out["cells"] = {c: scores(cell == c) for c in CELLS}
     return out
+
+
+def worst_cell(summary: dict, min_faces: int = 1) -> tuple[str, float] | None:
+    """The life stage x gender cell of the largest signed mean age error in years (either way),
+    among cells with at least ``min_faces`` scored faces: ``(cell, mean error)``, or None."""
+    cells = [(c, s["mean_error"]) for c, s in summary["cells"].items()
+             if s["n"] >= min_faces and not np.isnan(s["mean_error"])]
+    return max(cells, key=lambda c: abs(c[1])) if cells else None
 
 
 def overall_table(entries: list[tuple[str, dict, dict | None, float | None]]):
@@ -83,6 +99,20 @@ def group_table(entries: list[tuple[str, dict, dict | None]], key: str):
     return headers, rows
 
 
+def cell_table(entries: list[tuple[str, dict]]):
+    """Headers and rows of the signed mean age error and gender accuracy by life stage x gender:
+    one row per cell (its faces in brackets, from the first entry), one column per ``(label,
+    summary)``, each cell "signed error / gender accuracy" ("+1.20 / 95.0%")."""
+    headers = ["life stage, gender", *[label for label, _ in entries]]
+    rows = []
+    for c in CELLS:
+        n = entries[0][1]["cells"][c]["images"] if entries else 0
+        rows.append([f"{c} (n={n})", *[f"{_signed(s['cells'][c]['mean_error'])} / "
+                                       f"{_score('gender_accuracy', s['cells'][c]['gender_accuracy'])}"
+                                       for _, s in entries]])
+    return headers, rows
+
+
 def render(headers: list[str], rows: list[list[str]], markdown: bool = False) -> str:
     """A table as aligned text (first column left, the others right) or as Markdown."""
     if markdown:
@@ -98,6 +128,10 @@ def _score(key: str, value: float) -> str:
     if value is None or np.isnan(value):
         return "-"
     return f"{value:.2f}" if key == "mae" else f"{100 * value:.1f}%"
+
+
+def _signed(value: float) -> str:
+    return "-" if value is None or np.isnan(value) else f"{value:+.2f}"
 
 
 def _delta(key: str, value: float, base: float) -> str:

