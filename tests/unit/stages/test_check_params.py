@@ -115,6 +115,12 @@ def test_the_face_pretrained_family_without_its_package_stops_here_naming_the_fi
         "architecture"].update(weights="imagenet"))
     assert commands.run("check_params", check_params.main, ["--params", str(path), "--out", str(out)]) == 1
     assert "hse_mobilenet has no ImageNet weights" in capsys.readouterr().err
+    folder = tmp_path / "models" / "pretrained" / "human-models"  # a folder, never filled
+    path = _params(tmp_path, lambda p: p.update(model="face_mobilenet") or p["models"]["face_mobilenet"][
+        "architecture"].update(weights=str(folder)))
+    assert commands.run("check_params", check_params.main, ["--params", str(path), "--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(folder) in err and "`dvc repro pretrained`" in err
 
 
 def test_the_face_base_from_the_pretrained_stage_is_checked_by_its_pin_before_it_is_fetched(tmp_path, capsys):
