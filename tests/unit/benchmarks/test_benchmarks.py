@@ -253,3 +253,30 @@ def test_fusion_sweeps_model_as_weight_for_age_and_gender_apart():
     assert table.loc[0.5, "age_mae"] == pytest.approx(0.0) and table.loc[1.0, "age_mae"] == pytest.approx(10.0)
     assert table.loc[0.0, "gender_accuracy"] == 0.0 and table.loc[1.0, "gender_accuracy"] == 1.0
     assert table.loc[0.1, "gender_accuracy"] == 0.0 and table.loc[0.3, "gender_accuracy"] == 1.0  # 0.3*0.9+0.7*0.4 > 0.5
+
+
+def test_age_calibration_scores_each_map_on_val_cross_fitted_and_on_test(tiny_project, tmp_path, capsys):
+    """The "none" row is the model's own val and test MAE (evaluate's scoring, flip averaging);
+    each map has its row and its column of the test cells."""
+    import pandas as pd
+
+    from agegender.data.arrays import load_split
+    from agegender.data.preprocessing import write_arrays
+    from agegender.serving.inference import predict
+    from agegender.serving.saved import load_model
+
+    write_arrays(tiny_project / "UTKFace", tiny_project / "labels.csv", tmp_path / "arrays", "rgb72")
+    argv = ["--model", str(tiny_project / "model.keras"), "--data-dir", str(tmp_path / "arrays"),
+            "--labels", str(tiny_project / "labels.csv")]
+    assert _load("age_calibration").main(argv) == 0
+    out = capsys.readouterr().out
+    model, info = load_model(tiny_project / "model.keras")
+    for split, column in (("val", 1), ("test", 3)):
+        images, rows = load_split(tmp_path / "arrays", split)
+        mae = abs(predict(model, info.age_output, images, 256, True, None)["pred_age"].round(2) - rows[:, 0]).mean()
+        none = re.search(r"^none +(.*)$", out, re.M).group(1).split()
+        assert float(none[column - 1]) == pytest.approx(mae, abs=1e-3), out
+    for name in ("linear", "isotonic"):
+        assert re.search(rf"^{name} +[\d.]+ +[+-][\d.]+ +[\d.]+ +[+-][\d.]+$", out, re.M), out
+    assert "test, none" in out and "test, isotonic" in out and "40-59 female (n=" in out
+    assert len(pd.read_csv(tiny_project / "labels.csv").query("split == 'val'")) >= 2
