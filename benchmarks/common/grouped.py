@@ -1,6 +1,6 @@
 """Scores by life stage and gender, and the tables the face benchmarks print (text or Markdown).
 
-Not a benchmark itself (``perturb.py`` and ``peers.py`` import it). The scores of a set of faces
+Not a benchmark itself (the face benchmarks of ``benchmarks/quality/`` import it). The scores of a set of faces
 are :func:`agegender.evaluation.breakdown.group_scores`' (MAE in years, CS@5, gender accuracy),
 the same as the evaluate stage's; the groups are :data:`agegender.data.bins.LIFE_STAGES` of the
 true age (0-2, 3-12, 13-19, 20-39, 40-59, 60+) and the true gender, and each life stage x gender
@@ -9,6 +9,8 @@ lean that the MAE hides. A face without a prediction (no face found, or an error
 counted, never scored.
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pandas as pd
@@ -128,6 +130,17 @@ def _score(key: str, value: float) -> str:
     if value is None or np.isnan(value):
         return "-"
     return f"{value:.2f}" if key == "mae" else f"{100 * value:.1f}%"
+
+
+def json_ready(value):
+    """Scores ready for strict JSON: NumPy scalars to Python, NaN to None, through dicts and lists."""
+    if isinstance(value, dict):
+        return {k: json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    if isinstance(value, np.generic):  # NumPy's int64, float32, bool_ ...
+        value = value.item()
+    return None if isinstance(value, float) and math.isnan(value) else value
 
 
 def _signed(value: float) -> str:

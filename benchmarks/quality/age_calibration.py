@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -30,14 +31,15 @@ MAX_AGE = 116  # UTKFace's oldest label: the isotonic map never reads past it
 
 
 class Linear:
-    """true = a + b * predicted by least squares (undoes a shrinkage towards the mean)."""
+    """true = a + b * predicted by least squares (undoes a shrinkage towards the mean), clipped to
+    0-116 as the isotonic map is: a slope above 1 would read the youngest faces below 0."""
 
     def fit(self, predicted, true):
         self.b, self.a = np.polyfit(np.asarray(predicted, float), np.asarray(true, float), 1)
         return self
 
     def predict(self, predicted):
-        return self.a + self.b * np.asarray(predicted, float)
+        return np.clip(self.a + self.b * np.asarray(predicted, float), 0, MAX_AGE)
 
 
 MAPS = {"linear": Linear,
@@ -52,6 +54,22 @@ def cross_fit(make, predicted: np.ndarray, true: np.ndarray, folds: int, seed: i
     return out
 
 
+def read_labels(path: str, folds: int, parser: argparse.ArgumentParser) -> pd.DataFrame:
+    """The label rows (ingest's CSV), refused in one line, before any model loads, when they
+    cannot say anything: no file, no ``split`` column, or fewer than 2 val faces per fold (each
+    fit needs two points at least) or no test face."""
+    if not Path(path).is_file():
+        parser.error(f"--labels {path}: no such file (ingest writes it: dvc repro ingest)")
+    labels = pd.read_csv(path)
+    if not {"split", "age", "gender"} <= set(labels.columns):
+        parser.error(f"--labels {path}: not ingest's labels (needs split, age and gender columns)")
+    val, test = (int((labels["split"] == s).sum()) for s in ("val", "test"))
+    if val < 2 * folds or test == 0:
+        parser.error(f"--labels {path}: {val} val and {test} test faces; {folds} folds need "
+                     f"{2 * folds} val faces at least, and test one")
+    return labels
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="models/model.keras")
@@ -63,12 +81,12 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.folds < 2:
         parser.error("--folds must be 2 or more: a map scored on the faces it was fitted on says nothing")
+    labels = read_labels(args.labels, args.folds, parser)
 
     from agegender.evaluation.scoring import evaluate_model  # TensorFlow: after the arguments
     from agegender.serving.saved import load_model
 
     model, info = load_model(args.model)
-    labels = pd.read_csv(args.labels)
     tables = {}
     for split in ("val", "test"):
         images, _ = load_split(args.data_dir, split)

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks.common.grouped import group_table, overall_table, render, summarise
+from benchmarks.common.grouped import group_table, json_ready, overall_table, render, summarise
 
 STEPS = np.round(np.linspace(0, 1, 11), 1)
 
@@ -134,7 +134,7 @@ def main(argv=None) -> int:
                 print(render(*group_table([e[:3] for e in entries], key), args.markdown))
             out["external"] = {e[0]: e[1] for e in entries}
     if args.json_out:
-        Path(args.json_out).write_text(json.dumps(out, indent=1, default=float) + "\n")
+        Path(args.json_out).write_text(json.dumps(json_ready(out), indent=1, allow_nan=False) + "\n")
     return 0
 
 

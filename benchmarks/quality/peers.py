@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import subprocess
 import sys
@@ -62,7 +61,8 @@ import numpy as np
 from benchmarks.common.bench_sets import BenchSet, chunked, external_set
 from benchmarks.common.canvas import place
 from benchmarks.common.chips import add_split_arguments, load_chips, machine
-from benchmarks.common.grouped import cell_table, group_table, overall_table, render, summarise, worst_cell
+from benchmarks.common.grouped import (cell_table, group_table, json_ready, overall_table, render, summarise,
+                                       worst_cell)
 from benchmarks.common.perturbations import parse_names, perturb
 from benchmarks.common.predictors import Ours, pick
 
@@ -357,19 +357,11 @@ def main(argv=None) -> int:
             if peer:
                 peer.close()
     if args.json_out:
-        Path(args.json_out).write_text(json.dumps(_clean(
+        Path(args.json_out).write_text(json.dumps(json_ready(
             {name: {f"{w} {m}": r for (w, m), r in res.items()} for name, res in everything.items()}),
             indent=1) + "\n")
     return 0
 
-
-def _clean(value):
-    """JSON-ready: NumPy scalars to Python, NaN to None, recursively."""
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, (np.integer, np.floating)):
-        value = value.item()
-    return None if isinstance(value, float) and math.isnan(value) else value
 
 
 if __name__ == "__main__":

@@ -24,13 +24,14 @@ def test_cross_fitting_maps_every_face_by_a_fit_that_never_saw_it():
         assert out.shape == (40,) and (out == 0).all()
 
 
-def test_the_linear_map_undoes_a_shrinkage_towards_the_mean():
+def test_the_linear_map_undoes_a_shrinkage_towards_the_mean_and_stays_within_utkfaces_ages():
     rng = np.random.default_rng(0)
     true = rng.uniform(1, 90, 500)
     predicted = 35 + 0.7 * (true - 35)  # the old read younger, the young older
-    mapped = ac.Linear().fit(predicted, true).predict(predicted)
-    assert np.abs(mapped - true).max() < 1e-6
-    assert np.abs(predicted - true).mean() > 5
+    linear = ac.Linear().fit(predicted, true)
+    assert np.abs(linear.predict(predicted) - true).max() < 1e-6
+    # its slope is above 1: the youngest readings would map below 0, the oldest past 116
+    assert list(linear.predict(np.array([0.0, 200.0]))) == [0.0, ac.MAX_AGE]
 
 
 def test_the_isotonic_map_stays_within_utkfaces_ages_and_is_monotone():

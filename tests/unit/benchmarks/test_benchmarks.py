@@ -257,26 +257,45 @@ def test_fusion_sweeps_model_as_weight_for_age_and_gender_apart():
 
 def test_age_calibration_scores_each_map_on_val_cross_fitted_and_on_test(tiny_project, tmp_path, capsys):
     """The "none" row is the model's own val and test MAE (evaluate's scoring, flip averaging);
-    each map has its row and its column of the test cells."""
-    import pandas as pd
-
+    a map's val MAE is its cross-fitted one (each fold mapped by a fit on the other), never the
+    fit on all of val; each map has its column of the test cells."""
     from agegender.data.arrays import load_split
     from agegender.data.preprocessing import write_arrays
     from agegender.serving.inference import predict
     from agegender.serving.saved import load_model
+    from benchmarks.quality.age_calibration import MAPS, cross_fit
 
     write_arrays(tiny_project / "UTKFace", tiny_project / "labels.csv", tmp_path / "arrays", "rgb72")
     argv = ["--model", str(tiny_project / "model.keras"), "--data-dir", str(tmp_path / "arrays"),
-            "--labels", str(tiny_project / "labels.csv")]
+            "--labels", str(tiny_project / "labels.csv"), "--seed", "3"]
     assert _load("age_calibration").main(argv) == 0
     out = capsys.readouterr().out
+    rows = {m.group(1): [float(v) for v in m.group(2).split()]
+            for m in re.finditer(r"^(none|linear|isotonic) +(.*)$", out, re.M)}
+    assert set(rows) == {"none", "linear", "isotonic"}, out
     model, info = load_model(tiny_project / "model.keras")
-    for split, column in (("val", 1), ("test", 3)):
-        images, rows = load_split(tmp_path / "arrays", split)
-        mae = abs(predict(model, info.age_output, images, 256, True, None)["pred_age"].round(2) - rows[:, 0]).mean()
-        none = re.search(r"^none +(.*)$", out, re.M).group(1).split()
-        assert float(none[column - 1]) == pytest.approx(mae, abs=1e-3), out
+    pred = {}
+    for split, column in (("val", 0), ("test", 2)):
+        images, labels = load_split(tmp_path / "arrays", split)
+        pred[split] = predict(model, info.age_output, images, 256, True, None)["pred_age"].round(2), labels[:, 0]
+        assert rows["none"][column] == pytest.approx(abs(pred[split][0] - pred[split][1]).mean(), abs=1e-3), out
     for name in ("linear", "isotonic"):
-        assert re.search(rf"^{name} +[\d.]+ +[+-][\d.]+ +[\d.]+ +[+-][\d.]+$", out, re.M), out
+        crossed = cross_fit(MAPS[name], *pred["val"], folds=2, seed=3)
+        assert rows[name][0] == pytest.approx(abs(crossed - pred["val"][1]).mean(), abs=1e-3), out
     assert "test, none" in out and "test, isotonic" in out and "40-59 female (n=" in out
-    assert len(pd.read_csv(tiny_project / "labels.csv").query("split == 'val'")) >= 2
+
+
+def test_age_calibration_refuses_labels_that_cannot_say_anything_before_loading_a_model(tmp_path, capsys):
+    import pandas as pd
+
+    module = _load("age_calibration")
+    labels = tmp_path / "labels.csv"
+    cases = [(None, "no such file"), (pd.DataFrame({"file": ["a"], "age": [3]}), "not ingest's labels"),
+             (pd.DataFrame({"age": [3, 4, 5, 6], "gender": [0, 1, 0, 1], "split": ["val"] * 3 + ["test"]}),
+              "3 val and 1 test faces; 2 folds need 4 val faces")]
+    for table, says in cases:
+        if table is not None:
+            table.to_csv(labels, index=False)
+        with pytest.raises(SystemExit) as stop:  # the model named does not exist: never reached
+            module.main(["--labels", str(labels), "--model", str(tmp_path / "none.keras")])
+        assert stop.value.code == 2 and says in capsys.readouterr().err

@@ -241,3 +241,13 @@ def test_a_sets_report_names_each_predictors_largest_lean_and_perturbed_ones_do_
     assert "ours detect: largest lean 40-59 female -8.00 years" in text
     perturbed = peers.report("blur", [("ours blur", ours, ours, 10.0)], {}, markdown=False, deltas=True)
     assert "signed mean age error" not in perturbed and "largest lean" not in perturbed
+
+
+def test_scores_go_to_strict_json_with_nan_as_null():
+    s = grouped.summarise(_labels(), [3, 5, np.nan, 40, 50, 60], [0, 0, None, 1, 0, 1])
+    text = json.dumps(grouped.json_ready({"s": s, "n": np.int64(3), "ok": np.bool_(True), "l": [np.float32(0.5)]}),
+                      allow_nan=False)
+    back = json.loads(text)
+    assert back["s"]["groups"]["13-19"]["mae"] is None and back["s"]["cells"]["60+ male"]["mean_error"] is None
+    assert back["n"] == 3 and back["ok"] is True and back["l"] == [0.5]
+    assert back["s"]["cells"]["0-2 male"]["mean_error"] == 2

