@@ -12,12 +12,27 @@ makes every epoch last at least T seconds longer (a sleep as it begins), so trai
 """
 import argparse
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+
+def run_job(out, *options, env=None, timeout=300) -> subprocess.CompletedProcess:
+    """This script in a process of its own (a killed run must really die; logical devices must be
+    set before TensorFlow starts), TensorFlow's log quiet, bounded in time."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
+    return subprocess.run([sys.executable, __file__, str(out), *options], env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def succeeded(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    """``result`` of :func:`run_job`, asserted to have exited 0 (its output's tail if not)."""
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    return result
 
 
 def synthetic(n: int, seed: int):
