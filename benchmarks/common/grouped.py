@@ -2,11 +2,11 @@
 
 Not a benchmark itself (the face benchmarks of ``benchmarks/quality/`` import it). The scores of
 a set of faces are :func:`agegender.evaluation.breakdown.group_scores`' (MAE in years, CS@5,
-gender accuracy), the same as the evaluate stage's; the groups are :data:`agegender.data.bins.LIFE_STAGES` of the
-true age (0-2, 3-12, 13-19, 20-39, 40-59, 60+) and the true gender, and each life stage x gender
-*cell*, where the signed mean age error (predicted minus true: negative reads too young) shows a
-lean that the MAE hides. A face without a prediction (no face found, or an error) is *missed*:
-counted, never scored.
+gender accuracy), the same as the evaluate stage's; the groups are
+:data:`agegender.data.bins.LIFE_STAGES` of the true age (0-2, 3-12, 13-19, 20-39, 40-59, 60+) and
+the true gender, and each life stage x gender *cell*, where the signed mean age error (predicted
+minus true: negative reads too young) shows a lean that the MAE hides. A face without a
+prediction (no face found, or an error) is *missed*: counted, never scored.
 """
 from __future__ import annotations
 
