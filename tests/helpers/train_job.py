@@ -21,12 +21,21 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 
+def job_command(out, *options) -> list[str]:
+    """The command line that runs this script into ``out`` with ``options``."""
+    return [sys.executable, __file__, str(out), *options]
+
+
+def job_env(env: dict | None = None) -> dict:
+    """The environment a job runs in: this one, TensorFlow's log quiet, then ``env``."""
+    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
+
+
 def run_job(out, *options, env=None, timeout=300) -> subprocess.CompletedProcess:
     """This script in a process of its own (a killed run must really die; logical devices must be
     set before TensorFlow starts), TensorFlow's log quiet, bounded in time."""
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
-    return subprocess.run([sys.executable, __file__, str(out), *options], env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(job_command(out, *options), env=job_env(env), capture_output=True, text=True,
+                          timeout=timeout)
 
 
 def succeeded(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:

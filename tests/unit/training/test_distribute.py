@@ -3,21 +3,18 @@ workers (MultiWorkerMirroredStrategy over loopback). Each run in its own process
 (tests/helpers/train_job.py: logical devices must be set before TensorFlow starts). Synthetic
 data, loopback only, every process bounded in time."""
 import json
-import os
 import socket
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from locations import HELPERS
+from train_job import job_command, job_env
 from train_job import run_job as _job
 from train_job import succeeded as _ok
 from train_job import synthetic
 
 pytestmark = pytest.mark.slow
-JOB = HELPERS / "train_job.py"
 
 
 def test_mirrored_over_two_logical_cpus_trains_a_model_evaluate_reads(tmp_path):
@@ -57,10 +54,10 @@ def test_two_local_workers_train_one_epoch_and_agree_on_the_weights(tmp_path):
     procs = []
     for i in range(2):
         tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}}
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "TF_CONFIG": json.dumps(tf_config)}
-        procs.append(subprocess.Popen(
-            [sys.executable, str(JOB), str(tmp_path / f"worker{i}"), "--strategy", "multi_worker",
-             "--epochs", "1"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        procs.append(subprocess.Popen(  # both at once: each waits for the other to join
+            job_command(tmp_path / f"worker{i}", "--strategy", "multi_worker", "--epochs", "1"),
+            env=job_env({"TF_CONFIG": json.dumps(tf_config)}), stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True))
     try:
         outputs = [p.communicate(timeout=300) for p in procs]
     finally:
