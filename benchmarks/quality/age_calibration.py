@@ -94,10 +94,11 @@ def main(argv=None) -> int:
                                              256, True, 30, info.gender_calibration)
     val, test = tables["val"], tables["test"]
     v_pred, v_true = val["pred_age"].to_numpy(float), val["age"].to_numpy(float)
-    ages = {"none": (v_pred, test["pred_age"].to_numpy(float))}
+    t_pred = test["pred_age"].to_numpy(float)
+    ages = {"none": (v_pred, t_pred)}
     for name, make in MAPS.items():
         ages[name] = (cross_fit(make, v_pred, v_true, args.folds, args.seed),
-                      make().fit(v_pred, v_true).predict(test["pred_age"].to_numpy(float)))
+                      make().fit(v_pred, v_true).predict(t_pred))
 
     print(f"{machine()}; {args.model} ({info.family}); val {len(val)} faces ({args.folds}-fold "
           f"cross-fitted, seed {args.seed}), test {len(test)} faces (map fitted on all of val)")

