@@ -1,6 +1,7 @@
 import os
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -39,3 +40,28 @@ def project(tmp_path):
     from dvc_project import make_project
 
     return make_project(tmp_path / "proj")
+
+
+class Ran(NamedTuple):
+    path: Path  # the project
+    output: str  # what `dvc repro` printed
+
+
+@pytest.fixture(scope="session")
+def trained_project(tmp_path_factory) -> Ran:
+    """A ``project`` on which `dvc repro` ran once, every stage of the default pipeline from scratch,
+    and what that run printed; built once per test process for the tests that start from a trained
+    project (each `dvc repro` of it costs half a minute). Shared: read it, never change it; a test
+    that changes the project takes a ``trained_copy``."""
+    from dvc_project import DVC, make_project, run
+
+    project = make_project(tmp_path_factory.mktemp("trained") / "proj")
+    return Ran(project, run([*DVC, "repro"], project))
+
+
+@pytest.fixture
+def trained_copy(trained_project, tmp_path) -> Path:
+    """A copy of ``trained_project`` of this test's own, its outputs linked to its own cache."""
+    from dvc_project import copy_project
+
+    return copy_project(trained_project.path, tmp_path / "proj")

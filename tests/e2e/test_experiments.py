@@ -2,23 +2,29 @@
 pipeline of its own (`dvc repro kfold/dvc.yaml`), on a small synthetic UTKFace folder (1 epoch).
 Apart from test_pipeline.py so that the two files' minutes go to both test workers."""
 import json
-import sys
+import re
 
 import pandas as pd
 import pytest
 
+from dvc_project import DVC, GIT, assert_quiet
 from dvc_project import run as _run
 
 pytestmark = pytest.mark.slow  # each test runs DVC pipelines that train
 
 
-def test_kfold_is_a_separate_pipeline(project):
+def test_kfold_is_a_separate_pipeline(trained_copy):
     """`dvc repro kfold/dvc.yaml` runs ingest, preprocess, the face base's fetch (cv reads it when
-    the model does) and the k-fold stages, not train."""
-    out = _run([sys.executable, "-m", "dvc", "repro", "kfold/dvc.yaml"], project)
-    for stage in ("ingest", "preprocess", "pretrained", "kfold/dvc.yaml:cv", "kfold/dvc.yaml:aggregate"):
-        assert f"Running stage '{stage}'" in out
-    assert "Running stage 'train'" not in out and not (project / "models" / "model.keras").exists()
+    the model does) and the k-fold stages, never train; on a trained project (conftest.py's
+    trained_project), k-fold runs its own stages, its metrics read by name, and checkout says
+    nothing about its outputs after it."""
+    project = trained_copy
+    dag = _run([*DVC, "dag", "--dot", "kfold/dvc.yaml"], project)  # what it runs on a fresh project
+    assert set(re.findall(r'^"([^"]+)";$', dag, re.M)) == {
+        "check_params", "ingest", "preprocess", "pretrained", "kfold/dvc.yaml:cv", "kfold/dvc.yaml:aggregate"}
+    out = _run([*DVC, "repro", "kfold/dvc.yaml"], project)
+    assert "Running stage 'kfold/dvc.yaml:cv'" in out and "Running stage 'kfold/dvc.yaml:aggregate'" in out
+    assert "Running stage 'train'" not in out
     result = json.loads((project / "kfold/metrics.json").read_text())
     assert result["n_folds"] == 2
     for stat in ("mean", "std"):
@@ -34,8 +40,12 @@ def test_kfold_is_a_separate_pipeline(project):
     per_fold = pd.read_csv(project / "kfold/per_fold.csv")
     assert per_fold["age.mae"].std() == pytest.approx(result["std"]["age"]["mae"], abs=1e-3)
     assert "± " in (project / "kfold/summary.md").read_text()
-    shown = _run([sys.executable, "-m", "dvc", "metrics", "show", "kfold/metrics.json"], project)
+    shown = _run([*DVC, "metrics", "show", "kfold/metrics.json"], project)
     assert "mean.age.mae" in shown
+    _run([*GIT, "add", "-A"], project)
+    _run([*GIT, "commit", "-qm", "kfold"], project)
+    assert_quiet(_run([*DVC, "checkout"], project))
+    assert "Running stage" not in _run([*DVC, "repro", "kfold/dvc.yaml"], project)
 
 
 def _metrics(project):
@@ -53,8 +63,7 @@ def _assert_one_scale(metrics):
 def test_exp_run_switches_between_a_bins_and_a_regression_variant(project):
     """`dvc exp run -S model=NAME` for a bins variant then a regression variant: the image
     profile follows the model, ingest is not re-run, both experiments' metrics compare."""
-    dvc = [sys.executable, "-m", "dvc"]
-    out = _run([*dvc, "exp", "run", "-S", "model=sigmoid_bins"], project)
+    out = _run([*DVC, "exp", "run", "-S", "model=sigmoid_bins"], project)
     assert "Running stage 'train'" in out
     assert json.loads((project / "data/processed/profile.json").read_text())["profile"] == "gray70"
     bins = _metrics(project)
@@ -63,15 +72,15 @@ def test_exp_run_switches_between_a_bins_and_a_regression_variant(project):
     predictions = pd.read_csv(project / "reports/predictions.csv")
     assert predictions["pred_bin"].isin([f"{lo}-{lo + 4}" for lo in range(0, 95, 5)] + ["95+"]).all()
 
-    out = _run([*dvc, "exp", "run", "-S", "model=relu_regression"], project)
+    out = _run([*DVC, "exp", "run", "-S", "model=relu_regression"], project)
     assert "Running stage 'ingest'" not in out and "Running stage 'train'" in out
     regression = _metrics(project)
     _assert_one_scale(regression)
     assert "bins" not in regression
 
-    names = _run([*dvc, "exp", "list", "--name-only"], project).split()
+    names = _run([*DVC, "exp", "list", "--name-only"], project).split()
     assert len(names) == 2
-    table = _run([*dvc, "exp", "show", "--csv"], project)
+    table = _run([*DVC, "exp", "show", "--csv"], project)
     assert "sigmoid_bins" in table and "relu_regression" in table and "age.mae" in table
-    diff = _run([*dvc, "metrics", "diff", names[0], names[1]], project)
+    diff = _run([*DVC, "metrics", "diff", names[0], names[1]], project)
     assert "age.mae" in diff

@@ -3,17 +3,15 @@ from the cached features without recomputing them, and a change of what they dep
 of a random base) makes them stale. VGG19 with weights=null on the synthetic project (1 epoch).
 The face family end to end, from the pretrained stage (a stand-in package) to the metrics."""
 import json
-import sys
 
 import numpy as np
 import pytest
 import yaml
 
-from dvc_project import GIT, changed_stages
+from dvc_project import DVC, GIT, changed_stages
 from dvc_project import run as _run
 
 pytestmark = pytest.mark.slow
-DVC = [sys.executable, "-m", "dvc"]
 
 
 def test_features_are_computed_once_and_reused_by_head_only_experiments(project):

@@ -15,12 +15,16 @@ from dvc_project import run as _run
 pytestmark = pytest.mark.slow  # each test runs DVC pipelines that train
 
 
-def test_dvc_repro_end_to_end(project):
-    out = _run([sys.executable, "-m", "dvc", "repro"], project)
+def test_dvc_repro_end_to_end(trained_project, trained_copy):
+    """`dvc repro` of a fresh project (the shared run of conftest.py's trained_project) runs every
+    stage and leaves its outputs linked to the cache; the rest runs on this test's copy of it."""
+    out = trained_project.output
     for stage in ("check_params", "ingest", "preprocess", "train", "evaluate", "plot", "model_card"):
         assert f"Running stage '{stage}'" in out
-    # one copy on disk (.dvc/config cache.type): each cached output is a link to its cache entry
-    kinds = assert_one_copy(project)
+    # one copy on disk (.dvc/config cache.type): each cached output is a link to its cache entry,
+    # as the run left it (the copy's links are `dvc checkout --relink`'s)
+    kinds = assert_one_copy(trained_project.path)
+    project = trained_copy
     assert "data/processed/train_images.npy" in kinds and "models/model.keras" in kinds
     assert "kfold" not in out and not (project / "kfold" / "metrics.json").exists()
     metrics = json.loads((project / "reports/metrics.json").read_text())

@@ -1,29 +1,30 @@
 """Working as a team: a DVC remote a fresh clone pulls from, sweeps through DVC's experiment
 queue, and scoring on a labelled set of your own (external/dvc.yaml). Small synthetic data, 1 epoch."""
 import json
+import os
 import subprocess
 import sys
 import time
 
 import numpy as np
 import pandas as pd
+import psutil  # a dependency of DVC
 import pytest
 import yaml
 
-from dvc_project import assert_one_copy
+from dvc_project import DVC, GIT, assert_one_copy
 from dvc_project import env as _env
 from dvc_project import run as _run
 from synthetic import face, make_labelled
 
 pytestmark = pytest.mark.slow
-DVC = [sys.executable, "-m", "dvc"]
-GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
 
 
-def test_a_clone_pulls_from_the_remote_and_reproduces_nothing(project, tmp_path):
+def test_a_clone_pulls_from_the_remote_and_reproduces_nothing(trained_copy, tmp_path):
     """The raw images under DVC (`dvc add`, a dep of ingest), a local-folder remote: repro and push
-    in one clone; a fresh `git clone` pulls, is up to date, and predicts without training."""
-    raw = "data/raw/UTKFace"
+    in one clone (a trained one: conftest.py's trained_project); a fresh `git clone` pulls, is up to
+    date, and predicts without training."""
+    project, raw = trained_copy, "data/raw/UTKFace"
     _run([*GIT, "rm", "-r", "-q", "--cached", raw], project)  # the fixture committed it to git
     _run([*DVC, "add", raw], project)
     remote = tmp_path / "remote"
@@ -56,25 +57,25 @@ def test_a_clone_pulls_from_the_remote_and_reproduces_nothing(project, tmp_path)
     assert record["error"] is None and 0 <= record["age"] <= 120 and record["gender"] in ("male", "female")
 
 
+def _queue_workers(project) -> list:
+    """The `dvc exp queue-worker` processes running in ``project``."""
+    here = os.path.realpath(project)
+    return [proc for proc in psutil.process_iter(["cmdline", "cwd"])
+            if "queue-worker" in (proc.info["cmdline"] or []) and proc.info["cwd"] == here]
+
+
 def _wait_for_queue(cwd, timeout_s: float, log) -> str:
-    """Poll `dvc queue status` until nothing is queued or running and no worker is left (a worker
-    stops by itself once the queue is empty); return the last status. Fails at ``timeout_s``, or
-    after two minutes with every experiment still queued and no worker (it could not start:
-    ``log`` says why)."""
+    """Wait until the queue's worker, which stops by itself once the queue is empty, has ended;
+    return `dvc queue status` then. Watches the worker's process, not `dvc queue status` (seconds
+    of CPU a call, taken from the experiments). Fails at ``timeout_s``, or when no worker is there
+    a minute after `dvc queue start` (it could not start: ``log`` says why)."""
     start = time.monotonic()
-    while True:
-        status = _run([*DVC, "queue", "status"], cwd)
-        states = [line.split()[-1] for line in status.splitlines()[1:] if line.strip()
-                  and line.split()[-1] in ("Queued", "Running", "Success", "Failed")]
-        # a worker busy training may not answer DVC's ping, so "0 active" alone proves nothing
-        no_worker = "Worker status: 0 active, 0 idle" in status
-        if not {"Queued", "Running"} & set(states) and no_worker:
-            return status
-        waited = time.monotonic() - start
-        never_started = states and set(states) == {"Queued"} and no_worker
-        assert not (never_started and waited > 120), f"no queue worker:\n{status}\n{log.read_text()}"
-        assert waited < timeout_s, f"queue still busy after {timeout_s} s:\n{status}"
-        time.sleep(5)
+    while not (workers := _queue_workers(cwd)):
+        assert time.monotonic() - start < 60, f"no queue worker:\n{log.read_text()}"
+        time.sleep(0.5)
+    _, alive = psutil.wait_procs(workers, timeout=timeout_s)
+    assert not alive, f"queue still busy after {timeout_s} s:\n{_run([*DVC, 'queue', 'status'], cwd)}"
+    return _run([*DVC, "queue", "status"], cwd)
 
 
 def test_a_grid_runs_through_the_queue(project):
@@ -121,10 +122,11 @@ def test_a_grid_runs_through_the_queue(project):
     assert "Worker status: 0 active, 0 idle" in _run([*DVC, "queue", "status"], project)
 
 
-def test_evaluate_external_scores_a_labelled_folder(project):
+def test_evaluate_external_scores_a_labelled_folder(trained_copy):
     """`dvc repro external/dvc.yaml` (never run by plain `dvc repro`) scores the trained model
-    on a labelled folder of crops; its metrics file sits beside the test metrics. Then
-    `dvc repro export/dvc.yaml` exports the same model as TensorFlow Lite."""
+    (conftest.py's trained_project) on a labelled folder of crops; its metrics file sits beside the
+    test metrics. Then `dvc repro export/dvc.yaml` exports the same model as TensorFlow Lite."""
+    project = trained_copy
     folder = project / "data" / "external"
     make_labelled(folder, n=8, seed=5, race=False)
     face(30, 0, np.random.default_rng(0)).save(folder / "img" / "no_age.jpg")

@@ -68,6 +68,25 @@ def run(cmd, cwd, ok: bool = True) -> str:
     return result.stdout + result.stderr
 
 
+def copy_project(src: Path, dst: Path) -> Path:
+    """A copy of the project ``src`` (git repo, DVC cache, workspace) at ``dst``, every cached output
+    linked again to the copy's own cache, as `dvc checkout` links them (a plain copy of a file leaves
+    a copy): a test changes its copy, never ``src``."""
+    shutil.copytree(src, dst, symlinks=True)
+    run([*DVC, "checkout", "--relink"], dst)
+    return dst
+
+
+def assert_quiet(out: str) -> None:
+    """``out`` (a DVC command's) says nothing about the optional pipelines that never ran, warns of
+    nothing, and carries no TensorFlow or Keras start-up noise."""
+    for noise in ("No file hash info", "failed to load", "reports/external", "kfold/folds",
+                  "Checkout failed",
+                  "WARNING:",  # e.g. DVC's "'agegender/data/__init__.py' is empty" per dep
+                  "cuInit", "UserWarning"):  # TensorFlow's and Keras' start-up noise
+        assert noise not in out, f"{noise!r} in:\n{out[-3000:]}"
+
+
 def changed_stages(cwd, *targets: str) -> set[str]:
     """The stages `dvc status` reports as changed (of ``targets``, default dvc.yaml)."""
     status = run([*DVC, "status", *(targets or ["dvc.yaml"])], cwd)

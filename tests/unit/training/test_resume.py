@@ -45,29 +45,36 @@ def test_a_run_killed_after_epoch_1_of_3_resumes_and_ends_with_the_same_model(tm
     assert [line.split("\t")[0] for line in loss.splitlines()[1:]] == ["0", "1", "2"]
 
 
-def test_weight_averaging_resumes_to_the_same_average(tmp_path):
+@pytest.fixture(scope="module")
+def plain(tmp_path_factory):
+    """The folder of a run without weight averaging or resizing, uninterrupted: what the two
+    tests below compare their runs with (one job for both)."""
+    out = tmp_path_factory.mktemp("resume") / "plain"
+    _ok(_job(out))
+    return out
+
+
+def test_weight_averaging_resumes_to_the_same_average(tmp_path, plain):
     """ema: the average is optimizer state, kept in the backup: killed after epoch 1 and resumed,
     the run ends with the same averaged weights as uninterrupted (up to float32 rounding)."""
     _ok(_job(tmp_path / "whole", "--ema", "0.9"))
     assert _job(tmp_path / "resumed", "--ema", "0.9", "--kill-after-epoch", "1").returncode == 3
     _ok(_job(tmp_path / "resumed", "--ema", "0.9"))
-    plain = _ok(_job(tmp_path / "plain"))  # without the average: other weights
-    assert plain.returncode == 0
-    whole, resumed, raw = (np.load(tmp_path / run / "weights.npy") for run in ("whole", "resumed", "plain"))
+    whole, resumed = (np.load(tmp_path / run / "weights.npy") for run in ("whole", "resumed"))
+    raw = np.load(plain / "weights.npy")  # without the average: other weights
     assert same_run(whole, resumed) and not same_run(whole, raw)
 
 
-def test_progressive_resizing_resumes_at_the_size_of_each_epoch(tmp_path):
+def test_progressive_resizing_resumes_at_the_size_of_each_epoch(tmp_path, plain):
     """Killed after epoch 1 of 2 at 40 px and resumed, the run trains epoch 2 at 40 px and epoch 3
     at 72 px as uninterrupted: the same model (up to float32 rounding), and another than without resizing."""
     _ok(_job(tmp_path / "whole", "--progressive", "40:2"))
     assert _job(tmp_path / "resumed", "--progressive", "40:2", "--kill-after-epoch", "1").returncode == 3
     _ok(_job(tmp_path / "resumed", "--progressive", "40:2"))
-    _ok(_job(tmp_path / "plain"))
-    whole, resumed, plain = (np.load(tmp_path / run / "predictions.npy") for run in ("whole", "resumed", "plain"))
-    assert same_run(whole, resumed) and not same_run(whole, plain)
-    cost = {run: json.loads((tmp_path / run / "summary.json").read_text())["train_tflop"]
-            for run in ("whole", "resumed", "plain")}
+    runs = {"whole": tmp_path / "whole", "resumed": tmp_path / "resumed", "plain": plain}
+    whole, resumed, unresized = (np.load(runs[run] / "predictions.npy") for run in runs)
+    assert same_run(whole, resumed) and not same_run(whole, unresized)
+    cost = {run: json.loads((folder / "summary.json").read_text())["train_tflop"] for run, folder in runs.items()}
     assert cost["whole"] == cost["resumed"] < cost["plain"]
 
 
