@@ -42,10 +42,11 @@ def main(argv=None) -> int:
                        "train_seconds": summary.train_seconds,
                        # FLOPs counted from the model (CPU-independent): what dvc exp show compares
                        "train_tflop": summary.train_tflop,
-                       # with cached features, the pass that made them, and the two together
-                       **({"features_tflop": summary.features_tflop,
-                           "total_tflop": round(summary.train_tflop + summary.features_tflop, 6)}
-                          if summary.features_tflop is not None and summary.train_tflop is not None else {}),
+                       # with cached features, the pass that made them; and the run's whole cost,
+                       # that pass included, for every run: what the review view compares
+                       **({"features_tflop": summary.features_tflop} if summary.features_tflop is not None else {}),
+                       **({"total_tflop": round(summary.train_tflop + (summary.features_tflop or 0.0), 6)}
+                          if summary.train_tflop is not None else {}),
                        **metrics["cost"],
                        # what training ran on, and the precision evaluation predicted in
                        "precision": summary.precision, "device": summary.device,

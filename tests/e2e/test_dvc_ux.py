@@ -22,7 +22,7 @@ from dvc_project import DVC, GIT, ROOT, assert_quiet
 from dvc_project import env as _env
 from dvc_project import run as _run
 
-HEADLINE = {"age.mae", "age.cs5", "gender.accuracy", "cost.train_tflop"}
+HEADLINE = {"age.mae", "age.cs5", "gender.accuracy", "cost.total_tflop"}
 
 
 def review_command() -> list[str]:

@@ -56,7 +56,7 @@ def _assert_one_scale(metrics):
     """Every variant reports the same metrics (bins models add their own-bin accuracies)."""
     assert {"mae", "rmse", "cs5", "five_year_accuracy"} <= set(metrics["age"])
     assert {"accuracy", "f1", "roc_auc"} <= set(metrics["gender"])
-    assert {"parameters", "train_seconds", "inference_images_per_second"} <= set(metrics["cost"])
+    assert {"parameters", "train_seconds", "inference_images_per_second", "total_tflop"} <= set(metrics["cost"])
     assert metrics["cost"]["parameters"] > 0 and metrics["cost"]["train_seconds"] > 0
 
 

@@ -29,6 +29,9 @@ def test_dvc_repro_end_to_end(trained_project, trained_copy):
     assert "kfold" not in out and not (project / "kfold" / "metrics.json").exists()
     metrics = json.loads((project / "reports/metrics.json").read_text())
     assert 0 <= metrics["age"]["mae"] < 120 and 0 <= metrics["gender"]["accuracy"] <= 1
+    # trained from the images, no feature pass: the run's whole cost is its training
+    assert metrics["cost"]["total_tflop"] == metrics["cost"]["train_tflop"] > 0
+    assert "features_tflop" not in metrics["cost"]
     predictions = pd.read_csv(project / "reports/predictions.csv")
     assert len(predictions) == metrics["test_images"] > 0
     quality = json.loads((project / "reports/data_quality.json").read_text())
