@@ -40,7 +40,7 @@ def main(argv=None) -> int:
     summary = TrainSummary.read(args.train_summary)
     metrics["cost"] = {"parameters": int(model.count_params()),
                        "train_seconds": summary.train_seconds,
-                       # FLOPs counted from the model (CPU-independent): what dvc exp show compares
+                       # FLOPs counted from the model (CPU-independent)
                        "train_tflop": summary.train_tflop,
                        # with cached features, the pass that made them; and the run's whole cost,
                        # that pass included, for every run: what the review view compares
