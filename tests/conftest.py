@@ -42,26 +42,41 @@ def project(tmp_path):
     return make_project(tmp_path / "proj")
 
 
-class Ran(NamedTuple):
-    path: Path  # the project
-    output: str  # what `dvc repro` printed
+class TrainedProject(NamedTuple):
+    path: Path  # the project's folder
+    repro_output: str  # what its `dvc repro` printed
+    files: dict  # path -> (size, mtime) of its files when the run ended (.dvc/tmp and .git aside)
+
+
+def _files(project: Path) -> dict:
+    """path -> (size, mtime_ns) of every file of ``project`` but DVC's scratch (.dvc/tmp) and git's
+    own folder: what a test that changed the project would have changed."""
+    return {str(f.relative_to(project)): (f.lstat().st_size, f.lstat().st_mtime_ns)
+            for f in project.rglob("*") if not f.is_dir()
+            and not str(f.relative_to(project)).startswith((".git/", ".dvc/tmp/"))}
 
 
 @pytest.fixture(scope="session")
-def trained_project(tmp_path_factory) -> Ran:
+def trained_project(tmp_path_factory) -> TrainedProject:
     """A ``project`` on which `dvc repro` ran once, every stage of the default pipeline from scratch,
-    and what that run printed; built once per test process for the tests that start from a trained
-    project (each `dvc repro` of it costs half a minute). Shared: read it, never change it; a test
-    that changes the project takes a ``trained_copy``."""
+    and what that run printed (``.path``, ``.repro_output``); built once per pytest-xdist worker
+    (once in all with -n 0) for the tests that start from a trained project: each `dvc repro` of it
+    costs about 50 s. Shared: read it (its files; DVC reading it, as assert_one_copy does), change
+    nothing in it; a test that changes the project takes a ``trained_copy``."""
     from dvc_project import DVC, make_project, run
 
     project = make_project(tmp_path_factory.mktemp("trained") / "proj")
-    return Ran(project, run([*DVC, "repro"], project))
+    output = run([*DVC, "repro"], project)
+    return TrainedProject(project, output, _files(project))
 
 
 @pytest.fixture
 def trained_copy(trained_project, tmp_path) -> Path:
-    """A copy of ``trained_project`` of this test's own, its outputs linked to its own cache."""
+    """This test's own copy of ``trained_project`` (at tmp_path / "trained"), its outputs linked
+    to its own cache; fails first if an earlier test changed the shared project."""
     from dvc_project import copy_project
 
-    return copy_project(trained_project.path, tmp_path / "proj")
+    changed = {p for p, v in _files(trained_project.path).items() if trained_project.files.get(p) != v}
+    changed |= set(trained_project.files) - set(_files(trained_project.path))
+    assert not changed, f"a test changed the shared trained_project: {sorted(changed)[:5]}"
+    return copy_project(trained_project.path, tmp_path / "trained")

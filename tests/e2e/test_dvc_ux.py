@@ -201,7 +201,7 @@ def test_plain_runs_are_quiet_and_the_review_view_fits_120_columns(trained_proje
     the README's review command in a 120-column terminal shows the headline metrics and the changed
     param with no cell cut (`…`). (Checkout after a k-fold run: test_experiments.py.)"""
     project = trained_copy
-    assert_quiet(trained_project.output)
+    assert_quiet(trained_project.repro_output)
     _run([*GIT, "add", "-A"], project)
     _run([*GIT, "commit", "-qm", "run"], project)
     shown = _run([*DVC, "metrics", "show"], project)

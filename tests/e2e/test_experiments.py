@@ -16,15 +16,19 @@ pytestmark = pytest.mark.slow  # each test runs DVC pipelines that train
 def test_kfold_is_a_separate_pipeline(trained_copy):
     """`dvc repro kfold/dvc.yaml` runs ingest, preprocess, the face base's fetch (cv reads it when
     the model does) and the k-fold stages, never train; on a trained project (conftest.py's
-    trained_project), k-fold runs its own stages, its metrics read by name, and checkout says
-    nothing about its outputs after it."""
+    trained_project, train's outputs removed), k-fold runs its own stages and writes no model, its
+    metrics read by name, and checkout says nothing about its outputs after it."""
     project = trained_copy
     dag = _run([*DVC, "dag", "--dot", "kfold/dvc.yaml"], project)  # what it runs on a fresh project
     assert set(re.findall(r'^"([^"]+)";$', dag, re.M)) == {
         "check_params", "ingest", "preprocess", "pretrained", "kfold/dvc.yaml:cv", "kfold/dvc.yaml:aggregate"}
+    for output in ("models/model.keras", "models/train_summary.json"):  # k-fold needs none of train's
+        (project / output).unlink()
     out = _run([*DVC, "repro", "kfold/dvc.yaml"], project)
     assert "Running stage 'kfold/dvc.yaml:cv'" in out and "Running stage 'kfold/dvc.yaml:aggregate'" in out
-    assert "Running stage 'train'" not in out
+    for stage in ("ingest", "preprocess", "train"):  # the trained project's data reused; no training
+        assert f"Running stage '{stage}'" not in out, out
+    assert not (project / "models" / "model.keras").exists()
     result = json.loads((project / "kfold/metrics.json").read_text())
     assert result["n_folds"] == 2
     for stat in ("mean", "std"):

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow  # each test runs DVC pipelines that train
 def test_dvc_repro_end_to_end(trained_project, trained_copy):
     """`dvc repro` of a fresh project (the shared run of conftest.py's trained_project) runs every
     stage and leaves its outputs linked to the cache; the rest runs on this test's copy of it."""
-    out = trained_project.output
+    out = trained_project.repro_output
     for stage in ("check_params", "ingest", "preprocess", "train", "evaluate", "plot", "model_card"):
         assert f"Running stage '{stage}'" in out
     # one copy on disk (.dvc/config cache.type): each cached output is a link to its cache entry,

@@ -1,6 +1,8 @@
-"""Helpers of the tests that run DVC in a copy of this project (the ``project`` fixture of
-conftest.py builds the copy): the environment, running a command, reading ``dvc status``, and the
-figures dvc.yaml declares. A plain module, so test modules share it without importing each other."""
+"""Helpers of the tests that run DVC in a copy of this project (conftest.py's ``project`` fixture
+builds the copy, ``trained_copy`` copies a trained one with :func:`copy_project`): the environment,
+running a command, reading ``dvc status``, a command's output free of noise, the figures dvc.yaml
+declares, and the outputs' links to the cache. A plain module, so test modules share it without
+importing each other."""
 import configparser
 import hashlib
 import json
