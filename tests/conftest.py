@@ -51,9 +51,12 @@ class TrainedProject(NamedTuple):
 def _files(project: Path) -> dict:
     """path -> (size, mtime_ns) of every file of ``project`` but DVC's scratch (.dvc/tmp) and git's
     own folder: what a test that changed the project would have changed."""
-    return {str(f.relative_to(project)): (f.lstat().st_size, f.lstat().st_mtime_ns)
-            for f in project.rglob("*") if not f.is_dir()
-            and not str(f.relative_to(project)).startswith((".git/", ".dvc/tmp/"))}
+    files = {}
+    for f in project.rglob("*"):
+        name, stat = f.relative_to(project).as_posix(), f.lstat()
+        if not f.is_dir() and not name.startswith((".git/", ".dvc/tmp/")):
+            files[name] = (stat.st_size, stat.st_mtime_ns)
+    return files
 
 
 @pytest.fixture(scope="session")
@@ -76,7 +79,7 @@ def trained_copy(trained_project, tmp_path) -> Path:
     to its own cache; fails first if an earlier test changed the shared project."""
     from dvc_project import copy_project
 
-    changed = {p for p, v in _files(trained_project.path).items() if trained_project.files.get(p) != v}
-    changed |= set(trained_project.files) - set(_files(trained_project.path))
+    now, then = _files(trained_project.path), trained_project.files
+    changed = {name for name in now.keys() | then.keys() if now.get(name) != then.get(name)}
     assert not changed, f"a test changed the shared trained_project: {sorted(changed)[:5]}"
     return copy_project(trained_project.path, tmp_path / "trained")

@@ -1,14 +1,13 @@
 """End to end: `dvc repro` of the real dvc.yaml on a small synthetic UTKFace folder (1 epoch)."""
 import json
 import shutil
-import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
-from dvc_project import (GIT, assert_one_copy, cache_file, cached_files, changed_stages, declared_figures,
+from dvc_project import (DVC, GIT, assert_one_copy, cache_file, cached_files, changed_stages, declared_figures,
                          md5)
 from dvc_project import run as _run
 
@@ -52,16 +51,16 @@ def test_dvc_repro_end_to_end(trained_project, trained_copy):
                     "## Fairness breakdown", "## Training data coverage", "## Known limitations"):
         assert heading in card
     # DVC renders every declared plot (images and data plots) without a load error
-    shown = _run([sys.executable, "-m", "dvc", "plots", "show", "-o", "plots_html"], project)
+    shown = _run([*DVC, "plots", "show", "-o", "plots_html"], project)
     assert "failed to load" not in shown
     html = (project / "plots_html" / "index.html").read_text()
     for figure in declared_figures(project / "dvc.yaml"):
         assert figure.replace("/", "_") in html, figure
     assert (project / "models/model.keras").is_file()
     # nothing changed: a second repro runs no stage
-    again = _run([sys.executable, "-m", "dvc", "repro"], project)
+    again = _run([*DVC, "repro"], project)
     assert "Running stage" not in again
-    dag = _run([sys.executable, "-m", "dvc", "dag", "--dot"], project)
+    dag = _run([*DVC, "dag", "--dot"], project)
     for a, b in [("ingest", "preprocess"), ("preprocess", "train"), ("train", "evaluate"),
                  ("evaluate", "plot"), ("evaluate", "model_card")]:
         assert f'"{a}" -> "{b}"' in dag
@@ -85,13 +84,12 @@ def _edits_rerun_exactly_the_stages_that_run_the_edited_code(project):
     """dvc.yaml declares each stage's code file by file (tools/sync_dvc_deps.py), so an edit is
     seen by every stage that runs the edited file, and by no other."""
     code = project / "agegender"
-    dvc = [sys.executable, "-m", "dvc"]
 
     def networks():  # train builds the networks; evaluate, plot and model_card reach the saved
         # model's custom layers / information (agegender/serving/saved.py): all downstream of train
         changed = changed_stages(project)
         assert changed == {"features", "train", "evaluate", "plot", "model_card"}, sorted(changed)
-        dry = _run([*dvc, "repro", "--dry"], project)
+        dry = _run([*DVC, "repro", "--dry"], project)
         assert "Running stage 'train'" in dry
         for stage in ("check_params", "ingest", "preprocess"):
             assert f"Running stage '{stage}'" not in dry, dry
@@ -112,14 +110,13 @@ def _a_bad_setting_stops_the_pipeline_before_any_stage_removes_outputs(project):
     """A typo planted in params.yaml by hand (not through -S, which DVC checks itself) stops
     `dvc repro` at check_params with one line naming the key; the trained model stays. A valid
     edit re-runs the check (its output is constant) and only the stages that use the setting."""
-    dvc = [sys.executable, "-m", "dvc"]
     path = project / "params.yaml"
     good = path.read_text()
     params = yaml.safe_load(good)
     params["models"]["compact"]["architecture"]["wieghts"] = None
     path.write_text(yaml.safe_dump(params, sort_keys=False))
     model = (project / "models/model.keras").read_bytes()
-    out = _run([*dvc, "repro"], project, ok=False)
+    out = _run([*DVC, "repro"], project, ok=False)
     named = [line for line in out.splitlines() if "models.compact.architecture.wieghts" in line]
     assert len(named) == 1 and "unknown key" in named[0] and "Traceback" not in out, out
     assert "Running stage 'check_params'" in out and out.count("Running stage") == 1, out
@@ -128,7 +125,7 @@ def _a_bad_setting_stops_the_pipeline_before_any_stage_removes_outputs(project):
     params = yaml.safe_load(good)
     params["evaluate"]["batch_size"] = 128
     path.write_text(yaml.safe_dump(params, sort_keys=False))
-    out = _run([*dvc, "repro"], project)
+    out = _run([*DVC, "repro"], project)
     assert "Running stage 'check_params'" in out and "Running stage 'evaluate'" in out
     for stage in ("ingest", "preprocess", "train"):
         assert f"Running stage '{stage}'" not in out, out
@@ -147,7 +144,6 @@ def _a_stage_run_again_writes_new_files_and_checkout_switches_linked_versions(pr
     files still there: agegender/data/preprocessing.py opens them "wb"), and every cache entry of
     the run before still holds what its name says. `dvc checkout` between the two commits gives each
     one's files, linked, and `dvc repro` then runs nothing."""
-    dvc = [sys.executable, "-m", "dvc"]
     _run([*GIT, "add", "-A"], project)
     _run([*GIT, "commit", "-qm", "run"], project)
     _run([*GIT, "branch", "rgb72"], project)
@@ -159,7 +155,7 @@ def _a_stage_run_again_writes_new_files_and_checkout_switches_linked_versions(pr
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["model"] = "sigmoid_bins"  # gray70 faces instead of the default's rgb72
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    out = _run([*dvc, "repro", "preprocess"], project)
+    out = _run([*DVC, "repro", "preprocess"], project)
     assert "Running stage 'preprocess'" in out and "Running stage 'ingest'" not in out, out
     for path, value in before.items():  # the run before's outputs, as the cache holds them
         assert md5(cache_file(project, value)) == value, f"{path}: cache entry {value} changed"
@@ -177,19 +173,19 @@ def _a_stage_run_again_writes_new_files_and_checkout_switches_linked_versions(pr
     _run([*GIT, "commit", "-qm", "gray70"], project)
 
     _run([*GIT, "checkout", "-q", "rgb72"], project)
-    _run([*dvc, "checkout"], project)
+    _run([*DVC, "checkout"], project)
     assert cached_files(project) == before
     assert_one_copy(project, may_be_copies=again)
-    _run([*dvc, "checkout", "--relink"], project)
+    _run([*DVC, "checkout", "--relink"], project)
     kinds = assert_one_copy(project)
-    assert "Running stage" not in _run([*dvc, "repro"], project)
+    assert "Running stage" not in _run([*DVC, "repro"], project)
     _run([*GIT, "checkout", "-q", "gray70"], project)
-    _run([*dvc, "checkout"], project)
+    _run([*DVC, "checkout"], project)
     assert cached_files(project) == after
     assert_one_copy(project)
     assert "preprocess" not in changed_stages(project)
     _run([*GIT, "checkout", "-q", "rgb72"], project)
-    _run([*dvc, "checkout"], project)
+    _run([*DVC, "checkout"], project)
     assert assert_one_copy(project) == kinds
 
     # what reads the arrays reads them through the links: positioned reads and a read-only map
@@ -206,7 +202,7 @@ def test_missing_data_stops_the_first_stage_with_the_readmes_message(project):
     agegender.data.source.check_source (README, "Getting the data"), not DVC's missing-dependency
     error for ingest."""
     shutil.rmtree(project / "data" / "raw" / "UTKFace")
-    out = _run([sys.executable, "-m", "dvc", "repro"], project, ok=False)
+    out = _run([*DVC, "repro"], project, ok=False)
     lines = [line for line in out.splitlines() if line.startswith("check_params: error:")]
     assert len(lines) == 1 and "raw data not found at data/raw/UTKFace" in lines[0], out
     assert "README 'Getting the data'" in lines[0]

@@ -72,7 +72,7 @@ def test_progressive_resizing_resumes_at_the_size_of_each_epoch(tmp_path, plain)
     assert _job(tmp_path / "resumed", "--progressive", "40:2", "--kill-after-epoch", "1").returncode == 3
     _ok(_job(tmp_path / "resumed", "--progressive", "40:2"))
     runs = {"whole": tmp_path / "whole", "resumed": tmp_path / "resumed", "plain": plain}
-    whole, resumed, unresized = (np.load(runs[run] / "predictions.npy") for run in runs)
+    whole, resumed, unresized = (np.load(folder / "predictions.npy") for folder in runs.values())
     assert same_run(whole, resumed) and not same_run(whole, unresized)
     cost = {run: json.loads((folder / "summary.json").read_text())["train_tflop"] for run, folder in runs.items()}
     assert cost["whole"] == cost["resumed"] < cost["plain"]
