@@ -75,7 +75,12 @@ def _residual_block(x, filters: int, stride: int, name: str):
     """Pre-activation-free basic residual block: conv-BN-ReLU-conv-BN + shortcut, ReLU."""
     shortcut = x
     if stride != 1 or x.shape[-1] != filters:
-        shortcut = layers.Conv2D(filters, 1, strides=stride, use_bias=False, name=f"{name}_proj")(x)
+        if stride != 1:
+            # the same function as a 1x1 convolution at this stride: TensorFlow 2.21's oneDNN
+            # kernel for that convolution's weight gradient, on AVX2 CPUs, is wrong (and writes
+            # past its buffers) when fewer than 8 channels come in; subsampling first avoids it
+            shortcut = layers.AveragePooling2D(1, strides=stride, name=f"{name}_proj_subsample")(shortcut)
+        shortcut = layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_proj")(shortcut)
         shortcut = BatchNorm(name=f"{name}_proj_bn")(shortcut)
     y = layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False,
                       kernel_initializer="he_normal", name=f"{name}_conv1")(x)

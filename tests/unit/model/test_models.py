@@ -9,7 +9,7 @@ from agegender.model.build import build_model
 from agegender.model.families import FAMILIES, get_family
 from agegender.params import ParamsError, Recipe
 from agegender.data.datasets import make_dataset
-from agegender.model.targets import keras_targets
+from agegender.model.targets import AgeOutput, keras_targets
 from agegender.training.phases import compile_model
 from locations import ROOT
 
@@ -100,6 +100,38 @@ def test_compact_stage_blocks_add_residual_blocks():
     assert deeper.output["age"].shape == one.output["age"].shape
     with pytest.raises(ValueError):  # one block count per stage
         networks.compact_resnet((64, 64, 3), spec.age_output, {}, 0, stage_blocks=(1, 1))
+
+
+def test_compact_weight_gradients_match_float64_even_with_few_channels():
+    """Every weight's gradient of a narrow compact network (4 channels into a stride-2 shortcut)
+    against the same network in float64. The shortcut subsamples before its 1x1 convolution:
+    TensorFlow 2.21's oneDNN AVX2 kernel for a strided 1x1 convolution's weight gradient with
+    under 8 input channels came out 18 times its own scale off, different on each call (CI runs
+    this file with oneDNN capped at AVX2)."""
+    import tensorflow as tf
+
+    narrow = {"stem_filters": 4, "stage_filters": [4, 8, 8, 8], "stage_blocks": [1, 1, 1, 1]}
+    x = np.random.default_rng(0).uniform(0, 255, (8, 72, 72, 3))
+
+    def gradients(dtype, weights=None):
+        keras.config.set_dtype_policy(dtype)
+        try:
+            model = networks.compact_resnet((72, 72, 3), AgeOutput("regression"), {}, 0, **narrow)
+        finally:
+            keras.config.set_dtype_policy("float32")
+        if weights is not None:
+            model.set_weights([w.astype(dtype) for w in weights])
+        with tf.GradientTape() as tape:  # inference mode: no dropout, BN as the affine map it keeps
+            out = model(tf.constant(x, dtype), training=False)
+            loss = tf.reduce_sum(out["age"]) * 0.01 + tf.reduce_sum(out["gender"])
+        return model, [g.numpy() for g in tape.gradient(loss, model.trainable_weights)]
+
+    model, ours = gradients("float32")
+    _, exact = gradients("float64", model.get_weights())
+    off = {v.path: float(np.abs(a - b).max() / np.abs(b).max())
+           for v, a, b in zip(model.trainable_weights, ours, exact, strict=True) if np.abs(b).max() > 0}
+    assert "stage2_proj/kernel" in off and max(off.values()) < 1e-4, off
+    assert "stage2_proj_subsample" in [layer.name for layer in model.layers]
 
 
 @pytest.mark.bf16
