@@ -288,7 +288,7 @@ class Params(_Section):
     # where the stages read and write: dvc.yaml and kfold/dvc.yaml take every path from here
     paths: dict[str, str] = {}
     split: Split = Split()
-    model: str = "compact"
+    model: str = "face_mobilenet"  # the default family, as params.yaml names it
     train: Train = Train()
     models: dict[str, Recipe] = {}  # family names: agegender.model.families.check_params
     evaluate: Evaluate = Evaluate()
