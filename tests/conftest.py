@@ -11,6 +11,22 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from synthetic import make_utkface  # noqa: E402
 
 
+def pytest_collection_modifyitems(items):
+    """The files of slow tests first, end-to-end ones ahead, the rest in their own order: with
+    ``-n 2 --dist loadfile --no-loadscope-reorder`` (pytest.ini) xdist hands out whole files in
+    this order, so the long files start at once and the many short ones even the two workers out
+    at the end. (xdist's own order, most tests first, left a long end-to-end file for last, one
+    worker idle meanwhile.)"""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+
+    def rank(item) -> int:
+        if item.path not in slow_files:
+            return 2
+        return 0 if "e2e" in item.path.parts else 1
+
+    items.sort(key=rank)  # stable: a file's tests keep their order
+
+
 @pytest.fixture
 def utk_dir(tmp_path):
     """A synthetic UTKFace folder with the real archive's defects; returns (folder, written)."""

@@ -78,14 +78,15 @@ def _wait_for_queue(cwd, timeout_s: float, log) -> str:
     return _run([*DVC, "queue", "status"], cwd)
 
 
-def test_a_grid_runs_through_the_queue(project):
-    """`dvc exp run --queue -S` with a grid of two learning rates, `dvc queue start -j 1`, then
-    each experiment's metrics and the param that differs in `dvc exp show --only-changed`."""
-    _run([*DVC, "repro", "preprocess"], project)  # the queue's experiments reuse ingest and preprocess
+def test_a_grid_runs_through_the_queue(trained_copy):
+    """`dvc exp run --queue -S` with a grid of evaluation's two flip settings, `dvc queue start -j
+    1`, then each experiment's metrics and the param that differs in `dvc exp show --only-changed`.
+    The queue's experiments start from the committed trained project (conftest.py's
+    trained_project) and reuse its model from the cache: evaluation only, nothing trains."""
+    project = trained_copy
     _run([*GIT, "add", "-A"], project)
-    _run([*GIT, "commit", "-qm", "data"], project)
-    queued = _run([*DVC, "exp", "run", "--queue", "-S",
-                   "models.compact.learning_rate=0.001,0.004"], project)
+    _run([*GIT, "commit", "-qm", "trained"], project)
+    queued = _run([*DVC, "exp", "run", "--queue", "-S", "evaluate.tta_flip=true,false"], project)
     assert queued.count("Queued experiment") == 2, queued
     try:
         # returns at once; the worker it forks keeps the standard streams it was given, so they go
@@ -104,19 +105,23 @@ def test_a_grid_runs_through_the_queue(project):
     exps = [e for row in rows for e in (row.get("experiments") or [])]
     found = {}
     for exp in exps:
-        revs = exp.get("revs") or []
-        for rev in revs:
-            data = (rev.get("data") or {})
-            lr = data["params"]["params.yaml"]["data"]["models"]["compact"]["learning_rate"]
-            found[lr] = data["metrics"]["reports/metrics.json"]["data"]
-    assert set(found) == {0.001, 0.004}, rows
+        for rev in exp.get("revs") or []:
+            data = rev.get("data") or {}
+            flip = data["params"]["params.yaml"]["data"]["evaluate"]["tta_flip"]
+            found[flip] = data["metrics"]["reports/metrics.json"]["data"]
+    assert set(found) == {True, False}, rows
     for metrics in found.values():
         assert 0 <= metrics["age"]["mae"] < 120 and 0 <= metrics["gender"]["accuracy"] <= 1
+    assert found[True]["age"]["mae"] != found[False]["age"]["mae"]  # the setting reached evaluate
     table = _run([*DVC, "exp", "show", "--csv", "--only-changed"], project)
     header = table.splitlines()[0].split(",")
-    assert "models.compact.learning_rate" in header and "model" not in header  # only what differs
+    assert "evaluate.tta_flip" in header and "model" not in header  # only what differs
     names = _run([*DVC, "exp", "list", "--name-only"], project).split()
     assert len(names) == 2
+    logs = [_run([*DVC, "queue", "logs", name], project) for name in names]
+    assert not [log for log in logs if "Running stage 'train'" in log], logs
+    # the experiment with the committed setting had nothing to run
+    assert sum("Running stage 'evaluate'" in log for log in logs) == 1, logs
     diff = _run([*DVC, "metrics", "diff", names[0], names[1]], project)
     assert "age.mae" in diff
     assert "Worker status: 0 active, 0 idle" in _run([*DVC, "queue", "status"], project)
