@@ -4,7 +4,7 @@ Every key has a type and a default here; ``load_params`` refuses an unknown key 
 wrong type with a message naming the key (``models.compact.epochs: ...``). How a model family
 trains is its :class:`Recipe` under ``models.<name>``; keys a family's block leaves out take the
 defaults below. ``train:`` holds only what applies to every family (the seed), so a ``-S`` that
-names a training setting must name the family: ``dvc exp run -S models.compact.epochs=2``.
+names a training setting must name the family: ``dvc exp run -S models.face_mobilenet.epochs=10``.
 
 This module knows no model family: what depends on one (the family names, each family's typed
 ``architecture``, which families have a pretrained base) is checked by

@@ -22,7 +22,7 @@ def pytest_collection_modifyitems(items):
     def rank(item) -> int:
         if item.path not in slow_files:
             return 2
-        return 0 if "e2e" in item.path.parts else 1
+        return 0 if "e2e" in item.path.relative_to(item.config.rootpath).parts else 1
 
     items.sort(key=rank)  # stable: a file's tests keep their order
 

@@ -9,7 +9,7 @@ from agegender.params import parse_params
 from agegender.training.summary import TrainSummary
 from locations import FIXTURES
 
-PARAMS = parse_params({"data": {"source": "x"}, "split": {"seed": 42, "val_fraction": 0.1,
+PARAMS = parse_params({"data": {"source": "x"}, "model": "compact", "split": {"seed": 42, "val_fraction": 0.1,
                                                           "test_fraction": 0.1}})
 QUALITY = {"split_counts": {"train": 80, "val": 10, "test": 10}}
 # the summary a 2-epoch final-fit run of tests/helpers/train_job.py wrote at commit 53e927c

@@ -106,20 +106,25 @@ def test_compact_weight_gradients_match_float64_even_with_few_channels():
     """Every weight's gradient of a narrow compact network (4 channels into a stride-2 shortcut)
     against the same network in float64. The shortcut subsamples before its 1x1 convolution:
     TensorFlow 2.21's oneDNN AVX2 kernel for a strided 1x1 convolution's weight gradient with
-    under 8 input channels came out 18 times its own scale off, different on each call (CI runs
-    this file with oneDNN capped at AVX2)."""
+    under 8 input channels came out 7.7 to 123 times the gradient's own scale off, different on
+    each call (CI runs this file with oneDNN capped at AVX2)."""
     import tensorflow as tf
 
     narrow = {"stem_filters": 4, "stage_filters": [4, 8, 8, 8], "stage_blocks": [1, 1, 1, 1]}
     x = np.random.default_rng(0).uniform(0, 255, (8, 72, 72, 3))
 
     def gradients(dtype, weights=None):
+        before = keras.config.dtype_policy()
         keras.config.set_dtype_policy(dtype)
         try:
             model = networks.compact_resnet((72, 72, 3), AgeOutput("regression"), {}, 0, **narrow)
         finally:
-            keras.config.set_dtype_policy("float32")
-        if weights is not None:
+            keras.config.set_dtype_policy(before)
+        if weights is None:  # each block's last BN starts at zero scale: no gradient flows back
+            for layer in model.layers:  # through its branch until it moves, so give it one
+                if layer.name.endswith("_bn2"):
+                    layer.gamma.assign(np.full(layer.gamma.shape, 0.5, "float32"))
+        else:
             model.set_weights([w.astype(dtype) for w in weights])
         with tf.GradientTape() as tape:  # inference mode: no dropout, BN as the affine map it keeps
             out = model(tf.constant(x, dtype), training=False)
@@ -128,9 +133,10 @@ def test_compact_weight_gradients_match_float64_even_with_few_channels():
 
     model, ours = gradients("float32")
     _, exact = gradients("float64", model.get_weights())
+    assert all(np.abs(b).max() > 0 for b in exact)  # every weight takes part
     off = {v.path: float(np.abs(a - b).max() / np.abs(b).max())
-           for v, a, b in zip(model.trainable_weights, ours, exact, strict=True) if np.abs(b).max() > 0}
-    assert "stage2_proj/kernel" in off and max(off.values()) < 1e-4, off
+           for v, a, b in zip(model.trainable_weights, ours, exact, strict=True)}
+    assert max(off.values()) < 1e-4, {k: v for k, v in off.items() if v >= 1e-4}
     assert "stage2_proj_subsample" in [layer.name for layer in model.layers]
 
 
