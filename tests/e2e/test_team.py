@@ -12,7 +12,7 @@ import psutil  # a dependency of DVC
 import pytest
 import yaml
 
-from dvc_project import DVC, GIT, assert_one_copy
+from dvc_project import DVC, GIT, PINNED, assert_one_copy
 from dvc_project import env as _env
 from dvc_project import run as _run
 from synthetic import face, make_labelled
@@ -86,7 +86,7 @@ def test_a_grid_runs_through_the_queue(trained_copy):
     project = trained_copy
     _run([*GIT, "add", "-A"], project)
     _run([*GIT, "commit", "-qm", "trained"], project)
-    seed = yaml.safe_load((project / "params.yaml").read_text())["train"]["seed"]  # pinned: 42
+    seed = PINNED["train.seed"]  # what the trained project was trained with
     queued = _run([*DVC, "exp", "run", "--queue", "-S", f"train.seed={seed},{seed + 1}"], project)
     assert queued.count("Queued experiment") == 2, queued
     try:
