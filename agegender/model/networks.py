@@ -77,8 +77,9 @@ def _residual_block(x, filters: int, stride: int, name: str):
     if stride != 1 or x.shape[-1] != filters:
         if stride != 1:
             # the same function as a 1x1 convolution at this stride: TensorFlow 2.21's oneDNN
-            # kernel for that convolution's weight gradient, on AVX2 CPUs, is wrong (and writes
-            # past its buffers) when fewer than 8 channels come in; subsampling first avoids it
+            # kernel for that convolution's weight gradient, on AVX2 CPUs, is wrong (and with 3
+            # channels can abort the process) when fewer than 8 channels come in; subsampling
+            # first avoids it (docs/log.md, "A wrong gradient under AVX2")
             shortcut = layers.AveragePooling2D(1, strides=stride, name=f"{name}_proj_subsample")(shortcut)
         shortcut = layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_proj")(shortcut)
         shortcut = BatchNorm(name=f"{name}_proj_bn")(shortcut)
