@@ -8,6 +8,11 @@ ImageNet weights).
     python -m benchmarks.speed.transfer_bench features [--faces N] [--models vgg19,vgg16,efficientnetv2_b0]
         On the first N real faces of the archive (90 % train, 10 % val): the feature pass rate
         (faces/s, each face and its mirror image) and the wall time of one head epoch from the cache.
+    python -m benchmarks.speed.transfer_bench batching [--model face_mobilenet] [--batch 64] [--rounds 5]
+        The feature pass's batching: the frozen part (random weights, random pixels) over --batch
+        faces and their mirror images, as two calls of --batch (before 2026-12-06) and as the one
+        call of 2 x --batch the features stage makes, alternated in one process; images/s of each
+        and their ratio, round by round.
     python -m benchmarks.speed.transfer_bench e2e [--faces N] [--model vgg19] [-S key=value ...]
         `dvc exp run -S model=M -S models.M.architecture.weights=null ...` end to end in a scratch
         clone of this repository (HEAD), on the whole archive or (--faces N) its first N faces,
@@ -155,6 +160,53 @@ def features(source: Path, n: int, models: list[str]) -> None:
                   f"= {size / faces / 1024:.1f} KiB per face (face + mirror)")
 
 
+def batching(model: str, batch: int, rounds: int) -> None:
+    import numpy as np
+
+    from agegender.model.build import build_model
+    from agegender.model.families import get_family
+    from agegender.params import load_params, parse_params
+    from agegender.training.features import frozen_model
+    from agegender.training.feature_spec import feature_spec
+
+    print(machine())
+    raw = load_params(ROOT / "params.yaml").model_dump(exclude_unset=True, mode="json")
+    block = raw["models"][model]
+    block["architecture"] = {**block.get("architecture", {}), "weights": None}
+    params = parse_params({**raw, "model": model, "models": {**raw["models"], model: block}})
+    family = get_family(model)
+    net = build_model(family, params.recipe, 0, "float32")
+    frozen = frozen_model(net, family.pretrained, feature_spec(params).get("cut"))
+    size = frozen.input.shape[1]
+    x = np.random.default_rng(0).integers(0, 256, (batch, size, size, 3), dtype=np.uint8)
+    mirrored = x[:, :, ::-1]
+    both = np.concatenate([x, mirrored])
+
+    def two_calls():
+        frozen.predict_on_batch(x)
+        frozen.predict_on_batch(mirrored)
+
+    def one_call():
+        frozen.predict_on_batch(both)
+
+    for run in (two_calls, one_call):  # traced once per batch shape, before any timing
+        run()
+    print(f"{model}, {size} px, {2 * batch} images a round (faces and mirror images), float32:")
+    ratios = []
+    for r in range(rounds):
+        rates = {}
+        for run in (two_calls, one_call):
+            start = time.perf_counter()
+            run()
+            rates[run.__name__] = 2 * batch / (time.perf_counter() - start)
+        print(f"  round {r + 1}: two calls of {batch} {rates['two_calls']:.1f} images/s, one call of "
+              f"{2 * batch} {rates['one_call']:.1f} images/s, ratio {rates['one_call'] / rates['two_calls']:.2f}",
+              flush=True)
+        ratios.append(rates["one_call"] / rates["two_calls"])
+    print(f"one call against two: median ratio {np.median(ratios):.2f} (range {min(ratios):.2f}-{max(ratios):.2f}), "
+          f"one call faster in {sum(r > 1 for r in ratios)} of {rounds} rounds")
+
+
 def e2e(source: Path, n: int | None, model: str, settings: list[str], again: list[str],
         again_env: list[str]) -> None:
     print(machine())
@@ -214,6 +266,10 @@ def main() -> None:
     f.add_argument("--faces", type=int, default=500)
     f.add_argument("--models", default=",".join(TRANSFER))
     f.add_argument("--source")
+    b = sub.add_parser("batching")
+    b.add_argument("--model", default="face_mobilenet")
+    b.add_argument("--batch", type=int, default=64)
+    b.add_argument("--rounds", type=int, default=5)
     e = sub.add_parser("e2e")
     e.add_argument("--faces", type=int, default=None, help="first N faces only (default: the whole archive)")
     e.add_argument("--model", default="vgg19", choices=TRANSFER)
@@ -226,6 +282,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.command == "flops":
         flops()
+    elif args.command == "batching":
+        batching(args.model, args.batch, args.rounds)
     elif args.command == "features":
         features(_source(args.source), args.faces, args.models.split(","))
     else:

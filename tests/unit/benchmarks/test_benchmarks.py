@@ -299,3 +299,23 @@ def test_age_calibration_refuses_labels_that_cannot_say_anything_before_loading_
         with pytest.raises(SystemExit) as stop:  # the model named does not exist: never reached
             module.main(["--labels", str(labels), "--model", str(tmp_path / "none.keras")])
         assert stop.value.code == 2 and says in capsys.readouterr().err
+
+
+def test_transfer_benchmark_times_the_feature_pass_in_one_call_and_in_two(tmp_path, monkeypatch, capsys):
+    """`transfer_bench batching`: the frozen part of the face family (random weights) over faces
+    and mirror images as two calls and as one, round by round, then the median ratio."""
+    module = _load("transfer_bench")
+    write_params(tmp_path / "params.yaml", {"models.face_mobilenet.cached_top": ["conv_dw_13", "conv_pw_13"]})
+    monkeypatch.setattr(module, "ROOT", tmp_path)
+    module.batching("face_mobilenet", batch=2, rounds=2)
+    out = capsys.readouterr().out
+    assert "face_mobilenet, 224 px, 4 images a round (faces and mirror images), float32:" in out
+    rounds = re.findall(r"round \d: two calls of 2 ([\d.]+) images/s, one call of 4 ([\d.]+) images/s, "
+                        r"ratio ([\d.]+)", out)
+    assert len(rounds) == 2 and all(float(a) > 0 and float(b) > 0 for a, b, _ in rounds)
+    ratios = sorted(ratio for _, _, ratio in rounds)  # each printed to 2 decimals, as the range is
+    summary = re.search(r"median ratio [\d.]+ \(range ([\d.]+)-([\d.]+)\), one call faster in ([012]) of 2 "
+                        r"rounds", out)
+    assert summary and [summary.group(1), summary.group(2)] == ratios
+    # a ratio printed as 1.00 may be either side of 1
+    assert sum(float(r) > 1 for r in ratios) <= int(summary.group(3)) <= sum(float(r) >= 1 for r in ratios)
