@@ -130,6 +130,9 @@ def test_a_head_trained_from_cached_features_is_the_frozen_model_trained_on_imag
     feats = frozen_model(cached).predict(x.astype("float32"), verbose=0)
     np.testing.assert_allclose(feats, np.load(tmp_path / "features" / "val_features.npy"),
                                rtol=2e-3, atol=1e-2)
+    mirrored = frozen_model(cached).predict(x[:, :, ::-1].astype("float32"), verbose=0)
+    np.testing.assert_allclose(mirrored, stored, rtol=2e-3, atol=1e-2)  # row i: face i's mirror
+    assert not np.allclose(mirrored, feats, rtol=2e-3, atol=1e-2)  # which a face's own would fail
     np.testing.assert_allclose(head_model(cached).predict(feats, verbose=0)["age"], a["age"], atol=1e-5)
     # the gender temperature of a validation run is fitted on the head's reading of val's cached
     # features (face and mirror averaged): what the images give, without the base
