@@ -108,7 +108,8 @@ def _train(data, tmp_path, params, features=None, live="live", backup=None):
 def test_a_head_trained_from_cached_features_is_the_frozen_model_trained_on_images(tmp_path):
     data = arrays(tmp_path / "data")
     params = params_for()
-    spec = compute_features(params, data, tmp_path / "features", feature_spec(params))
+    # batches of 3: train's 8 faces in two full batches and a partial one, val's 4 in one and one
+    spec = compute_features(params, data, tmp_path / "features", feature_spec(params), batch_size=3)
     assert spec["splits"] == {"train": {"faces": 8, "shape": [2, 2, 512]},
                               "val": {"faces": 4, "shape": [2, 2, 512]}}
     cache = FeatureCache(tmp_path / "features", feature_spec(params))
@@ -133,6 +134,11 @@ def test_a_head_trained_from_cached_features_is_the_frozen_model_trained_on_imag
     mirrored = frozen_model(cached).predict(x[:, :, ::-1].astype("float32"), verbose=0)
     np.testing.assert_allclose(mirrored, stored, rtol=2e-3, atol=1e-2)  # row i: face i's mirror
     assert not np.allclose(mirrored, feats, rtol=2e-3, atol=1e-2)  # which a face's own would fail
+    train_x = np.load(data / "train_images.npy")  # and across batches: train's, the face and mirror
+    for suffix, pixels in (("", train_x), ("_flip", train_x[:, :, ::-1])):
+        np.testing.assert_allclose(frozen_model(cached).predict(pixels.astype("float32"), verbose=0),
+                                   np.load(tmp_path / "features" / f"train_features{suffix}.npy"),
+                                   rtol=2e-3, atol=1e-2)
     np.testing.assert_allclose(head_model(cached).predict(feats, verbose=0)["age"], a["age"], atol=1e-5)
     # the gender temperature of a validation run is fitted on the head's reading of val's cached
     # features (face and mirror averaged): what the images give, without the base
