@@ -14,9 +14,7 @@ def main(argv=None) -> int:
     parser.add_argument("--spec", required=True, help="check_params' features spec (this stage's dep)")
     parser.add_argument("--data-dir", required=True, help="the preprocess stage's arrays")
     parser.add_argument("--out-dir", required=True)
-    parser.add_argument("--batch-size", type=int, default=64,
-                        help="faces a batch: the base runs on them and their mirror images at once "
-                             "(twice as many images in memory: lower it on a small machine)")
+    parser.add_argument("--batch-size", type=int, default=64)
     args = parser.parse_args(argv)
     commands.setup_logging(args)
     spec = read_spec(args.spec)

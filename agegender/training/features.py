@@ -150,11 +150,8 @@ def compute_features(params, data_dir: str | Path, out_dir: str | Path, spec: di
         for begin in range(0, len(images), batch_size):
             rows = np.arange(begin, min(begin + batch_size, len(images)))
             x = images.take(np.resize(rows, batch_size))  # one batch shape: traced once
-            # the faces and their mirror images in one call, not two of half the size: faster on
-            # 2 cores under the AVX2 cap (`transfer_bench batching`: a median 1.1x, docs/log.md)
-            both = np.asarray(frozen.predict_on_batch(np.concatenate([x, x[:, :, ::-1]])),
-                              dtype=np.float32)
-            for file, f in zip(files, (both[:len(rows)], both[batch_size:batch_size + len(rows)])):
+            for file, batch in zip(files, (x, x[:, :, ::-1])):  # the face, its mirror image
+                f = np.asarray(frozen.predict_on_batch(batch), dtype=np.float32)[:len(rows)]
                 clipped += int(np.count_nonzero(np.abs(f) > FLOAT16_MAX))
                 file[begin:begin + len(rows)] = np.clip(f, -FLOAT16_MAX, FLOAT16_MAX)
             bar.update(2 * len(rows))
