@@ -10,9 +10,10 @@ ImageNet weights).
         (faces/s, each face and its mirror image) and the wall time of one head epoch from the cache.
     python -m benchmarks.speed.transfer_bench batching [--model face_mobilenet] [--batch 64] [--rounds 5]
         The feature pass's batching: the frozen part (random weights, random pixels) over --batch
-        faces and their mirror images, as two calls of --batch (before 2026-12-06) and as the one
-        call of 2 x --batch the features stage makes, in one process, each first every other
-        round; images/s of each and their ratio, round by round, then the median ratio.
+        faces and their mirror images, as the two calls of --batch the features stage makes and as
+        one call of 2 x --batch (tried 2026-12-06: no faster, docs/log.md), in one process, each
+        first every other round; images/s of each and their ratio, round by round, then the
+        median ratio.
     python -m benchmarks.speed.transfer_bench e2e [--faces N] [--model vgg19] [-S key=value ...]
         `dvc exp run -S model=M -S models.M.architecture.weights=null ...` end to end in a scratch
         clone of this repository (HEAD), on the whole archive or (--faces N) its first N faces,
@@ -183,11 +184,11 @@ def batching(model: str, batch: int, rounds: int) -> None:
     size = frozen.input.shape[1]
     x = np.random.default_rng(0).integers(0, 256, (batch, size, size, 3), dtype=np.uint8)
 
-    def two_calls():  # before 2026-12-06
+    def two_calls():  # the features stage's
         frozen.predict_on_batch(x)
         frozen.predict_on_batch(x[:, :, ::-1])
 
-    def one_call():  # the features stage's, its concatenation included
+    def one_call():  # the alternative, its concatenation included
         frozen.predict_on_batch(np.concatenate([x, x[:, :, ::-1]]))
 
     for run in (two_calls, one_call):  # traced once per batch shape, before any timing
