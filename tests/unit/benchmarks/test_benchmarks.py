@@ -313,7 +313,7 @@ def test_transfer_benchmark_times_the_feature_pass_in_one_call_and_in_two(tmp_pa
     rounds = re.findall(r"round \d: two calls of 2 ([\d.]+) images/s, one call of 4 ([\d.]+) images/s, "
                         r"ratio ([\d.]+)", out)
     assert len(rounds) == 2 and all(float(a) > 0 and float(b) > 0 for a, b, _ in rounds)
-    ratios = sorted(ratio for _, _, ratio in rounds)  # each printed to 2 decimals, as the range is
+    ratios = sorted((ratio for _, _, ratio in rounds), key=float)  # printed to 2 decimals, as the range is
     summary = re.search(r"median ratio [\d.]+ \(range ([\d.]+)-([\d.]+)\), one call faster in ([012]) of 2 "
                         r"rounds", out)
     assert summary and [summary.group(1), summary.group(2)] == ratios

@@ -108,7 +108,8 @@ def _train(data, tmp_path, params, features=None, live="live", backup=None):
 def test_a_head_trained_from_cached_features_is_the_frozen_model_trained_on_images(tmp_path):
     data = arrays(tmp_path / "data")
     params = params_for()
-    # batches of 3: train's 8 faces in two full batches and a partial one, val's 4 in one and one,
+    # batches of 3: train's 8 faces in two full batches and a partial one, val's 4 in a full batch
+    # and a partial one,
     # so the rows of every batch, faces and mirror images, land where they belong (checked below)
     spec = compute_features(params, data, tmp_path / "features", feature_spec(params), batch_size=3)
     assert spec["splits"] == {"train": {"faces": 8, "shape": [2, 2, 512]},
