@@ -109,8 +109,8 @@ def test_a_head_trained_from_cached_features_is_the_frozen_model_trained_on_imag
     data = arrays(tmp_path / "data")
     params = params_for()
     # batches of 3: train's 8 faces in two full batches and a partial one, val's 4 in a full batch
-    # and a partial one,
-    # so the rows of every batch, faces and mirror images, land where they belong (checked below)
+    # and a partial one, so the rows of every batch, faces and mirror images, land where they
+    # belong (checked below)
     spec = compute_features(params, data, tmp_path / "features", feature_spec(params), batch_size=3)
     assert spec["splits"] == {"train": {"faces": 8, "shape": [2, 2, 512]},
                               "val": {"faces": 4, "shape": [2, 2, 512]}}
@@ -130,17 +130,17 @@ def test_a_head_trained_from_cached_features_is_the_frozen_model_trained_on_imag
     # the saved model is the whole image model: what the features stage computed, then the head
     from agegender.training.features import frozen_model, head_model
 
-    feats = frozen_model(cached).predict(x.astype("float32"), verbose=0)
-    np.testing.assert_allclose(feats, np.load(tmp_path / "features" / "val_features.npy"),
-                               rtol=2e-3, atol=1e-2)
-    mirrored = frozen_model(cached).predict(x[:, :, ::-1].astype("float32"), verbose=0)
-    np.testing.assert_allclose(mirrored, stored, rtol=2e-3, atol=1e-2)  # row i: face i's mirror
-    assert not np.allclose(mirrored, feats, rtol=2e-3, atol=1e-2)  # which a face's own would fail
-    train_x = np.load(data / "train_images.npy")  # and across batches: train's, the face and mirror
-    for suffix, pixels in (("", train_x), ("_flip", train_x[:, :, ::-1])):
-        np.testing.assert_allclose(frozen_model(cached).predict(pixels.astype("float32"), verbose=0),
-                                   np.load(tmp_path / "features" / f"train_features{suffix}.npy"),
-                                   rtol=2e-3, atol=1e-2)
+    frozen = frozen_model(cached)
+    computed = {}  # (split, suffix) -> the frozen part's features of its faces or mirror images
+    for split in ("val", "train"):
+        pixels = np.load(data / f"{split}_images.npy").astype("float32")
+        for suffix, batch in (("", pixels), ("_flip", pixels[:, :, ::-1])):  # row i: face i's mirror
+            computed[split, suffix] = frozen.predict(batch, verbose=0)
+            np.testing.assert_allclose(computed[split, suffix],
+                                       np.load(tmp_path / "features" / f"{split}_features{suffix}.npy"),
+                                       rtol=2e-3, atol=1e-2)
+    feats = computed["val", ""]
+    assert not np.allclose(computed["val", "_flip"], feats, rtol=2e-3, atol=1e-2)  # a face's own fails
     np.testing.assert_allclose(head_model(cached).predict(feats, verbose=0)["age"], a["age"], atol=1e-5)
     # the gender temperature of a validation run is fitted on the head's reading of val's cached
     # features (face and mirror averaged): what the images give, without the base
