@@ -114,6 +114,15 @@ def _faces(source: Path, n: int, folder: Path) -> Path:
     return folder
 
 
+def _random_base_block(raw: dict, name: str) -> dict:
+    """params.yaml's block of transfer family ``name`` (``raw``: the params as a dict) with a random
+    base (the same FLOPs, nothing to fetch), training from cached features whatever it says."""
+    block = dict(raw["models"].get(name, {}))
+    block["architecture"] = {**block.get("architecture", {}), "weights": None}
+    block["features"] = "cached"
+    return block
+
+
 def features(source: Path, n: int, models: list[str]) -> None:
     import numpy as np
 
@@ -141,9 +150,7 @@ def features(source: Path, n: int, models: list[str]) -> None:
                 for split, rows in (("train", slice(n_val, None)), ("val", slice(0, n_val))):
                     np.save(data / f"{split}_images.npy", x[rows])
                     np.save(data / f"{split}_labels.npy", labels[rows])
-            block = {**raw["models"][name], "epochs": 1}
-            block["architecture"] = {**block.get("architecture", {}), "weights": None}
-            block["features"] = "cached"
+            block = {**_random_base_block(raw, name), "epochs": 1}
             if block.get("fine_tune"):
                 block["fine_tune"] = {**block["fine_tune"], "frozen_epochs": 1}
             params = parse_params({"data": {"source": str(source)}, "model": name, "models": {name: block}})
@@ -175,10 +182,7 @@ def batching(model: str, batch: int, rounds: int) -> None:
         raise SystemExit(f"{model} has no pretrained base, so no feature pass: name a transfer family")
     print(machine())
     raw = load_params(ROOT / "params.yaml").model_dump(exclude_unset=True, mode="json")
-    block = dict(raw["models"].get(model, {}))
-    block["architecture"] = {**block.get("architecture", {}), "weights": None}
-    block["features"] = "cached"  # what the features stage computes for, whatever params.yaml says
-    params = parse_params({**raw, "model": model, "models": {**raw["models"], model: block}})
+    params = parse_params({**raw, "model": model, "models": {**raw["models"], model: _random_base_block(raw, model)}})
     net = build_model(family, params.recipe, 0, "float32")
     frozen = frozen_model(net, family.pretrained, feature_spec(params).get("cut"))
     size = frozen.input.shape[1]
