@@ -14,6 +14,17 @@ ImageNet weights).
         one call of 2 x --batch (tried 2026-12-06: no faster, docs/log.md), in one process, each
         first every other round; images/s of each and their ratio, round by round, then the
         median ratio.
+    python -m benchmarks.speed.transfer_bench top [--model face_mobilenet] [--top conv_dw_13,conv_pw_13
+                                                  --top conv_pw_13] [--faces 1280] [--epochs 2] [--rounds 4]
+                                                  [--batch 64] [--steps 15]
+        What a ``cached_top`` costs to train: for each --top list (the base's last layers trained
+        from the cache; default: the last pair and its pointwise layer alone), random base weights,
+        in one process, the lists' order turned every round: the training step the train stage
+        compiles (its losses and optimizer) on one random batch of features (--steps steps), then
+        --epochs epochs as the train stage runs them (``train_model``: its input pipeline from a
+        features cache of --faces random faces, val each epoch); faces/s of each, the ratios to the
+        first list and their median; the trainable parameters and the step's FLOPs per face
+        counted from the model.
     python -m benchmarks.speed.transfer_bench e2e [--faces N] [--model vgg19] [-S key=value ...]
         `dvc exp run -S model=M -S models.M.architecture.weights=null ...` end to end in a scratch
         clone of this repository (HEAD), on the whole archive or (--faces N) its first N faces,
@@ -213,6 +224,102 @@ def batching(model: str, batch: int, rounds: int) -> None:
           f"one call faster in {sum(r > 1 for r in ratios)} of {rounds} rounds")
 
 
+def top(model: str, tops: list[list[str]], batch: int, steps: int, rounds: int, faces: int, epochs: int) -> None:
+    import numpy as np
+
+    from agegender.data.arrays import load_split
+    from agegender.model.build import build_model
+    from agegender.model.families import get_family
+    from agegender.model.targets import keras_targets
+    from agegender.params import load_params, parse_params
+    from agegender.training.features import FeatureCache, check_cached_top, compute_features, head_model
+    from agegender.training.feature_spec import feature_spec
+    from agegender.training.fit import train_model
+    from agegender.training.flops import train_step_flops
+    from agegender.training.phases import compile_model, set_trainable
+
+    family = get_family(model)
+    if family.pretrained is None:
+        raise SystemExit(f"{model} has no pretrained base, so no cached_top: name a transfer family")
+    print(machine())
+    raw = load_params(ROOT / "params.yaml").model_dump(exclude_unset=True, mode="json")
+    rng = np.random.default_rng(0)
+    labels = np.stack([rng.integers(1, 90, batch), rng.integers(0, 2, batch), np.zeros(batch, int)], 1)
+    steps_of, stages_of, keys = {}, {}, [",".join(names) for names in tops]
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        data = _random_faces(tmp / "faces", faces, family, rng)
+        for key, names in zip(keys, tops):
+            block = {**_random_base_block(raw, model), "cached_top": names, "epochs": epochs,
+                     "early_stopping_patience": epochs + 1}
+            params = parse_params({**raw, "model": model, "models": {**raw["models"], model: block}})
+            net = build_model(family, params.recipe, 0, "float32")
+            check_cached_top(net, family.pretrained, names)
+            head = head_model(net, family.pretrained, names[0])
+            set_trainable(net, None, "frozen", family.pretrained, names)  # as the train stage's frozen phase
+            compile_model(head, family, params.recipe, steps)
+            # the cache's features are the output of a ReLU: non-negative
+            x = rng.uniform(0, 3, (batch, *head.input_shape[1:])).astype(np.float32)
+            y = keras_targets(labels, family.age_output)
+            head.train_on_batch(x, y)  # traced before any timing
+            trainable = sum(int(np.prod(w.shape)) for w in head.trainable_weights)
+            steps_of[key] = (head, x, y, train_step_flops(head, batch).total / batch, trainable)
+            cache = tmp / f"features_{len(stages_of)}"
+            compute_features(params, data, cache, feature_spec(params))
+            stages_of[key] = (params.recipe, FeatureCache(cache))
+        train, val = load_split(data, "train"), load_split(data, "val")
+
+        def step(key):  # --steps training steps on one batch, in Python: the step alone
+            head, x, y = steps_of[key][:3]
+            for _ in range(steps):
+                head.train_on_batch(x, y)
+            return steps * batch
+
+        def stage(key):  # --epochs epochs as the train stage runs them: its input pipeline, val, callbacks
+            recipe, cache = stages_of[key]
+            live = tempfile.mkdtemp(dir=tmp)  # a fresh run each round, nothing to resume
+            _, summary = train_model(model, recipe, 0, train, val, live, verbose=0, features=cache)
+            return summary.train_images * epochs, summary.train_seconds
+
+        print(f"{model}, from the cache, float32, random base and faces; faces/s and ratios to [{keys[0]}]:")
+        for name, run in (("the step alone", step), ("the train stage's epochs", stage)):
+            ratios = {k: [] for k in keys[1:]}
+            print(f"{name}:" + (f" batches of {batch}, {steps} steps a round" if run is step else
+                                f" {epochs} epochs of {len(train[1])} faces (val {len(val[1])}) a round"))
+            for r in range(rounds):
+                rates = {}
+                for key in keys[r % len(keys):] + keys[:r % len(keys)]:  # each goes first in turn
+                    start = time.perf_counter()
+                    done = run(key)
+                    count, seconds = done if isinstance(done, tuple) else (done, time.perf_counter() - start)
+                    rates[key] = count / seconds
+                for k in keys[1:]:
+                    ratios[k].append(rates[k] / rates[keys[0]])
+                print(f"  round {r + 1}: " + ", ".join(f"[{k}] {rates[k]:.0f} faces/s" for k in keys), flush=True)
+            for k, rs in ratios.items():
+                print(f"  [{k}] against [{keys[0]}]: median ratio {np.median(rs):.2f} (range {min(rs):.2f}-"
+                      f"{max(rs):.2f}), faster in {sum(q > 1 for q in rs)} of {rounds} rounds")
+    for k in keys:
+        print(f"[{k}]: {steps_of[k][4]:,} trainable parameters, {steps_of[k][3] / 1e9:.4f} GFLOP a face a step")
+
+
+def _random_faces(folder: Path, n: int, family, rng) -> Path:
+    """``n`` random uint8 faces of ``family``'s profile with random labels as the preprocess stage
+    writes them, 90 % train and 10 % val."""
+    import numpy as np
+
+    from agegender.data.images import get_profile
+
+    profile = get_profile(family.profile)
+    folder.mkdir(parents=True)
+    n_val = max(1, n // 10)
+    for split, count in (("train", n - n_val), ("val", n_val)):
+        shape = (count, profile.size, profile.size, profile.channels)
+        np.save(folder / f"{split}_images.npy", rng.integers(0, 256, shape, dtype=np.uint8))
+        np.save(folder / f"{split}_labels.npy", np.stack(
+            [rng.integers(1, 90, count), rng.integers(0, 2, count), rng.integers(0, 5, count)], 1).astype(np.int16))
+    return folder
+
 def e2e(source: Path, n: int | None, model: str, settings: list[str], again: list[str],
         again_env: list[str]) -> None:
     print(machine())
@@ -276,6 +383,15 @@ def main() -> None:
     b.add_argument("--model", default="face_mobilenet")
     b.add_argument("--batch", type=int, default=64)
     b.add_argument("--rounds", type=int, default=5)
+    t = sub.add_parser("top")
+    t.add_argument("--model", default="face_mobilenet")
+    t.add_argument("--top", action="append", default=None, metavar="LAYER[,LAYER...]",
+                   help="a cached_top list; repeat to compare (default: conv_dw_13,conv_pw_13 and conv_pw_13)")
+    t.add_argument("--batch", type=int, default=64)
+    t.add_argument("--steps", type=int, default=15)
+    t.add_argument("--rounds", type=int, default=4)
+    t.add_argument("--faces", type=int, default=1280, help="random faces of the train stage's rounds (10 %% val)")
+    t.add_argument("--epochs", type=int, default=2, help="epochs of each train stage's round")
     e = sub.add_parser("e2e")
     e.add_argument("--faces", type=int, default=None, help="first N faces only (default: the whole archive)")
     e.add_argument("--model", default="vgg19", choices=TRANSFER)
@@ -290,6 +406,10 @@ def main() -> None:
         flops()
     elif args.command == "batching":
         batching(args.model, args.batch, args.rounds)
+    elif args.command == "top":
+        tops = args.top or ["conv_dw_13,conv_pw_13", "conv_pw_13"]
+        top(args.model, [t.split(",") for t in tops], args.batch, args.steps, args.rounds, args.faces,
+            args.epochs)
     elif args.command == "features":
         features(_source(args.source), args.faces, args.models.split(","))
     else:

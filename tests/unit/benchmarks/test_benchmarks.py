@@ -319,3 +319,34 @@ def test_transfer_benchmark_times_the_feature_pass_in_one_call_and_in_two(tmp_pa
     assert summary and [summary.group(1), summary.group(2)] == ratios
     # a ratio printed as 1.00 may be either side of 1
     assert sum(float(r) > 1 for r in ratios) <= int(summary.group(3)) <= sum(float(r) >= 1 for r in ratios)
+
+
+@pytest.mark.slow  # trains two models' last layers and heads
+def test_transfer_benchmark_times_the_training_of_each_cached_top(tmp_path, monkeypatch, capsys):
+    """`transfer_bench top`: each cached_top list's training step alone, then epochs as the train
+    stage runs them from a cache of random faces, with the layers each trains: the pair holds the
+    depthwise layer's parameters beyond the pointwise layer alone, and costs more FLOPs a step."""
+    import keras
+
+    module = _load("transfer_bench")
+    write_params(tmp_path / "params.yaml", {"models.face_mobilenet.cached_top": []})  # not what is timed
+    monkeypatch.setattr(module, "ROOT", tmp_path)
+    module.top("face_mobilenet", [["conv_dw_13", "conv_pw_13"], ["conv_pw_13"]], batch=2, steps=1, rounds=1,
+               faces=10, epochs=1)
+    out = capsys.readouterr().out
+    assert "the step alone: batches of 2, 1 steps a round" in out
+    assert "the train stage's epochs: 1 epochs of 9 faces (val 1) a round" in out
+    rounds = re.findall(r"round 1: \[conv_dw_13,conv_pw_13\] (\d+) faces/s, \[conv_pw_13\] (\d+) faces/s", out)
+    assert len(rounds) == 2 and all(int(a) > 0 and int(b) > 0 for a, b in rounds)
+    assert len(re.findall(r"\[conv_pw_13\] against \[conv_dw_13,conv_pw_13\]: median ratio [\d.]+ \(range "
+                          r"[\d.]+-[\d.]+\), faster in [01] of 1 rounds", out)) == 2
+    counted = {k: (int(n.replace(",", "")), float(g)) for k, n, g in
+               re.findall(r"\[([\w,]+)\]: ([\d,]+) trainable parameters, ([\d.]+) GFLOP", out)}
+    from agegender.pretrained.hse_mobilenet import hse_mobilenet  # the base's own layers, built apart
+    depthwise = hse_mobilenet(weights=None).get_layer("conv_dw_13")
+    assert isinstance(depthwise, keras.layers.DepthwiseConv2D)
+    (pair, pair_flops), (alone, alone_flops) = counted["conv_dw_13,conv_pw_13"], counted["conv_pw_13"]
+    assert pair - alone == depthwise.count_params()
+    assert pair_flops > alone_flops > 0
+    with pytest.raises(SystemExit, match="compact has no pretrained base"):
+        module.top("compact", [["conv_pw_13"]], batch=2, steps=1, rounds=1, faces=10, epochs=1)
