@@ -233,11 +233,21 @@ def test_score_split_scores_a_cached_split_with_the_runs_training_cost(tiny_proj
     model, info = load_model(tiny_project / "model.keras")
     images, rows = load_split(tmp_path / "arrays", "val")
     for run, tta in ((flip, True), (plain, False)):
-        pred = predict(model, info.age_output, images, 256, tta, None)["pred_age"]
+        decoded = predict(model, info.age_output, images, 256, tta, None)
+        pred = decoded["pred_age"]
         assert run["age_mae"] == pytest.approx(abs(pred.round(2) - rows[:, 0]).mean(), abs=1e-4)
+        # by true gender: each group's faces and its own gender calls (a temperature keeps 0.5's side)
+        for code, name in ((0, "male"), (1, "female")):
+            mine = rows[:, 1] == code
+            group = run["by_gender"][name]
+            assert group["n"] == mine.sum() > 0
+            calls = decoded["gender_prob"][mine] > 0.5
+            assert group["gender_accuracy"] == pytest.approx((calls == code).mean(), abs=1e-4)
     assert flip["train_tflop"] == 0.125 and flip["device"] == "CPU test"
     assert re.search(r"^val \(\d+ faces, flip on\): MAE [\d.]+, CS@5 [\d.]+ %, gender [\d.]+ %; training "
-                     r"0\.125 TFLOP, 12\.0 s, 3 epochs on CPU test in float32$", capsys.readouterr().out, re.M)
+                     r"0\.125 TFLOP, 12\.0 s, 3 epochs on CPU test in float32$", out := capsys.readouterr().out, re.M)
+    assert re.search(r"^by gender: men \(\d+\): MAE [\d.]+, gender [\d.]+ %; women \(\d+\): MAE [\d.]+, gender "
+                     r"[\d.]+ %$", out, re.M)
 
 
 def test_fusion_sweeps_model_as_weight_for_age_and_gender_apart():
