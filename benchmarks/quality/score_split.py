@@ -25,6 +25,8 @@ from agegender.data.arrays import load_split
 from agegender.evaluation.scoring import evaluate_model, rounded
 from agegender.training.summary import TrainSummary
 
+PEOPLE = {"male": "men", "female": "women"}  # the breakdown's gender groups, as the line names them
+
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -53,13 +55,13 @@ def main(argv=None) -> int:
            "epochs_run": summary.epochs_run if summary else None,
            "device": summary.device if summary else None, "precision": summary.precision if summary else None,
            "by_gender": {g["group"]: {k: g[k] for k in ("n", "mae", "gender_accuracy")}
-                         for g in full["gender"]["groups"]}}
+                         for g in full["gender"]["groups"] if g["n"]}}
     out = rounded(out)
     print(f"{args.split} ({out['faces']} faces, flip {'on' if out['tta_flip'] else 'off'}): MAE {out['age_mae']:.2f}, "
           f"CS@5 {100 * out['cs5']:.1f} %, gender {100 * out['gender_accuracy']:.1f} %; training "
           f"{out['train_tflop']} TFLOP, {out['train_seconds']} s, {out['epochs_run']} epochs on "
           f"{out['device']} in {out['precision']}")
-    print("by gender: " + "; ".join(f"{'men' if name == 'male' else 'women'} ({g['n']}): MAE {g['mae']:.2f}, gender "
+    print("by gender: " + "; ".join(f"{PEOPLE[name]} ({g['n']}): MAE {g['mae']:.2f}, gender "
                                     f"{100 * g['gender_accuracy']:.1f} %" for name, g in out["by_gender"].items()))
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(out, indent=2) + "\n")

@@ -163,16 +163,6 @@ def speed(model_name: str | None, n_images: int, batch_size: int | None,
     print("peak, best seen over the run: " + ", ".join(f"{k} {v:.1f} GFLOP/s" for k, v in peaks.items()))
     print_table(rows)
     return rows
-def _images(shape, n: int, seed: int = 0):
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    x = rng.integers(0, 256, (n, *shape), dtype=np.uint8)
-    labels = np.stack([rng.integers(1, 100, n), rng.integers(0, 2, n), rng.integers(0, 5, n)],
-                      1).astype(np.int16)
-    return x, labels
-
-
 @contextlib.contextmanager
 def _batch_norm(keras_own: bool):
     """Networks built inside take Keras' unfused BatchNormalization when ``keras_own``."""
@@ -209,9 +199,10 @@ def _speed_one(name, base, n_images, batch_size, precisions, strategy, framings,
     from agegender.serving.inference import predict_outputs
     from agegender.training.setup import setup_training
     from benchmarks.common.hardware_limits import forward_flops, train_step_flops
+    from benchmarks.common.random_faces import random_faces
 
     family = get_family(name)
-    x, labels = _images(get_profile(family.profile).shape, n_images)
+    x, labels = random_faces(get_profile(family.profile).shape, n_images)
     tmp = tempfile.TemporaryDirectory(prefix="speed_")
     rows, flops = [], {}
     runs = [(p, f, lv) for p in precisions or [base.precision]
@@ -313,11 +304,12 @@ def breakdown(model_name: str | None, n_images: int, batch_size: int | None = No
     from agegender.params import Recipe, load_params
     from agegender.training.setup import setup_training
     from benchmarks.common.op_profile import ORDER, profile_fit
+    from benchmarks.common.random_faces import random_faces
 
     params = load_params(ROOT / "params.yaml")
     name = model_name or params.model
     base = params.models.get(name) or Recipe()
-    x, labels = _images(get_profile(get_family(name).profile).shape, n_images)
+    x, labels = random_faces(get_profile(get_family(name).profile).shape, n_images)
     framing = base.augment.framing.probability
     timings = {}
     for lever in ("base", "no_framing", "no_augment", "cached"):

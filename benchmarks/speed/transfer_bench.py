@@ -19,12 +19,12 @@ ImageNet weights).
                                                   [--batch 64] [--steps 15]
         What a ``cached_top`` costs to train: for each --top list (the base's last layers trained
         from the cache; default: the last pair and its pointwise layer alone), random base weights,
-        in one process, the lists' order turned every round: the training step the train stage
-        compiles (its losses and optimizer) on one random batch of features (--steps steps), then
-        --epochs epochs as the train stage runs them (``train_model``: its input pipeline from a
-        features cache of --faces random faces, val each epoch); faces/s of each, the ratios to the
-        first list and their median; the trainable parameters and the step's FLOPs per face
-        counted from the model.
+        in one process, float32, one untimed run of each first, then the lists' order turned every
+        round: the training step the train stage compiles (its losses and optimizer) on one random
+        batch of features (--steps steps), then --epochs epochs as the train stage runs them
+        (``train_model``: its input pipeline from a features cache of --faces random faces, val
+        each epoch); faces/s of each, the ratios to the first list and their median; the trainable
+        parameters and the step's FLOPs per face counted from the model.
     python -m benchmarks.speed.transfer_bench e2e [--faces N] [--model vgg19] [-S key=value ...]
         `dvc exp run -S model=M -S models.M.architecture.weights=null ...` end to end in a scratch
         clone of this repository (HEAD), on the whole archive or (--faces N) its first N faces,
@@ -228,6 +228,7 @@ def top(model: str, tops: list[list[str]], batch: int, steps: int, rounds: int, 
     import numpy as np
 
     from agegender.data.arrays import load_split
+    from agegender.data.images import get_profile
     from agegender.model.build import build_model
     from agegender.model.families import get_family
     from agegender.model.targets import keras_targets
@@ -237,62 +238,64 @@ def top(model: str, tops: list[list[str]], batch: int, steps: int, rounds: int, 
     from agegender.training.fit import train_model
     from agegender.training.flops import train_step_flops
     from agegender.training.phases import compile_model, set_trainable
+    from agegender.training.setup import batches_per_epoch
+    from benchmarks.common.random_faces import random_faces, write_random_splits
 
     family = get_family(model)
     if family.pretrained is None:
         raise SystemExit(f"{model} has no pretrained base, so no cached_top: name a transfer family")
+    keys = [",".join(names) for names in tops]
+    if len(set(keys)) < len(keys):
+        raise SystemExit(f"--top names the same list twice: {', '.join(keys)}")
     print(machine())
     raw = load_params(ROOT / "params.yaml").model_dump(exclude_unset=True, mode="json")
-    rng = np.random.default_rng(0)
-    labels = np.stack([rng.integers(1, 90, batch), rng.integers(0, 2, batch), np.zeros(batch, int)], 1)
-    steps_of, stages_of, keys = {}, {}, [",".join(names) for names in tops]
+    labels = random_faces((1, 1, 1), batch)[1]
+    steps_of, stages_of = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        data = _random_faces(tmp / "faces", faces, family, rng)
+        data = write_random_splits(tmp / "faces", get_profile(family.profile).shape, faces)
+        train, val = load_split(data, "train"), load_split(data, "val")
         for key, names in zip(keys, tops):
+            # what the train stage runs whatever params.yaml says of these: float32, a val split
             block = {**_random_base_block(raw, model), "cached_top": names, "epochs": epochs,
-                     "early_stopping_patience": epochs + 1}
+                     "early_stopping_patience": epochs + 1, "precision": "float32", "final_fit": False}
             params = parse_params({**raw, "model": model, "models": {**raw["models"], model: block}})
             net = build_model(family, params.recipe, 0, "float32")
             check_cached_top(net, family.pretrained, names)
             head = head_model(net, family.pretrained, names[0])
             set_trainable(net, None, "frozen", family.pretrained, names)  # as the train stage's frozen phase
-            compile_model(head, family, params.recipe, steps)
+            # the steps of an epoch of the stage run below: the learning-rate schedule's length
+            compile_model(head, family, params.recipe, batches_per_epoch(len(train[1]), batch))
             # the cache's features are the output of a ReLU: non-negative
-            x = rng.uniform(0, 3, (batch, *head.input_shape[1:])).astype(np.float32)
+            x = np.random.default_rng(0).uniform(0, 3, (batch, *head.input_shape[1:])).astype(np.float32)
             y = keras_targets(labels, family.age_output)
-            head.train_on_batch(x, y)  # traced before any timing
             trainable = sum(int(np.prod(w.shape)) for w in head.trainable_weights)
             steps_of[key] = (head, x, y, train_step_flops(head, batch).total / batch, trainable)
             cache = tmp / f"features_{len(stages_of)}"
             compute_features(params, data, cache, feature_spec(params))
             stages_of[key] = (params.recipe, FeatureCache(cache))
-        train, val = load_split(data, "train"), load_split(data, "val")
 
         def step(key):  # --steps training steps on one batch, in Python: the step alone
             head, x, y = steps_of[key][:3]
+            start = time.perf_counter()
             for _ in range(steps):
                 head.train_on_batch(x, y)
-            return steps * batch
+            return steps * batch / (time.perf_counter() - start)
 
         def stage(key):  # --epochs epochs as the train stage runs them: its input pipeline, val, callbacks
             recipe, cache = stages_of[key]
-            live = tempfile.mkdtemp(dir=tmp)  # a fresh run each round, nothing to resume
-            _, summary = train_model(model, recipe, 0, train, val, live, verbose=0, features=cache)
-            return summary.train_images * epochs, summary.train_seconds
+            _, summary = train_model(model, recipe, 0, train, val, tmp / "live", verbose=0, features=cache)
+            return summary.train_images_per_second
 
         print(f"{model}, from the cache, float32, random base and faces; faces/s and ratios to [{keys[0]}]:")
         for name, run in (("the step alone", step), ("the train stage's epochs", stage)):
-            ratios = {k: [] for k in keys[1:]}
             print(f"{name}:" + (f" batches of {batch}, {steps} steps a round" if run is step else
                                 f" {epochs} epochs of {len(train[1])} faces (val {len(val[1])}) a round"))
+            for key in keys:  # untimed: each list's first run pays the tracing and the process's first fit
+                run(key)
+            ratios = {k: [] for k in keys[1:]}
             for r in range(rounds):
-                rates = {}
-                for key in keys[r % len(keys):] + keys[:r % len(keys)]:  # each goes first in turn
-                    start = time.perf_counter()
-                    done = run(key)
-                    count, seconds = done if isinstance(done, tuple) else (done, time.perf_counter() - start)
-                    rates[key] = count / seconds
+                rates = {key: run(key) for key in keys[r % len(keys):] + keys[:r % len(keys)]}  # each first in turn
                 for k in keys[1:]:
                     ratios[k].append(rates[k] / rates[keys[0]])
                 print(f"  round {r + 1}: " + ", ".join(f"[{k}] {rates[k]:.0f} faces/s" for k in keys), flush=True)
@@ -302,23 +305,6 @@ def top(model: str, tops: list[list[str]], batch: int, steps: int, rounds: int, 
     for k in keys:
         print(f"[{k}]: {steps_of[k][4]:,} trainable parameters, {steps_of[k][3] / 1e9:.4f} GFLOP a face a step")
 
-
-def _random_faces(folder: Path, n: int, family, rng) -> Path:
-    """``n`` random uint8 faces of ``family``'s profile with random labels as the preprocess stage
-    writes them, 90 % train and 10 % val."""
-    import numpy as np
-
-    from agegender.data.images import get_profile
-
-    profile = get_profile(family.profile)
-    folder.mkdir(parents=True)
-    n_val = max(1, n // 10)
-    for split, count in (("train", n - n_val), ("val", n_val)):
-        shape = (count, profile.size, profile.size, profile.channels)
-        np.save(folder / f"{split}_images.npy", rng.integers(0, 256, shape, dtype=np.uint8))
-        np.save(folder / f"{split}_labels.npy", np.stack(
-            [rng.integers(1, 90, count), rng.integers(0, 2, count), rng.integers(0, 5, count)], 1).astype(np.int16))
-    return folder
 
 def e2e(source: Path, n: int | None, model: str, settings: list[str], again: list[str],
         again_env: list[str]) -> None:

@@ -241,8 +241,9 @@ def test_score_split_scores_a_cached_split_with_the_runs_training_cost(tiny_proj
             mine = rows[:, 1] == code
             group = run["by_gender"][name]
             assert group["n"] == mine.sum() > 0
-            calls = decoded["gender_prob"][mine] > 0.5
+            calls = decoded["gender_prob"][mine] >= 0.5
             assert group["gender_accuracy"] == pytest.approx((calls == code).mean(), abs=1e-4)
+            assert group["mae"] == pytest.approx(abs(pred[mine].round(2) - rows[mine, 0]).mean(), abs=1e-4)
     assert flip["train_tflop"] == 0.125 and flip["device"] == "CPU test"
     assert re.search(r"^val \(\d+ faces, flip on\): MAE [\d.]+, CS@5 [\d.]+ %, gender [\d.]+ %; training "
                      r"0\.125 TFLOP, 12\.0 s, 3 epochs on CPU test in float32$", out := capsys.readouterr().out, re.M)
@@ -360,3 +361,5 @@ def test_transfer_benchmark_times_the_training_of_each_cached_top(tmp_path, monk
     assert pair_flops > alone_flops > 0
     with pytest.raises(SystemExit, match="compact has no pretrained base"):
         module.top("compact", [["conv_pw_13"]], batch=2, steps=1, rounds=1, faces=10, epochs=1)
+    with pytest.raises(SystemExit, match="the same list twice: conv_pw_13, conv_pw_13"):
+        module.top("face_mobilenet", [["conv_pw_13"], ["conv_pw_13"]], batch=2, steps=1, rounds=1, faces=10, epochs=1)
