@@ -45,7 +45,7 @@ def main(argv=None) -> int:
     images, _ = load_split(args.data_dir, args.split)
     labels = pd.read_csv(args.labels)
     _, metrics, full = evaluate_model(model, info.age_output, images, labels[labels["split"] == args.split],
-                                   256, not args.no_tta, 30, info.gender_calibration)
+                                      256, not args.no_tta, 30, info.gender_calibration)
     summary = TrainSummary.read(args.summary) if Path(args.summary).is_file() else None
     out = {"split": args.split, "faces": metrics["test_images"], "tta_flip": not args.no_tta,
            "age_mae": metrics["age"]["mae"], "cs5": metrics["age"]["cs5"],

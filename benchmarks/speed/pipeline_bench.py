@@ -163,6 +163,8 @@ def speed(model_name: str | None, n_images: int, batch_size: int | None,
     print("peak, best seen over the run: " + ", ".join(f"{k} {v:.1f} GFLOP/s" for k, v in peaks.items()))
     print_table(rows)
     return rows
+
+
 @contextlib.contextmanager
 def _batch_norm(keras_own: bool):
     """Networks built inside take Keras' unfused BatchNormalization when ``keras_own``."""
