@@ -201,7 +201,7 @@ def _speed_one(name, base, n_images, batch_size, precisions, strategy, framings,
     from agegender.serving.inference import predict_outputs
     from agegender.training.setup import setup_training
     from benchmarks.common.hardware_limits import forward_flops, train_step_flops
-    from benchmarks.common.random_faces import random_faces
+    from benchmarks.common.face_arrays import random_faces
 
     family = get_family(name)
     x, labels = random_faces(get_profile(family.profile).shape, n_images)
@@ -306,7 +306,7 @@ def breakdown(model_name: str | None, n_images: int, batch_size: int | None = No
     from agegender.params import Recipe, load_params
     from agegender.training.setup import setup_training
     from benchmarks.common.op_profile import ORDER, profile_fit
-    from benchmarks.common.random_faces import random_faces
+    from benchmarks.common.face_arrays import random_faces
 
     params = load_params(ROOT / "params.yaml")
     name = model_name or params.model

@@ -143,24 +143,21 @@ def features(source: Path, n: int, models: list[str]) -> None:
     from agegender.params import load_params, parse_params
     from agegender.training.features import FeatureCache, compute_features, feature_spec
     from agegender.training.fit import train_model
+    from benchmarks.common.face_arrays import write_splits
 
     print(machine())
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         files = sorted(_faces(source, n, tmp / "faces").iterdir())
         labels = np.array([[int(f.name.split("_")[0]), int(f.name.split("_")[1]), 0] for f in files], np.int16)
-        n_val = max(1, len(files) // 10)
         raw = load_params(ROOT / "params.yaml").model_dump(exclude_unset=True, mode="json")
         for name in models:
             family = get_family(name)
             profile = get_profile(family.profile)
             data = tmp / profile.name
             if not data.exists():
-                data.mkdir()
-                x = np.stack([to_array(decode(f.read_bytes(), f.name), profile) for f in files])
-                for split, rows in (("train", slice(n_val, None)), ("val", slice(0, n_val))):
-                    np.save(data / f"{split}_images.npy", x[rows])
-                    np.save(data / f"{split}_labels.npy", labels[rows])
+                write_splits(data, np.stack([to_array(decode(f.read_bytes(), f.name), profile) for f in files]),
+                             labels)
             block = {**_random_base_block(raw, name), "epochs": 1}
             if block.get("fine_tune"):
                 block["fine_tune"] = {**block["fine_tune"], "frozen_epochs": 1}
@@ -212,7 +209,7 @@ def batching(model: str, batch: int, rounds: int) -> None:
     ratios = []
     for r in range(rounds):
         rates = {}
-        for run in (two_calls, one_call)[::1 if r % 2 == 0 else -1]:  # each goes first every other round
+        for run in _turned((two_calls, one_call), r):
             start = time.perf_counter()
             run()
             rates[run.__name__] = 2 * batch / (time.perf_counter() - start)
@@ -220,8 +217,22 @@ def batching(model: str, batch: int, rounds: int) -> None:
               f"{2 * batch} {rates['one_call']:.1f} images/s, ratio {rates['one_call'] / rates['two_calls']:.2f}",
               flush=True)
         ratios.append(rates["one_call"] / rates["two_calls"])
-    print(f"one call against two: median ratio {np.median(ratios):.2f} (range {min(ratios):.2f}-{max(ratios):.2f}), "
-          f"one call faster in {sum(r > 1 for r in ratios)} of {rounds} rounds")
+    print("one call against two: " + _ratios_line(ratios, "one call faster"))
+
+
+def _turned(items, round_index: int) -> list:
+    """``items`` in the order of round ``round_index``: each goes first in turn, so neither a warm
+    cache nor a cold one favours the same one every round."""
+    k = round_index % len(items)
+    return [*items[k:], *items[:k]]
+
+
+def _ratios_line(ratios: list[float], faster: str = "faster") -> str:
+    """The rounds' ratios (one over another) summed up: median, range, rounds above 1."""
+    import numpy as np
+
+    return (f"median ratio {np.median(ratios):.2f} (range {min(ratios):.2f}-{max(ratios):.2f}), "
+            f"{faster} in {sum(q > 1 for q in ratios)} of {len(ratios)} rounds")
 
 
 def top(model: str, tops: list[list[str]], batch: int, steps: int, rounds: int, faces: int, epochs: int) -> None:
@@ -239,7 +250,7 @@ def top(model: str, tops: list[list[str]], batch: int, steps: int, rounds: int, 
     from agegender.training.flops import train_step_flops
     from agegender.training.phases import compile_model, set_trainable
     from agegender.training.setup import batches_per_epoch
-    from benchmarks.common.random_faces import random_faces, write_random_splits
+    from benchmarks.common.face_arrays import random_faces, write_random_splits
 
     family = get_family(model)
     if family.pretrained is None:
@@ -295,13 +306,12 @@ def top(model: str, tops: list[list[str]], batch: int, steps: int, rounds: int, 
                 run(key)
             ratios = {k: [] for k in keys[1:]}
             for r in range(rounds):
-                rates = {key: run(key) for key in keys[r % len(keys):] + keys[:r % len(keys)]}  # each first in turn
+                rates = {key: run(key) for key in _turned(keys, r)}
                 for k in keys[1:]:
                     ratios[k].append(rates[k] / rates[keys[0]])
                 print(f"  round {r + 1}: " + ", ".join(f"[{k}] {rates[k]:.0f} faces/s" for k in keys), flush=True)
             for k, rs in ratios.items():
-                print(f"  [{k}] against [{keys[0]}]: median ratio {np.median(rs):.2f} (range {min(rs):.2f}-"
-                      f"{max(rs):.2f}), faster in {sum(q > 1 for q in rs)} of {rounds} rounds")
+                print(f"  [{k}] against [{keys[0]}]: " + _ratios_line(rs))
     for k in keys:
         print(f"[{k}]: {steps_of[k][4]:,} trainable parameters, {steps_of[k][3] / 1e9:.4f} GFLOP a face a step")
 
