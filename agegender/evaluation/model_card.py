@@ -85,6 +85,19 @@ def split_section(params: Params, quality: dict, summary: TrainSummary | None = 
             "not by person (see limitations).", ""]
 
 
+def _trained_here(recipe) -> str:
+    """Which layers of a pretrained network this recipe trains: what the card's reader needs to
+    know of what the model learned from this data and what it kept from the base."""
+    if recipe.cached_top:
+        return (f"the base's layers {', '.join(recipe.cached_top)} (from the features cache) and the "
+                "heads; the rest of the base as pretrained")
+    tune = recipe.fine_tune
+    if tune is not None and tune.frozen_epochs < recipe.epochs:
+        return (f"the heads, then from epoch {tune.frozen_epochs + 1} also the base's layers named "
+                f"{', '.join(p + '*' for p in tune.unfreeze)}; the rest of the base as pretrained")
+    return "the heads alone; the base as pretrained"
+
+
 def model_section(params: Params, summary: TrainSummary | None) -> list[str]:
     name = params.model
     spec = get_family(name)
@@ -92,7 +105,7 @@ def model_section(params: Params, summary: TrainSummary | None) -> list[str]:
              f"`{name}`: {spec.summary}. Input profile `{spec.profile}`, age output `{spec.age_output.kind}`"
              + (f" over bins `{spec.age_output.scheme.name}`" if spec.age_output.scheme else "") + ".", ""]
     if spec.provenance:
-        lines += [f"Pretrained base: {spec.provenance}.", ""]
+        lines += [f"Pretrained base: {spec.provenance}. Trained here: {_trained_here(params.recipe)}.", ""]
     if summary is not None:  # train_seconds counts every epoch, across a resume
         lines += [f"Trained {summary.epochs_run} epochs in {summary.train_seconds} s; "
                   + ("on train + val (final fit: no validation score); " if summary.final_fit

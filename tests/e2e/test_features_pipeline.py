@@ -64,6 +64,8 @@ def test_the_face_family_runs_from_the_pretrained_stage_to_its_cost_and_then_run
     assert cost["features_tflop"] > 0 and cost["train_tflop"] > 0
     # each rounded to 4 decimals in metrics.json, the total from the unrounded two
     assert cost["total_tflop"] == pytest.approx(cost["features_tflop"] + cost["train_tflop"], abs=1.5e-4)
+    card = (project / params["paths"]["model_card"]).read_text()
+    assert "Trained here: the base's layers conv_dw_13, conv_pw_13 (from the features cache)" in card
     assert "Running stage" not in _run([*DVC, "repro"], project)  # nothing fetched or run again
 
 

