@@ -42,7 +42,9 @@ def test_a_clone_pulls_from_the_remote_and_reproduces_nothing(trained_copy, tmp_
     # fail on them ("No file hash info found"); --allow-missing skips those, and status checks
     # that the main pipeline's outputs and the raw images all came
     _run([*DVC, "pull", "--allow-missing"], clone)
+    # the pretrained stage's files too: a team member offline gets the weights from the remote
     for path in (raw, "data/interim/labels.csv", "data/processed/test_images.npy",
+                 "models/pretrained/human-models/models/faceres.json",
                  "models/model.keras", "reports/train", "reports/predictions.csv", "reports/figures"):
         assert (clone / path).exists(), path
     status = _run([*DVC, "status", "dvc.yaml", f"{raw}.dvc"], clone)
