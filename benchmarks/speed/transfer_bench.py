@@ -250,7 +250,7 @@ def top(model: str, tops: list[list[str]], batch: int, steps: int, rounds: int, 
     from agegender.training.flops import train_step_flops
     from agegender.training.phases import compile_model, set_trainable
     from agegender.training.setup import batches_per_epoch
-    from benchmarks.common.face_arrays import random_faces, write_random_splits
+    from benchmarks.common.face_arrays import write_random_splits
 
     family = get_family(model)
     if family.pretrained is None:
@@ -260,12 +260,13 @@ def top(model: str, tops: list[list[str]], batch: int, steps: int, rounds: int, 
         raise SystemExit(f"--top names the same list twice: {', '.join(keys)}")
     print(machine())
     raw = load_params(ROOT / "params.yaml").model_dump(exclude_unset=True, mode="json")
-    labels = random_faces((1, 1, 1), batch)[1]
     steps_of, stages_of = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         data = write_random_splits(tmp / "faces", get_profile(family.profile).shape, faces)
         train, val = load_split(data, "train"), load_split(data, "val")
+        # the step's one batch of targets: the first train faces' labels (repeated if fewer)
+        y = keras_targets(np.resize(train[1], (batch, train[1].shape[1])), family.age_output)
         for key, names in zip(keys, tops):
             # what the train stage runs whatever params.yaml says of these: float32, a val split
             block = {**_random_base_block(raw, model), "cached_top": names, "epochs": epochs,
@@ -279,7 +280,6 @@ def top(model: str, tops: list[list[str]], batch: int, steps: int, rounds: int, 
             compile_model(head, family, params.recipe, batches_per_epoch(len(train[1]), batch))
             # the cache's features are the output of a ReLU: non-negative
             x = np.random.default_rng(0).uniform(0, 3, (batch, *head.input_shape[1:])).astype(np.float32)
-            y = keras_targets(labels, family.age_output)
             trainable = sum(int(np.prod(w.shape)) for w in head.trainable_weights)
             steps_of[key] = (head, x, y, train_step_flops(head, batch).total / batch, trainable)
             cache = tmp / f"features_{len(stages_of)}"
